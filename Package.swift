@@ -1,0 +1,38 @@
+// swift-tools-version:6.0
+// cofi — CoFi structured pruning for BERT-family models, in Swift.
+// Layers (each imports only the ones above it):  CBLAS/Accelerate → Tensor → BERT → cofi (CLI), cofi-bench.
+import PackageDescription
+
+/// Release builds target the haswell level (AVX2 + FMA) on Linux x86-64 so the SIMD kernels vectorise fully.
+let simdFlags: [SwiftSetting] = [
+    .unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma", "-target-cpu", "haswell"], .when(platforms: [.linux], configuration: .release)),
+]
+
+let package = Package(
+    name: "cofi",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "cofi", targets: ["cofi"]),
+        .executable(name: "cofi-bench", targets: ["cofi-bench"]),
+        .library(name: "Tensor", targets: ["Tensor"]),
+        .library(name: "BERT", targets: ["BERT"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", providers: [.apt(["libopenblas-dev"])]),
+        .target(
+            name: "Tensor",
+            dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))],
+            swiftSettings: simdFlags),
+        .target(name: "BERT", dependencies: ["Tensor"], swiftSettings: simdFlags),
+        .executableTarget(
+            name: "cofi",
+            dependencies: ["BERT", "Tensor", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "cofi-bench", dependencies: ["BERT", "Tensor"], swiftSettings: simdFlags),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "BERTTests", dependencies: ["BERT", "Tensor"], resources: [.copy("Fixtures")]),
+    ],
+    swiftLanguageModes: [.v5]
+)
