@@ -1,0 +1,124 @@
+import Foundation
+import XCTest
+@testable import Tensor
+
+/// Fast kernels against their naive twins.
+final class KernelTests: XCTestCase {
+    func testGemmMatchesNaiveForAllTranspositions() {
+        var rng = Xoshiro256(seed: 1)
+        // The large case is split across threads by BLAS.gemm.
+        for (m, n, k) in [(3, 5, 4), (17, 9, 33), (200, 150, 90)] {
+            for transA in [false, true] { for transB in [false, true] {
+                let a = Tensor.randomNormal(shape: [m * k], using: &rng), b = Tensor.randomNormal(shape: [k * n], using: &rng)
+                let c0 = Tensor.randomNormal(shape: [m * n], using: &rng)
+                var fast = c0, slow = c0
+                a.withPointer { ap in b.withPointer { bp in
+                    let lda = transA ? m : k, ldb = transB ? k : n
+                    fast.withMutablePointer { cp in
+                        BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: ap, lda: lda,
+                                  b: bp, ldb: ldb, beta: 2, c: cp, ldc: n)
+                    }
+                    slow.withMutablePointer { cp in
+                        BLAS.gemmNaive(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: ap, lda: lda,
+                                       b: bp, ldb: ldb, beta: 2, c: cp, ldc: n)
+                    }
+                } }
+                let d = fast.maxAbsDifference(slow)
+                XCTAssertLessThan(d, 1e-3 * Float(k).squareRoot(), "gemm \(m)x\(n)x\(k) tA=\(transA) tB=\(transB)")
+            } }
+        }
+    }
+
+    func testVectorExpMatchesLibm() {
+        var worst: Float = 0
+        var x: Float = -87
+        while x < 88 {
+            let v = FastMath.exp(FastMath.V(repeating: x))[0]
+            let r = FastMath.Reference.exp(x)
+            worst = max(worst, abs(v - r) / r)
+            x += 0.0137
+        }
+        print("exp: max relative error \(worst)")
+        XCTAssertLessThan(worst, 3e-7)
+        XCTAssertEqual(FastMath.exp(FastMath.V(repeating: -10000))[0], 0)
+        XCTAssertEqual(FastMath.exp(FastMath.V(repeating: 0))[0], 1)
+    }
+
+    func testVectorErfMatchesLibm() {
+        var worst: Float = 0
+        var x: Float = -6
+        while x < 6 {
+            let v = FastMath.erf(FastMath.V(repeating: x))[0]
+            worst = max(worst, abs(v - FastMath.Reference.erf(x)))
+            x += 0.00123
+        }
+        print("erf: max absolute error \(worst)")
+        XCTAssertLessThan(worst, 5e-7)
+    }
+
+    func testGeluKernelsMatchNaive() {
+        var rng = Xoshiro256(seed: 2)
+        let n = 100_003  // not a multiple of 8, large enough to be split across threads
+        let x = Tensor.randomNormal(shape: [n], std: 3, using: &rng)
+        let dy = Tensor.randomNormal(shape: [n], using: &rng)
+        var y = Tensor(zeros: [n]), dx = Tensor(zeros: [n])
+        x.withPointer { xp in
+            y.withMutablePointer { Kernels.geluForward(xp, $0, n) }
+            dy.withPointer { gp in dx.withMutablePointer { Kernels.geluBackward(xp, gp, $0, n) } }
+        }
+        var worstY: Float = 0, worstD: Float = 0
+        for i in 0..<n {
+            worstY = max(worstY, abs(y.scalars[i] - Kernels.Naive.gelu(x.scalars[i])))
+            worstD = max(worstD, abs(dx.scalars[i] - dy.scalars[i] * Kernels.Naive.geluDerivative(x.scalars[i])))
+        }
+        print("gelu: max abs error \(worstY), derivative \(worstD)")
+        XCTAssertLessThan(worstY, 2e-6)
+        XCTAssertLessThan(worstD, 2e-6)
+        // Short inputs take the tail path only.
+        var small = [Float](repeating: 0, count: 3)
+        [Float(-1), 0, 2].withUnsafeBufferPointer { xp in small.withUnsafeMutableBufferPointer {
+            Kernels.geluForward(xp.baseAddress!, $0.baseAddress!, 3)
+        } }
+        XCTAssertEqual(small[2], Kernels.Naive.gelu(2), accuracy: 1e-6)
+    }
+
+    func testSoftmaxRowMatchesNaive() {
+        var rng = Xoshiro256(seed: 3)
+        for n in [1, 7, 8, 131] {
+            let x = Tensor.randomNormal(shape: [n], std: 4, using: &rng)
+            var y = [Float](repeating: 0, count: n)
+            x.withPointer { xp in y.withUnsafeMutableBufferPointer { Kernels.softmaxRow(xp, $0.baseAddress!, n) } }
+            let r = Kernels.Naive.softmax(x.scalars)
+            for i in 0..<n { XCTAssertEqual(y[i], r[i], accuracy: 1e-6) }
+        }
+    }
+
+    func testLayerNormMatchesDoublePrecision() {
+        var rng = Xoshiro256(seed: 4)
+        let x = Variable(Tensor.randomNormal(shape: [3, 10], mean: 5, std: 2, using: &rng))
+        let g = Variable(Tensor.randomNormal(shape: [10], using: &rng)), b = Variable(Tensor.randomNormal(shape: [10], using: &rng))
+        let keep = (0..<10).map { $0 % 3 != 1 }
+        let y = layerNorm(x, gamma: g, beta: b, eps: 1e-12, keep: keep).value
+        for r in 0..<3 {
+            let row = (0..<10).map { Double(x.value.scalars[r * 10 + $0]) }
+            let kept = row.indices.filter { keep[$0] }
+            let mean = kept.map { row[$0] }.reduce(0, +) / Double(kept.count)
+            let variance = kept.map { (row[$0] - mean) * (row[$0] - mean) }.reduce(0, +) / Double(kept.count)
+            for i in 0..<10 {
+                let expect = keep[i] ? (row[i] - mean) / (variance + 1e-12).squareRoot() * Double(g.value.scalars[i]) + Double(b.value.scalars[i]) : row[i]
+                XCTAssertEqual(Double(y.scalars[r * 10 + i]), expect, accuracy: 1e-5)
+            }
+        }
+    }
+
+    func testRNGIsDeterministicAndUniform() {
+        var a = Xoshiro256(seed: 57), b = Xoshiro256(seed: 57)
+        for _ in 0..<10 { XCTAssertEqual(a.next(), b.next()) }
+        var c = Xoshiro256(seed: 58)
+        XCTAssertNotEqual(a.next(), c.next())
+        var s = 0.0, s2 = 0.0
+        for _ in 0..<100_000 { let x = Double(a.nextNormal()); s += x; s2 += x * x }
+        XCTAssertEqual(s / 100_000, 0, accuracy: 0.02)
+        XCTAssertEqual(s2 / 100_000, 1, accuracy: 0.02)
+    }
+}
