@@ -1,0 +1,453 @@
+// BertConfig: the hyper-parameters of a BERT encoder, read from and written to a Hugging Face `config.json`.
+
+import Foundation
+
+/// The hyper-parameters of a BERT encoder, mirroring Hugging Face `config.json` (`BertConfig` in transformers)
+/// field by field. Swift names are the camel-cased JSON names; absent optional keys take the Hugging Face
+/// defaults; unknown keys (`_name_or_path`, `transformers_version`, `use_cache`, …) are ignored.
+///
+/// `load(from:)` decodes *and* validates; decoding with a bare `JSONDecoder` does not validate.
+public struct BertConfig: Codable, Equatable, Sendable {
+    /// Rows of the word-embedding table `[V, D]`.
+    public var vocabSize: Int
+    /// Model width D.
+    public var hiddenSize: Int
+    /// Number of encoder layers L.
+    public var numHiddenLayers: Int
+    /// Attention heads H per layer; D = H · Dh.
+    public var numAttentionHeads: Int
+    /// Width of the feed-forward inner layer F (`[F, D]` and `[D, F]` weights).
+    public var intermediateSize: Int
+    /// Activation of the feed-forward layer; only "gelu" (the exact erf form) is supported.
+    public var hiddenAct: String
+    public var hiddenDropoutProb: Double
+    public var attentionProbsDropoutProb: Double
+    /// Rows of the position-embedding table `[P, D]`: the longest sequence the model accepts.
+    public var maxPositionEmbeddings: Int
+    /// Rows of the token-type (segment) embedding table `[S, D]`.
+    public var typeVocabSize: Int
+    /// Standard deviation of the normal initialisation of weights.
+    public var initializerRange: Double
+    public var layerNormEps: Double
+    public var padTokenId: Int
+    /// Only "absolute" (learned position embeddings) is supported.
+    public var positionEmbeddingType: String
+    /// Dropout before a classification head; nil means `hiddenDropoutProb`.
+    public var classifierDropout: Double?
+    /// Label names by class index, with the index as a string key ("0", "1", …) as in the JSON.
+    public var id2label: [String: String]?
+    public var label2id: [String: Int]?
+    /// Classes of a classification head: `num_labels`, else the size of `id2label`, else 2.
+    public var numLabels: Int
+    /// "single_label_classification", "multi_label_classification" or "regression", when set.
+    public var problemType: String?
+    /// "bert" when present.
+    public var modelType: String?
+    public var architectures: [String]?
+
+    /// Width of one attention head, Dh = D / H.
+    public var headDim: Int { hiddenSize / numAttentionHeads }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case vocabSize = "vocab_size"
+        case hiddenSize = "hidden_size"
+        case numHiddenLayers = "num_hidden_layers"
+        case numAttentionHeads = "num_attention_heads"
+        case intermediateSize = "intermediate_size"
+        case hiddenAct = "hidden_act"
+        case hiddenDropoutProb = "hidden_dropout_prob"
+        case attentionProbsDropoutProb = "attention_probs_dropout_prob"
+        case maxPositionEmbeddings = "max_position_embeddings"
+        case typeVocabSize = "type_vocab_size"
+        case initializerRange = "initializer_range"
+        case layerNormEps = "layer_norm_eps"
+        case padTokenId = "pad_token_id"
+        case positionEmbeddingType = "position_embedding_type"
+        case classifierDropout = "classifier_dropout"
+        case id2label
+        case label2id
+        case numLabels = "num_labels"
+        case problemType = "problem_type"
+        case modelType = "model_type"
+        case architectures
+
+        /// What the JSON value must be, for messages.
+        var expected: String {
+            switch self {
+            case .vocabSize, .hiddenSize, .numHiddenLayers, .numAttentionHeads, .intermediateSize,
+                 .maxPositionEmbeddings, .typeVocabSize, .padTokenId, .numLabels:
+                return "an integer"
+            case .hiddenDropoutProb, .attentionProbsDropoutProb, .initializerRange, .layerNormEps, .classifierDropout:
+                return "a number"
+            case .hiddenAct, .positionEmbeddingType, .problemType, .modelType:
+                return "a string"
+            case .id2label: return "an object of strings"
+            case .label2id: return "an object of integers"
+            case .architectures: return "an array of strings"
+            }
+        }
+    }
+
+    /// A configuration with the Hugging Face defaults for everything but the five sizes.
+    /// `numLabels` nil means `id2label?.count ?? 2`.
+    public init(vocabSize: Int,
+                hiddenSize: Int,
+                numHiddenLayers: Int,
+                numAttentionHeads: Int,
+                intermediateSize: Int,
+                hiddenAct: String = "gelu",
+                hiddenDropoutProb: Double = 0.1,
+                attentionProbsDropoutProb: Double = 0.1,
+                maxPositionEmbeddings: Int = 512,
+                typeVocabSize: Int = 2,
+                initializerRange: Double = 0.02,
+                layerNormEps: Double = 1e-12,
+                padTokenId: Int = 0,
+                positionEmbeddingType: String = "absolute",
+                classifierDropout: Double? = nil,
+                id2label: [String: String]? = nil,
+                label2id: [String: Int]? = nil,
+                numLabels: Int? = nil,
+                problemType: String? = nil,
+                modelType: String? = nil,
+                architectures: [String]? = nil) {
+        self.vocabSize = vocabSize
+        self.hiddenSize = hiddenSize
+        self.numHiddenLayers = numHiddenLayers
+        self.numAttentionHeads = numAttentionHeads
+        self.intermediateSize = intermediateSize
+        self.hiddenAct = hiddenAct
+        self.hiddenDropoutProb = hiddenDropoutProb
+        self.attentionProbsDropoutProb = attentionProbsDropoutProb
+        self.maxPositionEmbeddings = maxPositionEmbeddings
+        self.typeVocabSize = typeVocabSize
+        self.initializerRange = initializerRange
+        self.layerNormEps = layerNormEps
+        self.padTokenId = padTokenId
+        self.positionEmbeddingType = positionEmbeddingType
+        self.classifierDropout = classifierDropout
+        self.id2label = id2label
+        self.label2id = label2id
+        self.numLabels = numLabels ?? id2label?.count ?? 2
+        self.problemType = problemType
+        self.modelType = modelType
+        self.architectures = architectures
+    }
+
+    /// Decodes the JSON keys; absent (or null) optional keys take their defaults. Does not validate.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let id2label = try c.decodeIfPresent([String: String].self, forKey: .id2label)
+        self.init(
+            vocabSize: try c.decode(Int.self, forKey: .vocabSize),
+            hiddenSize: try c.decode(Int.self, forKey: .hiddenSize),
+            numHiddenLayers: try c.decode(Int.self, forKey: .numHiddenLayers),
+            numAttentionHeads: try c.decode(Int.self, forKey: .numAttentionHeads),
+            intermediateSize: try c.decode(Int.self, forKey: .intermediateSize),
+            hiddenAct: try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? "gelu",
+            hiddenDropoutProb: try c.decodeIfPresent(Double.self, forKey: .hiddenDropoutProb) ?? 0.1,
+            attentionProbsDropoutProb: try c.decodeIfPresent(Double.self, forKey: .attentionProbsDropoutProb) ?? 0.1,
+            maxPositionEmbeddings: try c.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings) ?? 512,
+            typeVocabSize: try c.decodeIfPresent(Int.self, forKey: .typeVocabSize) ?? 2,
+            initializerRange: try c.decodeIfPresent(Double.self, forKey: .initializerRange) ?? 0.02,
+            layerNormEps: try c.decodeIfPresent(Double.self, forKey: .layerNormEps) ?? 1e-12,
+            padTokenId: try c.decodeIfPresent(Int.self, forKey: .padTokenId) ?? 0,
+            positionEmbeddingType: try c.decodeIfPresent(String.self, forKey: .positionEmbeddingType) ?? "absolute",
+            classifierDropout: try c.decodeIfPresent(Double.self, forKey: .classifierDropout),
+            id2label: id2label,
+            label2id: try c.decodeIfPresent([String: Int].self, forKey: .label2id),
+            numLabels: try c.decodeIfPresent(Int.self, forKey: .numLabels),
+            problemType: try c.decodeIfPresent(String.self, forKey: .problemType),
+            modelType: try c.decodeIfPresent(String.self, forKey: .modelType),
+            architectures: try c.decodeIfPresent([String].self, forKey: .architectures))
+    }
+
+    /// Encodes every field under its Hugging Face key; nil optionals are left out.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(vocabSize, forKey: .vocabSize)
+        try c.encode(hiddenSize, forKey: .hiddenSize)
+        try c.encode(numHiddenLayers, forKey: .numHiddenLayers)
+        try c.encode(numAttentionHeads, forKey: .numAttentionHeads)
+        try c.encode(intermediateSize, forKey: .intermediateSize)
+        try c.encode(hiddenAct, forKey: .hiddenAct)
+        try c.encode(hiddenDropoutProb, forKey: .hiddenDropoutProb)
+        try c.encode(attentionProbsDropoutProb, forKey: .attentionProbsDropoutProb)
+        try c.encode(maxPositionEmbeddings, forKey: .maxPositionEmbeddings)
+        try c.encode(typeVocabSize, forKey: .typeVocabSize)
+        try c.encode(initializerRange, forKey: .initializerRange)
+        try c.encode(layerNormEps, forKey: .layerNormEps)
+        try c.encode(padTokenId, forKey: .padTokenId)
+        try c.encode(positionEmbeddingType, forKey: .positionEmbeddingType)
+        try c.encodeIfPresent(classifierDropout, forKey: .classifierDropout)
+        try c.encodeIfPresent(id2label, forKey: .id2label)
+        try c.encodeIfPresent(label2id, forKey: .label2id)
+        try c.encode(numLabels, forKey: .numLabels)
+        try c.encodeIfPresent(problemType, forKey: .problemType)
+        try c.encodeIfPresent(modelType, forKey: .modelType)
+        try c.encodeIfPresent(architectures, forKey: .architectures)
+    }
+}
+
+// MARK: - Loading, validation, writing
+
+extension BertConfig {
+    /// Reads, decodes and validates the `config.json` at `url`. Throws `BertConfigError` naming the file, the
+    /// key and what was expected: unreadable file, invalid JSON, a missing required key, a value of the wrong
+    /// type, or a value `validate(file:)` rejects.
+    public static func load(from url: URL) throws -> BertConfig {
+        let path = url.path
+        let data: Data
+        do {
+            data = try Data(contentsOf: url)
+        } catch {
+            throw BertConfigError(path: path, message: "cannot read the file: \(error.localizedDescription)")
+        }
+        let config: BertConfig
+        do {
+            config = try JSONDecoder().decode(BertConfig.self, from: data)
+        } catch let error as DecodingError {
+            let (key, message) = describe(error, data: data)
+            throw BertConfigError(path: path, key: key, message: message)
+        }
+        try config.validate(file: path)
+        return config
+    }
+
+    /// Checks the values: `model_type` (if present) is "bert"; sizes are positive; `hidden_size` divides into
+    /// `num_attention_heads` heads; `hidden_act` is "gelu"; `position_embedding_type` is "absolute"; dropout
+    /// probabilities lie in [0, 1); `layer_norm_eps` is positive; `pad_token_id` is a vocabulary index;
+    /// `id2label` (if present) has keys 0 ..< `num_labels`. `file` names the source in the error.
+    public func validate(file: String = "BertConfig") throws {
+        func fail(_ key: CodingKeys, _ message: String) -> BertConfigError {
+            BertConfigError(path: file, key: key.rawValue, message: message)
+        }
+        if let modelType, modelType != "bert" {
+            throw fail(.modelType, "model_type '\(modelType)' is not supported: only BERT-family 'bert' configs are supported")
+        }
+        let sizes: [(CodingKeys, Int)] = [
+            (.vocabSize, vocabSize), (.hiddenSize, hiddenSize), (.numHiddenLayers, numHiddenLayers),
+            (.numAttentionHeads, numAttentionHeads), (.intermediateSize, intermediateSize),
+            (.maxPositionEmbeddings, maxPositionEmbeddings), (.typeVocabSize, typeVocabSize), (.numLabels, numLabels),
+        ]
+        for (key, value) in sizes where value <= 0 {
+            throw fail(key, "key '\(key.rawValue)' = \(value) must be positive")
+        }
+        guard hiddenSize % numAttentionHeads == 0 else {
+            throw fail(.hiddenSize, "key 'hidden_size' = \(hiddenSize) is not divisible by num_attention_heads = \(numAttentionHeads)")
+        }
+        guard hiddenAct == "gelu" else {
+            throw fail(.hiddenAct, "hidden_act '\(hiddenAct)' is not supported (expected 'gelu')")
+        }
+        guard positionEmbeddingType == "absolute" else {
+            throw fail(.positionEmbeddingType,
+                       "position_embedding_type '\(positionEmbeddingType)' is not supported (expected 'absolute')")
+        }
+        var probabilities: [(CodingKeys, Double)] = [
+            (.hiddenDropoutProb, hiddenDropoutProb), (.attentionProbsDropoutProb, attentionProbsDropoutProb),
+        ]
+        if let classifierDropout { probabilities.append((.classifierDropout, classifierDropout)) }
+        for (key, p) in probabilities where !(p >= 0 && p < 1) {
+            throw fail(key, "key '\(key.rawValue)' = \(p) is outside [0, 1)")
+        }
+        guard layerNormEps > 0, layerNormEps.isFinite else {
+            throw fail(.layerNormEps, "key 'layer_norm_eps' = \(layerNormEps) must be a positive number")
+        }
+        guard initializerRange >= 0, initializerRange.isFinite else {
+            throw fail(.initializerRange, "key 'initializer_range' = \(initializerRange) must be a non-negative number")
+        }
+        guard (0..<vocabSize).contains(padTokenId) else {
+            throw fail(.padTokenId, "key 'pad_token_id' = \(padTokenId) is outside [0, vocab_size = \(vocabSize))")
+        }
+        if let id2label {
+            guard id2label.count == numLabels else {
+                throw fail(.numLabels, "key 'num_labels' = \(numLabels) disagrees with id2label, which has \(id2label.count) entries")
+            }
+            let ids = Set(id2label.keys.compactMap { Int($0) })
+            guard ids == Set(0..<numLabels) else {
+                let keys = id2label.keys.sorted().map { "'\($0)'" }.joined(separator: ", ")
+                throw fail(.id2label, "key 'id2label' has keys \(keys), expected the class indices '0' … '\(numLabels - 1)'")
+            }
+        }
+    }
+
+    /// Writes the configuration to `url` as pretty-printed JSON with the Hugging Face key names (sorted, as
+    /// `save_pretrained` does), after validating it. Atomic: Foundation writes a temporary file in the same
+    /// directory and renames it over `url`, so a reader never sees half a file.
+    public func write(to url: URL) throws {
+        try validate(file: url.path)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        do {
+            var data = try encoder.encode(self)
+            data.append(UInt8(ascii: "\n"))
+            try data.write(to: url, options: .atomic)
+        } catch {
+            throw BertConfigError(path: url.path, message: "cannot write the file: \(error.localizedDescription)")
+        }
+    }
+
+    /// A `DecodingError` as the key at fault and a message naming it and what was expected vs found.
+    private static func describe(_ error: DecodingError, data: Data) -> (key: String?, message: String) {
+        func dotted(_ path: [CodingKey]) -> String { path.map(\.stringValue).joined(separator: ".") }
+        func expected(_ path: [CodingKey], _ type: Any.Type) -> String {
+            if path.count == 1, let key = CodingKeys(stringValue: path[0].stringValue) { return key.expected }
+            return JSONNode.describe(type)
+        }
+        func found(_ path: [CodingKey]) -> String {
+            guard let root = try? JSONDecoder().decode(JSONNode.self, from: data), let node = root.at(path) else {
+                return "a value of another type"
+            }
+            return node.summary
+        }
+
+        switch error {
+        case .keyNotFound(let key, let context):
+            let path = context.codingPath + [key]
+            let name = dotted(path)
+            if path.count == 1, let k = CodingKeys(stringValue: key.stringValue) {
+                return (name, "missing required key '\(name)' (\(k.expected))")
+            }
+            return (name, "missing required key '\(name)'")
+        case .typeMismatch(let type, let context):
+            let path = context.codingPath
+            if path.isEmpty { return (nil, "expected a JSON object at the top level, found \(found(path))") }
+            return (dotted(path), "key '\(dotted(path))': expected \(expected(path, type)), found \(found(path))")
+        case .valueNotFound(let type, let context):
+            let path = context.codingPath
+            if path.isEmpty { return (nil, "expected a JSON object at the top level, found null") }
+            return (dotted(path), "key '\(dotted(path))': expected \(expected(path, type)), found null")
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty {
+                if let (key, message) = nonIntegerNumber(data) { return (key, message) }
+                return (nil, "not valid JSON: \(jsonSyntaxError(data))")
+            }
+            let path = context.codingPath
+            return (dotted(path), "key '\(dotted(path))': \(context.debugDescription) (expected \(expected(path, Any.self)))")
+        @unknown default:
+            return (nil, "cannot decode: \(error)")
+        }
+    }
+
+    /// The first integer-valued key holding a fractional or out-of-range number, for which JSONDecoder throws
+    /// a bare "not valid JSON" with no coding path. Nil if there is none (the JSON is then really invalid).
+    private static func nonIntegerNumber(_ data: Data) -> (key: String, message: String)? {
+        guard let root = try? JSONDecoder().decode(JSONNode.self, from: data), case .object(let members) = root else {
+            return nil
+        }
+        for key in CodingKeys.allCases {
+            guard let node = members[key.rawValue] else { continue }
+            if key.expected == "an integer", case .number = node {
+                return (key.rawValue, "key '\(key.rawValue)': expected an integer, found \(node.summary)")
+            }
+            if key == .label2id, case .object(let labels) = node {
+                for (label, value) in labels.sorted(by: { $0.key < $1.key }) {
+                    if case .number = value {
+                        return ("label2id.\(label)", "key 'label2id.\(label)': expected an integer, found \(value.summary)")
+                    }
+                }
+            }
+        }
+        return nil
+    }
+
+    /// Where and why `data` fails to parse. JSONDecoder says only "not valid JSON"; JSONSerialization says
+    /// "… around character N", to which the line number is added.
+    private static func jsonSyntaxError(_ data: Data) -> String {
+        do {
+            _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+            return "the data is not valid JSON"
+        } catch {
+            guard let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String else {
+                return error.localizedDescription
+            }
+            guard let range = detail.range(of: #"character \d+"#, options: .regularExpression),
+                  let offset = Int(detail[range].dropFirst("character ".count)) else {
+                return detail
+            }
+            let line = data.prefix(offset).reduce(1) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }
+            let sentence = detail.hasSuffix(".") ? String(detail.dropLast()) : detail
+            return "\(sentence) (line \(line))"
+        }
+    }
+}
+
+/// An invalid or unreadable `config.json`. `description` reads "<path>: <message>"; the message names the key
+/// and what was expected vs found.
+public struct BertConfigError: Error, CustomStringConvertible, Equatable {
+    /// The file read or written (or the label given to `BertConfig.validate(file:)`).
+    public let path: String
+    /// The JSON key at fault (dotted for nested keys), when there is one.
+    public let key: String?
+    public let message: String
+
+    public init(path: String, key: String? = nil, message: String) {
+        self.path = path
+        self.key = key
+        self.message = message
+    }
+
+    public var description: String { "\(path): \(message)" }
+}
+
+// MARK: - JSON for messages
+
+/// A parsed JSON value, used only to say what was found where a decode failed.
+private indirect enum JSONNode: Decodable {
+    case null, bool(Bool), integer(Int), number(Double), string(String), array([JSONNode]), object([String: JSONNode])
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null }
+        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let i = try? c.decode(Int.self) { self = .integer(i) }
+        else if let d = try? c.decode(Double.self) { self = .number(d) }
+        else if let s = try? c.decode(String.self) { self = .string(s) }
+        else if let a = try? c.decode([JSONNode].self) { self = .array(a) }
+        else { self = .object(try c.decode([String: JSONNode].self)) }
+    }
+
+    /// The value at a decoding path (object members by name, array elements by index).
+    func at(_ path: [CodingKey]) -> JSONNode? {
+        var node = self
+        for key in path {
+            switch node {
+            case .object(let members):
+                guard let next = members[key.stringValue] else { return nil }
+                node = next
+            case .array(let elements):
+                guard let i = key.intValue, elements.indices.contains(i) else { return nil }
+                node = elements[i]
+            default:
+                return nil
+            }
+        }
+        return node
+    }
+
+    /// "a string (\"12\")", "a non-integer number (2.5)", "an array", … for messages.
+    var summary: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let b): return "a boolean (\(b))"
+        case .integer(let i): return "an integer (\(i))"
+        case .number(let d): return d == d.rounded() ? "a number too large for an integer (\(d))" : "a non-integer number (\(d))"
+        case .string(let s): return "a string (\"\(s)\")"
+        case .array: return "an array"
+        case .object: return "an object"
+        }
+    }
+
+    /// The JSON kind a Swift type decodes from.
+    static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is Int.Type: return "an integer"
+        case is Double.Type: return "a number"
+        case is String.Type: return "a string"
+        case is Bool.Type: return "a boolean"
+        case is [String: String].Type, is [String: Int].Type: return "an object"
+        case is [String].Type: return "an array"
+        default: return "a value of the right type"
+        }
+    }
+}
