@@ -1,0 +1,243 @@
+/// The BERT encoder with CoFi's mask hooks, and its task heads. Every layer has its own shape (`BertShape`).
+/// Stored properties are the sub-modules and parameters, named as in Hugging Face checkpoints.
+
+/// y = x·Wᵀ + b with W [out, in].
+public struct Linear {
+    public let weight: Variable
+    public let bias: Variable
+    public var inFeatures: Int { weight.shape[1] }
+    public var outFeatures: Int { weight.shape[0] }
+    public func callAsFunction(_ x: Variable) -> Variable { linear(x, weight: weight, bias: bias) }
+}
+
+/// LayerNorm gain (`weight`) and bias.
+public struct LayerNormWeights {
+    public let weight: Variable
+    public let bias: Variable
+}
+
+/// word + position + token-type embeddings, then LayerNorm and dropout.
+public struct BertEmbeddings {
+    public let wordEmbeddings: Variable       // [V, D]
+    public let positionEmbeddings: Variable   // [P, D]
+    public let tokenTypeEmbeddings: Variable  // [types, D]
+    public let layerNorm: LayerNormWeights
+}
+
+/// Multi-head self-attention plus its output projection and LayerNorm (`attention.self` + `attention.output`).
+public struct BertAttention {
+    public let heads: Int
+    public let query: Linear, key: Linear, value: Linear  // [H·Dh, D]
+    public let output: Linear                             // [D, H·Dh]
+    public let layerNorm: LayerNormWeights
+}
+
+/// The FFN: `intermediate.dense` (D → I, GELU) and `output.dense` (I → D) with its LayerNorm.
+public struct BertFeedForward {
+    public let intermediate: Linear
+    public let output: Linear
+    public let layerNorm: LayerNormWeights
+}
+
+/// One encoder layer; a nil sublayer is the identity.
+public struct BertLayer {
+    public let attention: BertAttention?
+    public let feedForward: BertFeedForward?
+}
+
+/// What the model is asked to predict.
+public enum TaskHeadKind: Equatable, Sendable {
+    /// Sequence classification into `labels` classes (pooler → dropout → linear).
+    case classification(labels: Int)
+    /// Sequence regression (one output; STS-B style).
+    case regression
+    /// Extractive QA: start and end logits per token.
+    case span
+
+    /// Output width of the head's linear layer.
+    public var outputs: Int {
+        switch self {
+        case .classification(let n): return n
+        case .regression: return 1
+        case .span: return 2
+        }
+    }
+
+    /// The checkpoint prefix of the head's linear layer.
+    public var checkpointPrefix: String {
+        switch self {
+        case .classification, .regression: return "classifier"
+        case .span: return "qa_outputs"
+        }
+    }
+
+    /// Whether the head reads the pooler output (sequence-level tasks).
+    public var usesPooler: Bool { self != .span }
+}
+
+/// A batch of token ids [B, T], row-major, with the attention mask (1 real, 0 padding) and token types.
+public struct BertBatch {
+    public let batch: Int
+    public let seqLen: Int
+    public let inputIds: [Int]
+    public let attentionMask: [Int]
+    public let tokenTypeIds: [Int]
+
+    public init(batch: Int, seqLen: Int, inputIds: [Int], attentionMask: [Int]? = nil, tokenTypeIds: [Int]? = nil) {
+        precondition(inputIds.count == batch * seqLen, "inputIds must hold batch × seqLen ids")
+        self.batch = batch
+        self.seqLen = seqLen
+        self.inputIds = inputIds
+        self.attentionMask = attentionMask ?? Array(repeating: 1, count: batch * seqLen)
+        self.tokenTypeIds = tokenTypeIds ?? Array(repeating: 0, count: batch * seqLen)
+        precondition(self.attentionMask.count == inputIds.count && self.tokenTypeIds.count == inputIds.count,
+                     "attentionMask and tokenTypeIds must match inputIds")
+    }
+}
+
+/// Dropout switch and its random stream for one forward pass.
+public struct ForwardMode {
+    public var training: Bool
+    public var rng: Xoshiro256
+    /// Evaluation: no dropout.
+    public static var inference: ForwardMode { ForwardMode(training: false, rng: Xoshiro256(seed: 0)) }
+    public init(training: Bool, rng: Xoshiro256) {
+        self.training = training
+        self.rng = rng
+    }
+}
+
+/// The outputs of a forward pass.
+public struct BertOutput {
+    /// [embeddings, layer 1, …, layer L], each [B·T, D] (after the hidden mask, as CoFi distils them).
+    public var hiddenStates: [Variable]
+    /// Pooler output [B, poolerWidth], for sequence-level heads.
+    public var pooled: Variable?
+    /// Classification / regression logits [B, C], or nil for the span head.
+    public var logits: Variable?
+    /// Span head: start and end logits, each [B, T].
+    public var startLogits: Variable?
+    public var endLogits: Variable?
+}
+
+/// A BERT encoder with an optional pooler and task head.
+public final class BertModel {
+    public let config: BertConfig
+    public let shape: BertShape
+    public let embeddings: BertEmbeddings
+    public let layers: [BertLayer]
+    public let pooler: Linear?
+    public let head: Linear?
+    public let task: TaskHeadKind?
+
+    public init(config: BertConfig, shape: BertShape, embeddings: BertEmbeddings, layers: [BertLayer],
+                pooler: Linear?, head: Linear?, task: TaskHeadKind?) {
+        precondition(layers.count == shape.layers.count, "layer count does not match the shape")
+        self.config = config
+        self.shape = shape
+        self.embeddings = embeddings
+        self.layers = layers
+        self.pooler = pooler
+        self.head = head
+        self.task = task
+    }
+
+    var eps: Float { Float(config.layerNormEps) }
+
+    /// Runs the encoder (and head, if any) on `batch`, with CoFi `masks` applied where cofi-spec §1 puts them.
+    public func callAsFunction(_ batch: BertBatch, masks: MaskSet? = nil, mode: inout ForwardMode) -> BertOutput {
+        let B = batch.batch, T = batch.seqLen, D = shape.hiddenSize
+        precondition(T <= shape.maxPositions, "sequence length \(T) exceeds max_position_embeddings \(shape.maxPositions)")
+        let hiddenP = mode.training ? Float(config.hiddenDropoutProb) : 0
+        let attentionP = mode.training ? Float(config.attentionProbsDropoutProb) : 0
+        let zHidden = masks?.hidden
+        let keep = masks?.hiddenKeep
+
+        // Embeddings: word + position + token type → (⊙z) → LayerNorm → dropout → (⊙z).
+        let positions = (0..<(B * T)).map { $0 % T }
+        var x = embedding(embeddings.wordEmbeddings, ids: batch.inputIds)
+            + embedding(embeddings.positionEmbeddings, ids: positions)
+            + embedding(embeddings.tokenTypeEmbeddings, ids: batch.tokenTypeIds)
+        if let z = zHidden { x = x.scaledByGroups(z) }
+        x = layerNorm(x, gamma: embeddings.layerNorm.weight, beta: embeddings.layerNorm.bias, eps: eps, keep: keep)
+        x = dropout(x, p: hiddenP, rng: &mode.rng)
+        if let z = zHidden { x = x.scaledByGroups(z) }
+        var hiddenStates = [x]
+
+        let additive = batch.attentionMask.map { Float(1 - $0) * -10000 }
+        for (l, layer) in layers.enumerated() {
+            if let att = layer.attention, !(masks?.attentionIsOff(layer: l) ?? false) {
+                let q = att.query(x), k = att.key(x), v = att.value(x)
+                var ctx = attention(q: q, k: k, v: v, batch: B, seqLen: T, heads: att.heads, headDim: shape.headDim,
+                                    additiveMask: additive, dropout: attentionP, rng: &mode.rng)
+                if let z = masks?.heads[l] { ctx = ctx.scaledByGroups(z) }
+                var a = att.output(ctx)
+                if let z = masks?.attentionLayers[l] { a = a.scaledByGroups(z) }
+                if let z = zHidden { a = a.scaledByGroups(z) }
+                a = dropout(a, p: hiddenP, rng: &mode.rng)
+                x = layerNorm(a + x, gamma: att.layerNorm.weight, beta: att.layerNorm.bias, eps: eps, keep: keep)
+                if let z = zHidden { x = x.scaledByGroups(z) }
+            }
+            if let ffn = layer.feedForward, !(masks?.ffnIsOff(layer: l) ?? false) {
+                var u = gelu(ffn.intermediate(x))
+                if let z = masks?.intermediate[l] { u = u.scaledByGroups(z) }
+                var f = ffn.output(u)
+                if let z = masks?.ffnLayers[l] { f = f.scaledByGroups(z) }
+                if let z = zHidden { f = f.scaledByGroups(z) }
+                f = dropout(f, p: hiddenP, rng: &mode.rng)
+                x = layerNorm(f + x, gamma: ffn.layerNorm.weight, beta: ffn.layerNorm.bias, eps: eps, keep: keep)
+                if let z = zHidden { x = x.scaledByGroups(z) }
+            }
+            hiddenStates.append(x)
+        }
+
+        var out = BertOutput(hiddenStates: hiddenStates)
+        guard let task, let head else {
+            if let pooler { out.pooled = tanh(pooler(x.gatherRows((0..<B).map { $0 * T }))) }
+            _ = D
+            return out
+        }
+        if task.usesPooler {
+            guard let pooler else { preconditionFailure("a sequence-level head needs the pooler") }
+            let pooled = tanh(pooler(x.gatherRows((0..<B).map { $0 * T })))
+            out.pooled = pooled
+            let classifierP = mode.training ? Float(config.classifierDropout ?? config.hiddenDropoutProb) : 0
+            out.logits = head(dropout(pooled, p: classifierP, rng: &mode.rng))
+        } else {
+            let logits = head(x)  // [B·T, 2]
+            out.startLogits = logits.column(0).reshaped([B, T])
+            out.endLogits = logits.column(1).reshaped([B, T])
+        }
+        return out
+    }
+
+    /// Every parameter with its Hugging Face task-model name (encoder under `bert.`, head under `classifier.`
+    /// or `qa_outputs.`), in a fixed order.
+    public var namedParameters: [(String, Variable)] {
+        var p: [(String, Variable)] = []
+        func lin(_ name: String, _ l: Linear) { p += [(name + ".weight", l.weight), (name + ".bias", l.bias)] }
+        func ln(_ name: String, _ n: LayerNormWeights) { p += [(name + ".weight", n.weight), (name + ".bias", n.bias)] }
+        p.append(("bert.embeddings.word_embeddings.weight", embeddings.wordEmbeddings))
+        p.append(("bert.embeddings.position_embeddings.weight", embeddings.positionEmbeddings))
+        p.append(("bert.embeddings.token_type_embeddings.weight", embeddings.tokenTypeEmbeddings))
+        ln("bert.embeddings.LayerNorm", embeddings.layerNorm)
+        for (l, layer) in layers.enumerated() {
+            let pre = "bert.encoder.layer.\(l)."
+            if let a = layer.attention {
+                lin(pre + "attention.self.query", a.query)
+                lin(pre + "attention.self.key", a.key)
+                lin(pre + "attention.self.value", a.value)
+                lin(pre + "attention.output.dense", a.output)
+                ln(pre + "attention.output.LayerNorm", a.layerNorm)
+            }
+            if let f = layer.feedForward {
+                lin(pre + "intermediate.dense", f.intermediate)
+                lin(pre + "output.dense", f.output)
+                ln(pre + "output.LayerNorm", f.layerNorm)
+            }
+        }
+        if let pooler { lin("bert.pooler.dense", pooler) }
+        if let head, let task { lin(task.checkpointPrefix, head) }
+        return p
+    }
+}

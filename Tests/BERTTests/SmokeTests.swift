@@ -1,3 +1,0 @@
-import XCTest
-@testable import BERT
-final class BERTSmokeTests: XCTestCase { func testBuilds() { XCTAssertEqual(Tensor(zeros: [2, 3]).count, 6) } }
