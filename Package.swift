@@ -33,6 +33,7 @@ let package = Package(
         .executableTarget(name: "cofi-bench", dependencies: ["BERT", "Tensor"], swiftSettings: simdFlags),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "BERTTests", dependencies: ["BERT", "Tensor"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CLITests", dependencies: ["cofi"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,67 @@
+import Foundation
+import XCTest
+
+/// The `cofi` executable, run as a user runs it.
+final class CLITests: XCTestCase {
+    var productsDirectory: URL {
+        #if os(macOS)
+        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
+            return bundle.bundleURL.deletingLastPathComponent()
+        }
+        fatalError("couldn't find the products directory")
+        #else
+        return Bundle.main.bundleURL
+        #endif
+    }
+
+    var assets: URL {
+        if let dir = ProcessInfo.processInfo.environment["COFI_ASSETS"] { return URL(fileURLWithPath: dir) }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(".assets")
+    }
+
+    /// Runs `cofi args…` and returns (exit status, stdout, stderr).
+    func cofi(_ args: [String]) throws -> (Int32, String, String) {
+        let p = Process()
+        p.executableURL = productsDirectory.appendingPathComponent("cofi")
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    func testHelpAndVersion() throws {
+        let (s1, help, _) = try cofi(["--help"])
+        XCTAssertEqual(s1, 0)
+        XCTAssertTrue(help.contains("inspect"))
+        let (s2, version, _) = try cofi(["--version"])
+        XCTAssertEqual(s2, 0)
+        XCTAssertTrue(version.trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("0."))
+    }
+
+    func testInspectMiniLM() throws {
+        let dir = assets.appendingPathComponent("all-MiniLM-L6-v2").path
+        let (status, text, err) = try cofi(["inspect", dir])
+        XCTAssertEqual(status, 0, err)
+        XCTAssertTrue(text.contains("6 layers, hidden 384, 12 heads × 32, FFN 1536"), text)
+        XCTAssertTrue(text.contains("prunable size M (dense config):    10,637,568"), text)
+        let (s2, json, _) = try cofi(["inspect", "--json", dir])
+        XCTAssertEqual(s2, 0)
+        let obj = try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any]
+        XCTAssertEqual(obj["prunableSizeM"] as? Int, 10_637_568)
+        XCTAssertEqual(obj["hiddenSize"] as? Int, 384)
+        let layers = obj["layers"] as! [[String: Any]]
+        XCTAssertEqual(layers.count, 6)
+        XCTAssertTrue(layers.allSatisfy { $0["heads"] as? Int == 12 && $0["ffnWidth"] as? Int == 1536 })
+    }
+
+    func testInspectMissingDirectoryIsAClearError() throws {
+        let (status, _, err) = try cofi(["inspect", "/nonexistent/model"])
+        XCTAssertNotEqual(status, 0)
+        XCTAssertTrue(err.contains("/nonexistent/model/config.json"), err)
+    }
+}
