@@ -1,1 +1,269 @@
-print("bench")
+// cofi-bench: release-mode speed of the BERT encoder on three model shapes, for side-by-side comparison with the
+// PyTorch peer harness `scripts/peer_bench.py` (same workloads, same JSON lines; `scripts/bench.sh` runs both).
+//
+// Workloads, all at T = 128 with every token real (no padding), random weights (vocab 30,522, 2 labels):
+//   fwd_b1       forward, B = 1, inference mode, no graph (`withoutGradients`)  → latency
+//   fwd_b32      forward, B = 32, inference mode, no graph                      → throughput
+//   fwd_bwd_b32  forward + backward, B = 32, dropout on, cross-entropy on random labels; no optimizer step
+//                (gradients are dropped between steps, outside the timed region)
+// GFLOP/s counts `BertShape.forwardFLOPs(tokens:)` per sequence (encoder linears + attention products), and 3×
+// that for forward + backward.
+//
+// Repeats: with `--repeats N` every workload runs N timed runs. By default each workload runs as many timed runs
+// as fit in `--budget` seconds (default 10) judged from the last warm-up run, clamped to 3…50: BERT-base forward +
+// backward at B = 32 takes several seconds a step on 2 cores and so gets 3 runs, while the B = 1 latencies get 50.
+// The whole default run takes about 2–3 minutes on 2 cores. `--warmup N` (default 2) untimed runs come first.
+//
+// Output: a table on stdout, then one JSON line per measurement:
+//   {"impl":"swift","model":…,"workload":…,"batch":…,"seq_len":…,"median_ms":…,"min_ms":…,"seq_per_s":…,
+//    "gflops":…,"repeats":…}  (fwd_bwd_b32 adds "fwd_ms" and "bwd_ms", the medians of the two phases).
+
+import BERT
+import Dispatch
+import Foundation
+import Tensor
+
+// MARK: - Options
+
+struct Options {
+    var models = ["bert-base", "minilm-l6", "cofi-s95"]
+    var repeats: Int?
+    var warmup = 2
+    var budget = 10.0
+    var seqLen = 128
+    var batch = 32
+}
+
+func usage() -> String {
+    """
+    usage: cofi-bench [--models bert-base,minilm-l6,cofi-s95] [--repeats N] [--warmup N] [--budget SECONDS]
+      --models   comma-separated shapes to run (default: all three)
+      --repeats  timed runs per workload (default: as many as fit in --budget, 3…50)
+      --warmup   untimed runs before timing each workload (default 2)
+      --budget   seconds of timed runs per workload when --repeats is not given (default 10)
+    """
+}
+
+func parseOptions(_ args: [String]) -> Options {
+    var o = Options()
+    var i = 0
+    func value(_ flag: String) -> String {
+        i += 1
+        guard i < args.count else { fail("\(flag) needs a value") }
+        return args[i]
+    }
+    func int(_ flag: String, min lo: Int) -> Int {
+        let s = value(flag)
+        guard let n = Int(s), n >= lo else { fail("\(flag): expected an integer ≥ \(lo), got '\(s)'") }
+        return n
+    }
+    while i < args.count {
+        let a = args[i]
+        switch a {
+        case "--models":
+            o.models = value(a).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            for m in o.models where ModelSpec.named(m) == nil {
+                fail("--models: unknown model '\(m)' (known: \(ModelSpec.all.map(\.name).joined(separator: ", ")))")
+            }
+        case "--repeats": o.repeats = int(a, min: 1)
+        case "--warmup": o.warmup = int(a, min: 0)
+        case "--budget":
+            let s = value(a)
+            guard let b = Double(s), b > 0 else { fail("--budget: expected a positive number, got '\(s)'") }
+            o.budget = b
+        case "-h", "--help":
+            print(usage())
+            exit(0)
+        default:
+            fail("unknown argument '\(a)'")
+        }
+        i += 1
+    }
+    return o
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(("cofi-bench: " + message + "\n" + usage() + "\n").data(using: .utf8)!)
+    exit(2)
+}
+
+// MARK: - Model shapes
+
+/// A benchmarked model: its config (dense hyper-parameters) and its per-layer shape.
+struct ModelSpec {
+    let name: String
+    let config: BertConfig
+    let shape: BertShape
+
+    static let vocab = 30522
+
+    static var all: [ModelSpec] {
+        let base = BertConfig(vocabSize: vocab, hiddenSize: 768, numHiddenLayers: 12, numAttentionHeads: 12,
+                              intermediateSize: 3072, numLabels: 2)
+        let mini = BertConfig(vocabSize: vocab, hiddenSize: 384, numHiddenLayers: 6, numAttentionHeads: 12,
+                              intermediateSize: 1536, numLabels: 2)
+        // CoFi-s95 (BASELINES.md): BERT-base with these heads and FFN widths kept; empty sublayers are skipped.
+        let heads = [2, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0]
+        let ffn = [300, 260, 240, 220, 200, 200, 180, 150, 120, 100, 30, 0]
+        let s95 = BertShape(vocabSize: vocab, hiddenSize: 768, headDim: 64, maxPositions: 512, typeVocabSize: 2,
+                            layers: zip(heads, ffn).map { LayerShape(heads: $0, ffnWidth: $1) })
+        return [
+            ModelSpec(name: "bert-base", config: base, shape: BertShape(config: base)),
+            ModelSpec(name: "minilm-l6", config: mini, shape: BertShape(config: mini)),
+            ModelSpec(name: "cofi-s95", config: base, shape: s95),
+        ]
+    }
+
+    static func named(_ n: String) -> ModelSpec? { all.first { $0.name == n } }
+}
+
+// MARK: - Timing
+
+/// Seconds since an arbitrary origin, monotonic.
+@inline(__always)
+func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+
+func median(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    let n = s.count
+    return n % 2 == 1 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2])
+}
+
+/// Keeps results observable so that no work is optimised away.
+nonisolated(unsafe) var sink: Float = 0
+
+/// Runs `body` `warmup` times untimed, then the timed runs; `body` returns the seconds of each phase it timed
+/// (one entry for a single phase). Returns the per-run phase times.
+func measure(_ o: Options, _ body: () -> [Double]) -> [[Double]] {
+    var last = 0.0
+    for _ in 0..<o.warmup { last = body().reduce(0, +) }
+    if o.warmup == 0 && o.repeats == nil { last = body().reduce(0, +) }  // one probe run to size the repeats
+    let runs = o.repeats ?? min(50, max(3, Int((o.budget / max(last, 1e-6)).rounded(.down))))
+    return (0..<runs).map { _ in body() }
+}
+
+// MARK: - Workloads
+
+struct Result {
+    let model: String
+    let workload: String
+    let batch: Int
+    let seqLen: Int
+    let runs: [Double]          // seconds per run
+    let phases: [String: [Double]]
+    let flopsPerRun: Double
+
+    var medianMs: Double { median(runs) * 1e3 }
+    var minMs: Double { (runs.min() ?? 0) * 1e3 }
+    var seqPerS: Double { Double(batch) / median(runs) }
+    var gflops: Double { flopsPerRun / median(runs) / 1e9 }
+
+    func fmt(_ x: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", x) }
+
+    var json: String {
+        var fields = [
+            "\"impl\":\"swift\"", "\"model\":\"\(model)\"", "\"workload\":\"\(workload)\"",
+            "\"batch\":\(batch)", "\"seq_len\":\(seqLen)", "\"median_ms\":\(fmt(medianMs, 3))",
+            "\"min_ms\":\(fmt(minMs, 3))", "\"seq_per_s\":\(fmt(seqPerS, 3))", "\"gflops\":\(fmt(gflops, 2))",
+            "\"repeats\":\(runs.count)",
+        ]
+        for (k, v) in phases.sorted(by: { $0.key < $1.key }) { fields.append("\"\(k)\":\(fmt(median(v) * 1e3, 3))") }
+        return "{" + fields.joined(separator: ",") + "}"
+    }
+}
+
+/// Random ids in 1..<vocab (never the pad id 0), every token real.
+func randomBatch(batch: Int, seqLen: Int, vocab: Int, rng: inout Xoshiro256) -> BertBatch {
+    let ids = (0..<(batch * seqLen)).map { _ in 1 + Int(rng.next() % UInt64(vocab - 1)) }
+    return BertBatch(batch: batch, seqLen: seqLen, inputIds: ids)
+}
+
+func forwardInference(_ model: BertModel, _ batch: BertBatch) -> [Double] {
+    let t0 = now()
+    let logits = withoutGradients { () -> Tensor in
+        var mode = ForwardMode.inference
+        return model(batch, mode: &mode).logits!.value
+    }
+    let t1 = now()
+    sink += logits.scalars[0]
+    return [t1 - t0]
+}
+
+func runModel(_ spec: ModelSpec, _ o: Options) -> [Result] {
+    let T = o.seqLen, B = o.batch
+    let model = BertModel.randomlyInitialized(config: spec.config, shape: spec.shape, task: .classification(labels: 2),
+                                              seed: 0)
+    var rng = Xoshiro256(seed: 1234)
+    let one = randomBatch(batch: 1, seqLen: T, vocab: spec.shape.vocabSize, rng: &rng)
+    let many = randomBatch(batch: B, seqLen: T, vocab: spec.shape.vocabSize, rng: &rng)
+    let labels = (0..<B).map { _ in Int(rng.next() % 2) }
+    let flopsPerSeq = spec.shape.forwardFLOPs(tokens: T)
+    let params = model.namedParameters.map(\.1)
+    var results: [Result] = []
+
+    let r1 = measure(o) { forwardInference(model, one) }
+    results.append(Result(model: spec.name, workload: "fwd_b1", batch: 1, seqLen: T, runs: r1.map { $0[0] },
+                          phases: [:], flopsPerRun: flopsPerSeq))
+    report(results.last!)
+
+    let r32 = measure(o) { forwardInference(model, many) }
+    results.append(Result(model: spec.name, workload: "fwd_b\(B)", batch: B, seqLen: T, runs: r32.map { $0[0] },
+                          phases: [:], flopsPerRun: flopsPerSeq * Double(B)))
+    report(results.last!)
+
+    var mode = ForwardMode(training: true, rng: Xoshiro256(seed: 1))
+    let rt = measure(o) { () -> [Double] in
+        for p in params { p.grad = nil }
+        let t0 = now()
+        let loss = crossEntropy(model(many, mode: &mode).logits!, labels: labels)
+        let t1 = now()
+        loss.backward()
+        let t2 = now()
+        sink += loss.value.scalars[0]
+        return [t1 - t0, t2 - t1]
+    }
+    for p in params { p.grad = nil }
+    results.append(Result(model: spec.name, workload: "fwd_bwd_b\(B)", batch: B, seqLen: T,
+                          runs: rt.map { $0[0] + $0[1] },
+                          phases: ["fwd_ms": rt.map { $0[0] }, "bwd_ms": rt.map { $0[1] }],
+                          flopsPerRun: 3 * flopsPerSeq * Double(B)))
+    report(results.last!)
+    return results
+}
+
+// MARK: - Main
+
+func pad(_ s: String, _ w: Int, right: Bool = false) -> String {
+    let n = max(0, w - s.count)
+    return right ? String(repeating: " ", count: n) + s : s + String(repeating: " ", count: n)
+}
+
+let header = pad("model", 11) + pad("workload", 13) + pad("median ms", 11, right: true) + pad("min ms", 11, right: true)
+    + pad("seq/s", 10, right: true) + pad("GFLOP/s", 9, right: true) + pad("runs", 6, right: true)
+
+func row(_ r: Result) -> String {
+    pad(r.model, 11) + pad(r.workload, 13) + pad(r.fmt(r.medianMs, 2), 11, right: true)
+        + pad(r.fmt(r.minMs, 2), 11, right: true) + pad(r.fmt(r.seqPerS, 2), 10, right: true)
+        + pad(r.fmt(r.gflops, 1), 9, right: true) + pad("\(r.runs.count)", 6, right: true)
+}
+
+/// Progress on stderr, so stdout holds only the final table and the JSON lines.
+func report(_ r: Result) {
+    var line = "[cofi-bench] " + row(r)
+    if let f = r.phases["fwd_ms"], let b = r.phases["bwd_ms"] {
+        line += "   (fwd \(r.fmt(median(f) * 1e3, 1)) ms, bwd \(r.fmt(median(b) * 1e3, 1)) ms)"
+    }
+    FileHandle.standardError.write((line + "\n").data(using: .utf8)!)
+}
+
+let options = parseOptions(Array(CommandLine.arguments.dropFirst()))
+FileHandle.standardError.write(("[cofi-bench] \(Parallel.workers) worker threads, T = \(options.seqLen), "
+    + "warm-up \(options.warmup), repeats \(options.repeats.map(String.init) ?? "auto (budget \(options.budget) s)")\n")
+    .data(using: .utf8)!)
+var all: [Result] = []
+for name in options.models { all += runModel(ModelSpec.named(name)!, options) }
+
+print(header)
+for r in all { print(row(r)) }
+for r in all { print(r.json) }
+if sink.isNaN { FileHandle.standardError.write("[cofi-bench] warning: NaN in outputs\n".data(using: .utf8)!) }
