@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side speed of cofi-bench (Swift) and the PyTorch peer harness on the same machine, in one go.
 #
-#   scripts/bench.sh [--models bert-base,minilm-l6,cofi-s95] [--repeats N] [--warmup N] [--budget S]
+#   scripts/bench.sh [--models bert-base,minilm-l6,cofi-s95] [--workloads fwd_b1,fwd_b32,fwd_bwd_b32]
+#                    [--repeats N] [--warmup N] [--budget S]
 #
 # 1. builds `swift build -c release --product cofi-bench` and runs it with the given flags;
 # 2. runs `scripts/peer_bench.py` with the same flags, if the virtual environment $VENV (default .venv-ref,

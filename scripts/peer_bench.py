@@ -4,7 +4,8 @@
 Needs the reference environment of `scripts/reference/requirements.txt` (torch 2.13.0+cpu, transformers):
 
     python3 -m venv .venv-ref && .venv-ref/bin/pip install -r scripts/reference/requirements.txt
-    .venv-ref/bin/python scripts/peer_bench.py [--models bert-base,minilm-l6,cofi-s95] [--repeats N] [--warmup N]
+    .venv-ref/bin/python scripts/peer_bench.py [--models bert-base,minilm-l6,cofi-s95]
+        [--workloads fwd_b1,fwd_b32,fwd_bwd_b32] [--repeats N] [--warmup N] [--budget S]
 
 Workloads, all at T = 128 with every token real (attention mask all ones), random-init
 `BertForSequenceClassification` (2 labels, vocab 30,522, max positions 512, default attention implementation),
@@ -40,6 +41,7 @@ import torch
 from torch import nn
 
 VOCAB = 30522
+WORKLOADS = ["fwd_b1", "fwd_b32", "fwd_bwd_b32"]
 MODELS = {
     # name: (hidden, head_dim, heads per layer, FFN width per layer)
     "bert-base": (768, 64, [12] * 12, [3072] * 12),
@@ -187,12 +189,16 @@ def run_model(name: str, args) -> list:
 
     out = []
     model.eval()
-    runs = measure(args, forward(in1))
-    out.append(result(name, "fwd_b1", 1, T, [r[0] for r in runs], flops_seq))
-    report(out[-1])
-    runs = measure(args, forward(in32))
-    out.append(result(name, f"fwd_b{B}", B, T, [r[0] for r in runs], flops_seq * B))
-    report(out[-1])
+    if "fwd_b1" in args.workloads:
+        runs = measure(args, forward(in1))
+        out.append(result(name, "fwd_b1", 1, T, [r[0] for r in runs], flops_seq))
+        report(out[-1])
+    if f"fwd_b{B}" in args.workloads:
+        runs = measure(args, forward(in32))
+        out.append(result(name, f"fwd_b{B}", B, T, [r[0] for r in runs], flops_seq * B))
+        report(out[-1])
+    if f"fwd_bwd_b{B}" not in args.workloads:
+        return out
 
     model.train()
 
@@ -219,6 +225,7 @@ def run_model(name: str, args) -> list:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated shapes (default: all three)")
+    p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated workloads (default: all three)")
     p.add_argument("--repeats", type=int, default=None, help="timed runs per workload (default: fit --budget)")
     p.add_argument("--warmup", type=int, default=2, help="untimed runs before each workload (default 2)")
     p.add_argument("--budget", type=float, default=10.0, help="seconds of timed runs per workload (default 10)")
@@ -227,6 +234,10 @@ def main() -> None:
     for m in models:
         if m not in MODELS:
             p.error(f"unknown model '{m}' (known: {', '.join(MODELS)})")
+    args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    for w in args.workloads:
+        if w not in WORKLOADS:
+            p.error(f"unknown workload '{w}' (known: {', '.join(WORKLOADS)})")
     if args.repeats is not None and args.repeats < 1:
         p.error("--repeats must be at least 1")
 

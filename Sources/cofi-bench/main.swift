@@ -27,6 +27,7 @@ import Tensor
 
 struct Options {
     var models = ["bert-base", "minilm-l6", "cofi-s95"]
+    var workloads = ["fwd_b1", "fwd_b32", "fwd_bwd_b32"]
     var repeats: Int?
     var warmup = 2
     var budget = 10.0
@@ -36,11 +37,13 @@ struct Options {
 
 func usage() -> String {
     """
-    usage: cofi-bench [--models bert-base,minilm-l6,cofi-s95] [--repeats N] [--warmup N] [--budget SECONDS]
-      --models   comma-separated shapes to run (default: all three)
-      --repeats  timed runs per workload (default: as many as fit in --budget, 3…50)
-      --warmup   untimed runs before timing each workload (default 2)
-      --budget   seconds of timed runs per workload when --repeats is not given (default 10)
+    usage: cofi-bench [--models bert-base,minilm-l6,cofi-s95] [--workloads fwd_b1,fwd_b32,fwd_bwd_b32]
+                      [--repeats N] [--warmup N] [--budget SECONDS]
+      --models     comma-separated shapes to run (default: all three)
+      --workloads  comma-separated workloads to run (default: all three)
+      --repeats    timed runs per workload (default: as many as fit in --budget, 3…50)
+      --warmup     untimed runs before timing each workload (default 2)
+      --budget     seconds of timed runs per workload when --repeats is not given (default 10)
     """
 }
 
@@ -64,6 +67,12 @@ func parseOptions(_ args: [String]) -> Options {
             o.models = value(a).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             for m in o.models where ModelSpec.named(m) == nil {
                 fail("--models: unknown model '\(m)' (known: \(ModelSpec.all.map(\.name).joined(separator: ", ")))")
+            }
+        case "--workloads":
+            let known = o.workloads
+            o.workloads = value(a).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            for w in o.workloads where !known.contains(w) {
+                fail("--workloads: unknown workload '\(w)' (known: \(known.joined(separator: ", ")))")
             }
         case "--repeats": o.repeats = int(a, min: 1)
         case "--warmup": o.warmup = int(a, min: 0)
@@ -201,15 +210,19 @@ func runModel(_ spec: ModelSpec, _ o: Options) -> [Result] {
     let params = model.namedParameters.map(\.1)
     var results: [Result] = []
 
-    let r1 = measure(o) { forwardInference(model, one) }
-    results.append(Result(model: spec.name, workload: "fwd_b1", batch: 1, seqLen: T, runs: r1.map { $0[0] },
-                          phases: [:], flopsPerRun: flopsPerSeq))
-    report(results.last!)
-
-    let r32 = measure(o) { forwardInference(model, many) }
-    results.append(Result(model: spec.name, workload: "fwd_b\(B)", batch: B, seqLen: T, runs: r32.map { $0[0] },
-                          phases: [:], flopsPerRun: flopsPerSeq * Double(B)))
-    report(results.last!)
+    if o.workloads.contains("fwd_b1") {
+        let r1 = measure(o) { forwardInference(model, one) }
+        results.append(Result(model: spec.name, workload: "fwd_b1", batch: 1, seqLen: T, runs: r1.map { $0[0] },
+                              phases: [:], flopsPerRun: flopsPerSeq))
+        report(results.last!)
+    }
+    if o.workloads.contains("fwd_b\(B)") {
+        let r32 = measure(o) { forwardInference(model, many) }
+        results.append(Result(model: spec.name, workload: "fwd_b\(B)", batch: B, seqLen: T, runs: r32.map { $0[0] },
+                              phases: [:], flopsPerRun: flopsPerSeq * Double(B)))
+        report(results.last!)
+    }
+    guard o.workloads.contains("fwd_bwd_b\(B)") else { return results }
 
     var mode = ForwardMode(training: true, rng: Xoshiro256(seed: 1))
     let rt = measure(o) { () -> [Double] in
