@@ -10,6 +10,7 @@ import CBLAS
 /// threads never compete with the project's own workers (attention runs many small products in parallel).
 public enum BLAS {
     private static let configured: Bool = {
+        Memory.configure
         #if !canImport(Accelerate)
         openblas_set_num_threads(1)
         #endif

@@ -9,7 +9,9 @@ public enum FastMath {
     /// give exactly 0 (as a masked attention score should), above 88.7 give +∞ clamped to Float.greatestFinite.
     @inline(__always)
     public static func exp(_ x0: V) -> V {
-        let x1 = x0.clamped(lowerBound: V(repeating: -87.33654), upperBound: V(repeating: 88.72283))
+        var x1 = x0
+        x1.replace(with: V(repeating: -87.33654), where: x0 .< -87.33654)
+        x1.replace(with: V(repeating: 88.72283), where: x0 .> 88.72283)
         let fx = (x1 * 1.44269504088896341 + 0.5).rounded(.down)
         var x = x1 - fx * 0.693359375
         x = x + fx * 2.12194440e-4
@@ -21,7 +23,9 @@ public enum FastMath {
         y = y * x + 1.6666665459e-1
         y = y * x + 5.0000001201e-1
         y = y * z + x + 1
-        let n = SIMD8<Int32>(fx, rounding: .towardZero) &+ 127
+        // fx is a whole number in [−127, 128]: adding 1.5·2²³ puts it in the low mantissa bits, which is an exact
+        // float → int conversion without the slow generic SIMD conversion.
+        let n = unsafeBitCast(fx + 12_582_912, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127
         let pow2 = unsafeBitCast(n &<< 23, to: V.self)
         var r = y * pow2
         r.replace(with: 0, where: x0 .< -87.33654)
@@ -31,7 +35,9 @@ public enum FastMath {
     /// erf(x) by the rational approximation used in Eigen (clamped to [−4, 4]); absolute error ≲ 2e-7.
     @inline(__always)
     public static func erf(_ x0: V) -> V {
-        let x = x0.clamped(lowerBound: V(repeating: -4), upperBound: V(repeating: 4))
+        var x = x0
+        x.replace(with: V(repeating: -4), where: x0 .< -4)
+        x.replace(with: V(repeating: 4), where: x0 .> 4)
         let x2 = x * x
         var p = V(repeating: -2.72614225801306e-10)
         p = p * x2 + 2.77068142495902e-08

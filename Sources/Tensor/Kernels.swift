@@ -67,16 +67,43 @@ public enum Kernels {
         for i in 0..<n { dx[i] = y[i] * (dy[i] - dot) }
     }
 
+    /// Sum of n floats, 8 lanes at a time.
+    @inline(__always)
+    public static func sum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = FastMath.V()
+        var i = 0
+        while i + 8 <= n { acc += UnsafeRawPointer(x + i).loadUnaligned(as: FastMath.V.self); i += 8 }
+        var s = acc.sum()
+        while i < n { s += x[i]; i += 1 }
+        return s
+    }
+
+    /// Σ (x − mean)² over n floats, 8 lanes at a time.
+    @inline(__always)
+    public static func sumSquaredDeviations(_ x: UnsafePointer<Float>, _ n: Int, mean: Float) -> Float {
+        var acc = FastMath.V()
+        let m = FastMath.V(repeating: mean)
+        var i = 0
+        while i + 8 <= n {
+            let d = UnsafeRawPointer(x + i).loadUnaligned(as: FastMath.V.self) - m
+            acc = acc.addingProduct(d, d)
+            i += 8
+        }
+        var s = acc.sum()
+        while i < n { let d = x[i] - mean; s += d * d; i += 1 }
+        return s
+    }
+
     /// LayerNorm rows of x [rows, width]; over the `kept` dims only when given (others copied through).
-    /// Saves x̂ (0 on dims not kept) and 1/σ per row for the backward pass.
+    /// Saves x̂ (0 on dims not kept) and 1/σ per row for the backward pass when `xhat` is given.
     public static func layerNormForward(x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
                                         beta: UnsafePointer<Float>, kept: [Int]?, rows: Int, width: Int,
-                                        eps: Float, y: UnsafeMutablePointer<Float>, xhat: UnsafeMutablePointer<Float>,
+                                        eps: Float, y: UnsafeMutablePointer<Float>, xhat: UnsafeMutablePointer<Float>?,
                                         rstd: UnsafeMutablePointer<Float>) {
-        let ys = SharedPointer(y), hs = SharedPointer(xhat), rs = SharedPointer(rstd)
-        Parallel.forChunks(rows, grain: 64) { range in
+        let ys = SharedPointer(y), hs = xhat.map { SharedPointer($0) }, rs = SharedPointer(rstd)
+        Parallel.forChunks(rows, grain: 32) { range in
             for n in range {
-                let xr = x + n * width, yr = ys.base + n * width, hr = hs.base + n * width
+                let xr = x + n * width, yr = ys.base + n * width, hr = hs.map { $0.base + n * width }
                 if let kept {
                     yr.update(from: xr, count: width)
                     if kept.isEmpty { rs.base[n] = 0; continue }
@@ -89,21 +116,21 @@ public enum Kernels {
                     rs.base[n] = r
                     for i in kept {
                         let h = (xr[i] - mean) * r
-                        hr[i] = h
+                        hr?[i] = h
                         yr[i] = h * gamma[i] + beta[i]
                     }
                 } else {
-                    var mean: Float = 0
-                    for i in 0..<width { mean += xr[i] }
-                    mean /= Float(width)
-                    var v: Float = 0
-                    for i in 0..<width { let d = xr[i] - mean; v += d * d }
-                    let r = 1 / (v / Float(width) + eps).squareRoot()
+                    let mean = sum(xr, width) / Float(width)
+                    let r = 1 / (sumSquaredDeviations(xr, width, mean: mean) / Float(width) + eps).squareRoot()
                     rs.base[n] = r
-                    for i in 0..<width {
-                        let h = (xr[i] - mean) * r
-                        hr[i] = h
-                        yr[i] = h * gamma[i] + beta[i]
+                    if let hr {
+                        for i in 0..<width {
+                            let h = (xr[i] - mean) * r
+                            hr[i] = h
+                            yr[i] = h * gamma[i] + beta[i]
+                        }
+                    } else {
+                        for i in 0..<width { yr[i] = (xr[i] - mean) * r * gamma[i] + beta[i] }
                     }
                 }
             }

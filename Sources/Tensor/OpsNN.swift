@@ -32,18 +32,19 @@ public func linear(_ x: Variable, weight: Variable, bias: Variable?) -> Variable
     let N = xv.count / inF
     var yShape = xv.shape
     yShape[yShape.count - 1] = outF
-    var y = Tensor(shape: yShape) { out in
+    // C starts as the bias rows (beta = 1), so the bias costs no extra pass over y.
+    let y = Tensor(shape: yShape) { out in
+        let op = SharedPointer(out.baseAddress!)
+        if let b = bias?.value {
+            b.withPointer { bp in
+                Parallel.forChunks(N, grain: 256) { rows in
+                    for n in rows { (op.base + n * outF).update(from: bp, count: outF) }
+                }
+            }
+        }
         xv.withPointer { xp in w.withPointer { wp in
             BLAS.gemm(transA: false, transB: true, m: N, n: outF, k: inF, a: xp, lda: inF, b: wp, ldb: inF,
-                      c: out.baseAddress!, ldc: outF)
-        } }
-    }
-    if let b = bias?.value {
-        y.withMutablePointer { yp in b.withPointer { bp in
-            let ys = SharedPointer(yp)
-            Parallel.forChunks(N, grain: 256) { rows in
-                for n in rows { for j in 0..<outF { ys.base[n * outF + j] += bp[j] } }
-            }
+                      beta: bias == nil ? 0 : 1, c: op.base, ldc: outF)
         } }
     }
     let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
@@ -107,13 +108,16 @@ public func layerNorm(_ x: Variable, gamma: Variable, beta: Variable, eps: Float
         precondition(k.count == D, "layerNorm: keep has \(k.count) entries for width \(D)")
         return k.indices.filter { k[$0] }
     }
-    var xhat = Tensor(zeros: xv.shape)          // normalised input on the kept dims, 0 elsewhere
-    var rstd = [Float](repeating: 0, count: N)  // 1/σ per row
+    let saving = Variable.recordsGradient(for: [x, gamma, beta])
+    // Normalised input on the kept dims (0 elsewhere) and 1/σ per row, saved for the backward pass only.
+    var xhat = saving ? Tensor(zeros: xv.shape) : Tensor(zeros: [0])
+    var rstd = [Float](repeating: 0, count: N)
     let y = Tensor(shape: xv.shape) { out in
         xv.withPointer { xp in gamma.value.withPointer { gp in beta.value.withPointer { bp in
-            xhat.withMutablePointer { hp in rstd.withUnsafeMutableBufferPointer { rp in
+            xhat.scalars.withUnsafeMutableBufferPointer { hb in rstd.withUnsafeMutableBufferPointer { rp in
                 Kernels.layerNormForward(x: xp, gamma: gp, beta: bp, kept: kept, rows: N, width: D, eps: eps,
-                                         y: out.baseAddress!, xhat: hp, rstd: rp.baseAddress!)
+                                         y: out.baseAddress!, xhat: saving ? hb.baseAddress! : nil,
+                                         rstd: rp.baseAddress!)
             } }
         } } }
     }

@@ -28,13 +28,18 @@ public final class Variable {
     /// An interior node; records `pullback` only when gradients are being recorded and some input needs one.
     init(_ value: Tensor, inputs: [Variable], pullback: @escaping (Tensor) -> Void) {
         self.value = value
-        let needs = GradientMode.isEnabled && inputs.contains { $0.requiresGrad }
+        let needs = Variable.recordsGradient(for: inputs)
         self.requiresGrad = needs
         self.inputs = needs ? inputs : []
         self.pullback = needs ? pullback : nil
     }
 
     public var shape: [Int] { value.shape }
+
+    /// Whether an op over `inputs` records a pullback (and so must save what its backward pass needs).
+    public static func recordsGradient(for inputs: [Variable]) -> Bool {
+        GradientMode.isEnabled && inputs.contains { $0.requiresGrad }
+    }
     public var isLeaf: Bool { pullback == nil }
 
     /// Adds `g` to this node's gradient (taking it without a copy when there is none yet).
