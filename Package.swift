@@ -25,12 +25,15 @@ let package = Package(
         .target(
             name: "Tensor",
             dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))],
+            exclude: ["README.md"],
             swiftSettings: simdFlags),
-        .target(name: "BERT", dependencies: ["Tensor"], swiftSettings: simdFlags),
+        .target(name: "BERT", dependencies: ["Tensor"], exclude: ["README.md"], swiftSettings: simdFlags),
         .executableTarget(
             name: "cofi",
-            dependencies: ["BERT", "Tensor", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "cofi-bench", dependencies: ["BERT", "Tensor"], swiftSettings: simdFlags),
+            dependencies: ["BERT", "Tensor", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            exclude: ["README.md"]),
+        .executableTarget(name: "cofi-bench", dependencies: ["BERT", "Tensor"], exclude: ["README.md"],
+                         swiftSettings: simdFlags),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "BERTTests", dependencies: ["BERT", "Tensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["cofi"]),

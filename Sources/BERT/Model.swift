@@ -164,7 +164,9 @@ public final class BertModel {
         if let z = zHidden { x = x.scaledByGroups(z) }
         var hiddenStates = [x]
 
-        let additive = batch.attentionMask.map { Float(1 - $0) * -10000 }
+        // (1 − mask)·(−10000) added to the scores of padding keys; nothing to add when every token is real.
+        let additive: [Float]? = batch.attentionMask.allSatisfy { $0 != 0 }
+            ? nil : batch.attentionMask.map { Float(1 - $0) * -10000 }
         for (l, layer) in layers.enumerated() {
             if let att = layer.attention, !(masks?.attentionIsOff(layer: l) ?? false) {
                 let q = att.query(x), k = att.key(x), v = att.value(x)

@@ -157,13 +157,33 @@ public enum Kernels {
                 for i in idx { d[i] = r * (g[i] * gamma[i] - m1 - h[i] * m2) }
             }
         }
-        for i in 0..<width { dgamma[i] = 0; dbeta[i] = 0 }
-        var dg = [Double](repeating: 0, count: width), db = [Double](repeating: 0, count: width)
-        for n in 0..<rows {
-            let g = dy + n * width, h = xhat + n * width
-            for i in idx { dg[i] += Double(g[i] * h[i]); db[i] += Double(g[i]) }
+        columnSums(dy, rows: rows, columns: width, weightedBy: xhat, into: dgamma)  // x̂ is 0 off the kept dims
+        columnSums(dy, rows: rows, columns: width, into: dbeta)
+        if let kept {
+            var isKept = [Bool](repeating: false, count: width)
+            for i in kept { isKept[i] = true }
+            for i in 0..<width where !isKept[i] { dbeta[i] = 0 }
         }
-        for i in idx { dgamma[i] = Float(dg[i]); dbeta[i] = Float(db[i]) }
+    }
+
+    /// out[j] = Σ_n x[n, j] (· w[n, j] when `weightedBy` is given) for x [rows, columns]: bias and LayerNorm
+    /// gradients. Columns are split across threads; each sums its rows in order, so results are deterministic.
+    public static func columnSums(_ x: UnsafePointer<Float>, rows: Int, columns: Int,
+                                  weightedBy w: UnsafePointer<Float>? = nil, into out: UnsafeMutablePointer<Float>) {
+        let os = SharedPointer(out)
+        Parallel.forChunks(columns, grain: rows >= 64 ? 64 : columns) { cols in  // few rows: not worth a thread
+            let o = os.base + cols.lowerBound, width = cols.count
+            o.initialize(repeating: 0, count: width)
+            for n in 0..<rows {
+                let xr = x + n * columns + cols.lowerBound
+                if let w {
+                    let wr = w + n * columns + cols.lowerBound
+                    for j in 0..<width { o[j] += xr[j] * wr[j] }
+                } else {
+                    for j in 0..<width { o[j] += xr[j] }
+                }
+            }
+        }
     }
 
     /// Naive twins of the fast kernels, computed in Double: the oracles of the tests.

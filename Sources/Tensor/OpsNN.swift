@@ -67,9 +67,9 @@ public func linear(_ x: Variable, weight: Variable, bias: Variable?) -> Variable
                 })
             }
             if let bias, bias.requiresGrad {
-                var db = [Double](repeating: 0, count: outF)
-                for n in 0..<N { for j in 0..<outF { db[j] += Double(gp[n * outF + j]) } }
-                bias.accumulate(Tensor(shape: [outF], scalars: db.map { Float($0) }))
+                bias.accumulate(Tensor(shape: [outF]) { db in
+                    Kernels.columnSums(gp, rows: N, columns: outF, into: db.baseAddress!)
+                })
             }
         }
     }
