@@ -10,7 +10,7 @@ public enum Memory {
     public static let configure: Void = {
         #if !canImport(Accelerate)
         _ = mallopt(M_MMAP_MAX, 0)
-        _ = mallopt(M_TRIM_THRESHOLD, Int32.max)
+        _ = mallopt(M_TRIM_THRESHOLD, -1)  // -1: never trim (a large positive value is still exceeded by GBs of activations)
         #endif
     }()
 }
