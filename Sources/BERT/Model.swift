@@ -146,7 +146,7 @@ public final class BertModel {
 
     /// Runs the encoder (and head, if any) on `batch`, with CoFi `masks` applied where cofi-spec §1 puts them.
     public func callAsFunction(_ batch: BertBatch, masks: MaskSet? = nil, mode: inout ForwardMode) -> BertOutput {
-        let B = batch.batch, T = batch.seqLen, D = shape.hiddenSize
+        let B = batch.batch, T = batch.seqLen
         precondition(T <= shape.maxPositions, "sequence length \(T) exceeds max_position_embeddings \(shape.maxPositions)")
         let hiddenP = mode.training ? Float(config.hiddenDropoutProb) : 0
         let attentionP = mode.training ? Float(config.attentionProbsDropoutProb) : 0
@@ -158,11 +158,16 @@ public final class BertModel {
         var x = embedding(embeddings.wordEmbeddings, ids: batch.inputIds)
             + embedding(embeddings.positionEmbeddings, ids: positions)
             + embedding(embeddings.tokenTypeEmbeddings, ids: batch.tokenTypeIds)
-        if let z = zHidden { x = x.scaledByGroups(z) }
+        x = x.masked(by: zHidden)
         x = layerNorm(x, gamma: embeddings.layerNorm.weight, beta: embeddings.layerNorm.bias, eps: eps, keep: keep)
-        x = dropout(x, p: hiddenP, rng: &mode.rng)
-        if let z = zHidden { x = x.scaledByGroups(z) }
+        x = dropout(x, p: hiddenP, rng: &mode.rng).masked(by: zHidden)
         var hiddenStates = [x]
+
+        /// The end of each sublayer: ⊙z_hidn → dropout → LayerNorm(sublayer + residual) over the kept dims → ⊙z_hidn.
+        func addAndNorm(_ sublayer: Variable, _ residual: Variable, _ norm: LayerNormWeights) -> Variable {
+            let s = dropout(sublayer.masked(by: zHidden), p: hiddenP, rng: &mode.rng)
+            return layerNorm(s + residual, gamma: norm.weight, beta: norm.bias, eps: eps, keep: keep).masked(by: zHidden)
+        }
 
         // (1 − mask)·(−10000) added to the scores of padding keys; nothing to add when every token is real.
         let additive: [Float]? = batch.attentionMask.allSatisfy { $0 != 0 }
@@ -170,39 +175,26 @@ public final class BertModel {
         for (l, layer) in layers.enumerated() {
             if let att = layer.attention, !(masks?.attentionIsOff(layer: l) ?? false) {
                 let q = att.query(x), k = att.key(x), v = att.value(x)
-                var ctx = attention(q: q, k: k, v: v, batch: B, seqLen: T, heads: att.heads, headDim: shape.headDim,
+                let ctx = attention(q: q, k: k, v: v, batch: B, seqLen: T, heads: att.heads, headDim: shape.headDim,
                                     additiveMask: additive, dropout: attentionP, rng: &mode.rng)
-                if let z = masks?.heads[l] { ctx = ctx.scaledByGroups(z) }
-                var a = att.output(ctx)
-                if let z = masks?.attentionLayers[l] { a = a.scaledByGroups(z) }
-                if let z = zHidden { a = a.scaledByGroups(z) }
-                a = dropout(a, p: hiddenP, rng: &mode.rng)
-                x = layerNorm(a + x, gamma: att.layerNorm.weight, beta: att.layerNorm.bias, eps: eps, keep: keep)
-                if let z = zHidden { x = x.scaledByGroups(z) }
+                let a = att.output(ctx.masked(by: masks?.heads[l])).masked(by: masks?.attentionLayers[l])
+                x = addAndNorm(a, x, att.layerNorm)
             }
             if let ffn = layer.feedForward, !(masks?.ffnIsOff(layer: l) ?? false) {
-                var u = gelu(ffn.intermediate(x))
-                if let z = masks?.intermediate[l] { u = u.scaledByGroups(z) }
-                var f = ffn.output(u)
-                if let z = masks?.ffnLayers[l] { f = f.scaledByGroups(z) }
-                if let z = zHidden { f = f.scaledByGroups(z) }
-                f = dropout(f, p: hiddenP, rng: &mode.rng)
-                x = layerNorm(f + x, gamma: ffn.layerNorm.weight, beta: ffn.layerNorm.bias, eps: eps, keep: keep)
-                if let z = zHidden { x = x.scaledByGroups(z) }
+                let u = gelu(ffn.intermediate(x)).masked(by: masks?.intermediate[l])
+                let f = ffn.output(u).masked(by: masks?.ffnLayers[l])
+                x = addAndNorm(f, x, ffn.layerNorm)
             }
             hiddenStates.append(x)
         }
 
         var out = BertOutput(hiddenStates: hiddenStates)
-        guard let task, let head else {
-            if let pooler { out.pooled = tanh(pooler(x.gatherRows((0..<B).map { $0 * T }))) }
-            _ = D
-            return out
+        if let pooler, task?.usesPooler ?? true {
+            out.pooled = tanh(pooler(x.gatherRows((0..<B).map { $0 * T })))
         }
+        guard let task, let head else { return out }
         if task.usesPooler {
-            guard let pooler else { preconditionFailure("a sequence-level head needs the pooler") }
-            let pooled = tanh(pooler(x.gatherRows((0..<B).map { $0 * T })))
-            out.pooled = pooled
+            guard let pooled = out.pooled else { preconditionFailure("a sequence-level head needs the pooler") }
             let classifierP = mode.training ? Float(config.classifierDropout ?? config.hiddenDropoutProb) : 0
             out.logits = head(dropout(pooled, p: classifierP, rng: &mode.rng))
         } else {

@@ -138,6 +138,12 @@ extension Variable {
         }
     }
 
+    /// `scaledByGroups(z)`, or self unchanged when there is no mask.
+    public func masked(by z: Variable?) -> Variable {
+        guard let z else { return self }
+        return scaledByGroups(z)
+    }
+
     /// Rows `rows` of the [N, C] view of x, as [rows.count, C] (e.g. the [CLS] token of each sequence).
     public func gatherRows(_ rows: [Int]) -> Variable {
         let x = value
