@@ -130,4 +130,98 @@ final class BatchingTests: XCTestCase {
             .order(epoch: 0)
         XCTAssertEqual(evalOrder.flatMap { $0 }.prefix(160).map { ex[$0].count }, Array(0..<160).map { ex[$0].count }.sorted(by: >))
     }
+
+    // MARK: encoding with the real tokenizer
+
+    /// The real all-MiniLM-L6-v2 tokenizer (scripts/fetch-assets.sh, or $COFI_ASSETS).
+    func realTokenizer() throws -> WordPieceTokenizer {
+        let dir: URL
+        if let assets = ProcessInfo.processInfo.environment["COFI_ASSETS"] {
+            dir = URL(fileURLWithPath: assets).appendingPathComponent("all-MiniLM-L6-v2")
+        } else {
+            dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent(".assets/all-MiniLM-L6-v2")
+        }
+        guard FileManager.default.fileExists(atPath: dir.appendingPathComponent("vocab.txt").path) else {
+            XCTFail("\(dir.path): the real tokenizer is missing; run scripts/fetch-assets.sh first")
+            throw DataError(file: dir.path, message: "missing; run scripts/fetch-assets.sh")
+        }
+        return try WordPieceTokenizer.load(directory: dir)
+    }
+
+    func testTaskEncoderSinglesAndPairs() throws {
+        let encoder = TaskEncoder(tokenizer: try realTokenizer())
+        XCTAssertEqual(encoder.maxLength, 128)
+        XCTAssertEqual(encoder.truncation, .longestFirst)
+        XCTAssertEqual(encoder.padId, 0)
+        let src = SourceLocation(file: "x", line: 1)
+        let single = encoder.encode(TextExample(textA: "Hello, world! Unaffable tokenization.", label: .classification(1),
+                                                source: src), index: 4)
+        XCTAssertEqual(single.ids, [101, 7592, 1010, 2088, 999, 14477, 20961, 3468, 19204, 3989, 1012, 102])
+        XCTAssertEqual(single.typeIds, Array(repeating: 0, count: 12))
+        XCTAssertEqual(single.label, .classification(1))
+        XCTAssertEqual(single.index, 4)
+
+        let pair = encoder.encode(TextExample(textA: "A man is playing a guitar.", textB: "Someone plays.", label: nil,
+                                              source: src), index: 0)
+        XCTAssertEqual(pair.ids.first, 101)
+        XCTAssertEqual(pair.ids.filter { $0 == 102 }.count, 2)
+        let firstSep = pair.ids.firstIndex(of: 102)!
+        XCTAssertEqual(pair.typeIds, Array(repeating: 0, count: firstSep + 1) + Array(repeating: 1, count: pair.count - firstSep - 1))
+
+        // Longest-first truncation to 128 tokens: 125 text tokens, split 62 / 63 with the odd one to the longer text
+        // (the tokenizers crate's truncate_encodings).
+        let long = String(repeating: "word ", count: 200), longer = String(repeating: "thing ", count: 300)
+        let cut = encoder.encode(TextExample(textA: long, textB: longer, label: nil, source: src), index: 0)
+        XCTAssertEqual(cut.count, 128)
+        XCTAssertEqual(cut.typeIds.filter { $0 == 0 }.count, 1 + 62 + 1)
+        XCTAssertEqual(cut.typeIds.filter { $0 == 1 }.count, 63 + 1)
+    }
+
+    func testMovieSnippetsEncodeAndBatch() throws {
+        let tokenizer = try realTokenizer()
+        let raw = MovieSnippetsTests.rawFile
+        guard FileManager.default.fileExists(atPath: raw.path) else {
+            return XCTFail("\(raw.path): the movie-snippets raw file is missing; run scripts/fetch-assets.sh first")
+        }
+        let dir = try dataScratchDirectory()
+        try MovieSnippets.build(rawFile: raw, into: dir)
+        let train = try MovieSnippets.read(.train, from: dir)
+        let encoder = TaskEncoder(tokenizer: tokenizer)
+        let t0 = Date()
+        let encoded = encoder.encode(train)
+        let seconds = Date().timeIntervalSince(t0)
+        XCTAssertEqual(encoded.count, 9_568)
+        // The parallel path gives what one-by-one encoding gives.
+        for i in stride(from: 0, to: encoded.count, by: 97) {
+            XCTAssertEqual(encoded[i], encoder.encode(train.examples[i], index: i))
+        }
+        let lengths = encoded.map(\.count)
+        print("movie-snippets train: \(encoded.count) sentences encoded in \(String(format: "%.2f", seconds)) s; " +
+              "tokens mean \(String(format: "%.1f", Double(lengths.reduce(0, +)) / Double(lengths.count))), max \(lengths.max()!)")
+        XCTAssertLessThanOrEqual(lengths.max()!, 128)
+
+        let batcher = Batcher(examples: encoded, padId: encoder.padId,
+                              options: BatchingOptions(batchSize: 32, seed: 1, bucketing: LengthBucketing()))
+        let batches = batcher.batches(epoch: 0)
+        XCTAssertEqual(batches.count, 299)
+        XCTAssertEqual(batches.flatMap(\.indices).sorted(), Array(0..<9_568))
+        for b in batches {
+            let x = b.inputs
+            guard case .classes(let labels)? = b.labels else { return XCTFail("class labels expected") }
+            XCTAssertEqual(labels.count, x.batch)
+            for r in 0..<x.batch {
+                let row = Array(x.inputIds[(r * x.seqLen)..<((r + 1) * x.seqLen)])
+                let mask = Array(x.attentionMask[(r * x.seqLen)..<((r + 1) * x.seqLen)])
+                let n = mask.filter { $0 == 1 }.count
+                XCTAssertEqual(row[0], 101)
+                XCTAssertEqual(row[n - 1], 102)
+                XCTAssertTrue(row[n...].allSatisfy { $0 == 0 })
+                XCTAssertEqual(labels[r], train.examples[b.indices[r]].label?.classIndex)
+            }
+        }
+        let padTokens = batches.reduce(0) { $0 + $1.inputs.attentionMask.filter { $0 == 0 }.count }
+        print("movie-snippets train, batch 32, bucketed: \(batches.count) batches, \(padTokens) padding tokens " +
+              "(\(String(format: "%.1f", 100 * Double(padTokens) / Double(padTokens + lengths.reduce(0, +))))% of the batch tokens)")
+    }
 }

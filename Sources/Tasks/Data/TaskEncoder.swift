@@ -1,0 +1,54 @@
+import Foundation
+
+/// Tokenizes a task's examples for the `Batcher`: `[CLS] A [SEP]` or `[CLS] A [SEP] B [SEP]` with token types,
+/// truncated to `maxLength` (128, `longest_first`) and not padded — each batch is padded to its own longest
+/// sequence later. This is Hugging Face's GLUE preprocessing (`tokenizer(a, b, max_length=128, truncation=True)`
+/// followed by `DataCollatorWithPadding`).
+///
+/// Called `TaskEncoder` rather than `Encoder` so that it does not shadow Swift's `Encoder` protocol in this module.
+public struct TaskEncoder {
+    public let tokenizer: WordPieceTokenizer
+    public var maxLength: Int
+    public var truncation: Truncation
+
+    public init(tokenizer: WordPieceTokenizer, maxLength: Int = 128, truncation: Truncation = .longestFirst) {
+        precondition(maxLength >= 3, "maxLength must leave room for [CLS], [SEP] and a token")
+        self.tokenizer = tokenizer
+        self.maxLength = maxLength
+        self.truncation = truncation
+    }
+
+    /// The pad id to give the `Batcher`.
+    public var padId: Int { tokenizer.padId }
+
+    /// Encodes one example; `index` is its position in its dataset.
+    public func encode(_ example: TextExample, index: Int) -> EncodedExample {
+        let e = tokenizer.encode(example.textA, example.textB, maxLength: maxLength, truncation: truncation,
+                                 padToMaxLength: false)
+        return EncodedExample(ids: e.ids, typeIds: e.typeIds, label: example.label, index: index)
+    }
+
+    /// Encodes every example of `dataset`, in order. Large datasets are split across the cores (the tokenizer is
+    /// immutable and `Sendable`); the result does not depend on how.
+    public func encode(_ dataset: TaskDataset) -> [EncodedExample] {
+        let examples = dataset.examples
+        let n = examples.count
+        let chunk = 2048
+        guard n > chunk else { return examples.enumerated().map { encode($0.element, index: $0.offset) } }
+        var out = [EncodedExample?](repeating: nil, count: n)
+        out.withUnsafeMutableBufferPointer { buf in
+            let base = buf.baseAddress!
+            DispatchQueue.concurrentPerform(iterations: (n + chunk - 1) / chunk) { c in
+                for i in (c * chunk)..<min(n, (c + 1) * chunk) {
+                    (base + i).pointee = encode(examples[i], index: i)
+                }
+            }
+        }
+        return out.map { $0! }
+    }
+
+    /// Encodes `dataset` and wraps it in a `Batcher` with the tokenizer's pad id.
+    public func batcher(_ dataset: TaskDataset, options: BatchingOptions) -> Batcher {
+        Batcher(examples: encode(dataset), padId: padId, options: options)
+    }
+}
