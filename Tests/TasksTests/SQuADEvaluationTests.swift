@@ -8,7 +8,7 @@ final class SQuADEvaluationTests: XCTestCase {
         let g = try SQuADFixtures.golden()
         XCTAssertGreaterThanOrEqual(g.normalize.count, 40)
         for c in g.normalize {
-            XCTAssertEqual(scalars(SQuADEvaluation.normalizeAnswer(c[0])), scalars(c[1]),
+            XCTAssertEqual(squadScalars(SQuADEvaluation.normalizeAnswer(c[0])), squadScalars(c[1]),
                            "normalize_answer(\(c[0].debugDescription)) should be \(c[1].debugDescription)")
         }
     }

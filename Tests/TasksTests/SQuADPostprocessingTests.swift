@@ -28,7 +28,7 @@ final class SQuADPostprocessingTests: XCTestCase {
                     XCTAssertEqual(predictions.map(\.id), config.example_ids)
                     for p in predictions {
                         let label = "\(file.file) threshold \(run.null_score_diff_threshold) \(p.id)"
-                        XCTAssertEqual(scalars(p.text), scalars(try XCTUnwrap(run.predictions[p.id])), label)
+                        XCTAssertEqual(squadScalars(p.text), squadScalars(try XCTUnwrap(run.predictions[p.id])), label)
                         if let diffs = run.null_score_diff {
                             XCTAssertEqual(p.nullScoreDiff.map(Double.init), diffs[p.id], label)
                         } else {
@@ -37,7 +37,7 @@ final class SQuADPostprocessingTests: XCTestCase {
                         let ref = try XCTUnwrap(nbest[p.id])
                         XCTAssertEqual(p.nBest.count, ref.count, label)
                         for (c, r) in zip(p.nBest, ref) {
-                            XCTAssertEqual(scalars(c.text), scalars(r.text), label)
+                            XCTAssertEqual(squadScalars(c.text), squadScalars(r.text), label)
                             XCTAssertEqual(Double(c.startLogit), r.start_logit, label)
                             XCTAssertEqual(Double(c.endLogit), r.end_logit, label)
                             XCTAssertEqual(Double(c.probability), r.probability, accuracy: 1e-6, label)

@@ -86,7 +86,7 @@ enum SQuADFixtures {
 }
 
 /// Strings compared as Python does: scalar for scalar.
-func scalars(_ s: String) -> [UInt32] { s.unicodeScalars.map(\.value) }
+func squadScalars(_ s: String) -> [UInt32] { s.unicodeScalars.map(\.value) }
 
 final class SQuADReaderTests: XCTestCase {
     func testReadsTheV1SampleWithUnicodeAndSeveralAnswers() throws {
@@ -100,20 +100,20 @@ final class SQuADReaderTests: XCTestCase {
             XCTAssertFalse(e.answers.isEmpty)
             XCTAssertFalse(e.isImpossible)
             for a in e.answers {
-                XCTAssertEqual(scalars(SQuADText.slice(e.context, a.start, a.end)), scalars(a.text), e.id)
+                XCTAssertEqual(squadScalars(SQuADText.slice(e.context, a.start, a.end)), squadScalars(a.text), e.id)
             }
         }
         let zurich = try XCTUnwrap(d.examples.first { $0.id == "zurich-06" })
         XCTAssertEqual(zurich.title, "Zürich")
         XCTAssertEqual(zurich.path, "data[1].paragraphs[0].qas[5]")
-        XCTAssertEqual(scalars(zurich.question), scalars("\u{3000}\tHow does the café describe itself?"),
+        XCTAssertEqual(squadScalars(zurich.question), squadScalars("\u{3000}\tHow does the café describe itself?"),
                        "questions are kept as written; features strip them")
         XCTAssertEqual(zurich.answers.map(\.text), ["ﬁne dining 🍰", "ﬁne dining"])
         // answer_start counts Unicode scalars: the emoji is one, the fullwidth/accented letters one each.
         XCTAssertEqual(zurich.answers[0].start, Array(zurich.context.unicodeScalars).firstIndex(of: "ﬁ")!)
         XCTAssertEqual(zurich.answers[0].end - zurich.answers[0].start, 12)
         let athens = try XCTUnwrap(d.examples.first { $0.id == "athens-03" })
-        XCTAssertEqual(scalars(athens.answers[0].text), [0x391, 0x301, 0x74, 0x68, 0x65, 0x6E, 0x73],
+        XCTAssertEqual(squadScalars(athens.answers[0].text), [0x391, 0x301, 0x74, 0x68, 0x65, 0x6E, 0x73],
                        "the combining accent stays a separate scalar")
         XCTAssertEqual(d.examples.first { $0.id == "danube-02" }?.answers.count, 3)
     }
@@ -132,7 +132,7 @@ final class SQuADReaderTests: XCTestCase {
         let v1 = try SQuADFixtures.dataset("squad_v1_sample.json")
         let z1 = try XCTUnwrap(v1.examples.first { $0.id == "zurich-02" }), z2 = try XCTUnwrap(d.examples.first {
             $0.id == "zurich-v2-02" })
-        XCTAssertEqual(scalars(z1.context), scalars(z2.context))
+        XCTAssertEqual(squadScalars(z1.context), squadScalars(z2.context))
     }
 
     // MARK: - Bad input
