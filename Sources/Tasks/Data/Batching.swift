@@ -139,9 +139,10 @@ public struct Batcher: Sendable {
         return batches
     }
 
-    /// The epoch's padded batches.
-    public func batches(epoch: Int) -> [TaskBatch] {
-        order(epoch: epoch).map { batch($0) }
+    /// The epoch's padded batches, each padded when it is accessed (so an epoch of MNLI is never in memory whole;
+    /// accessing a batch twice pads it twice). `Array(batches(epoch:))` materialises them.
+    public func batches(epoch: Int) -> LazyMapCollection<[[Int]], TaskBatch> {
+        order(epoch: epoch).lazy.map { batch($0) }
     }
 
     /// Pads the examples at `positions` into one batch.
@@ -150,15 +151,18 @@ public struct Batcher: Sendable {
         let rows = positions.map { examples[$0] }
         let B = rows.count
         let T = rows.map(\.count).max()!
-        var ids = [Int](repeating: padId, count: B * T)
-        var mask = [Int](repeating: 0, count: B * T)
-        var types = [Int](repeating: 0, count: B * T)
-        for (r, e) in rows.enumerated() {
-            for t in 0..<e.count {
-                ids[r * T + t] = e.ids[t]
-                types[r * T + t] = e.typeIds[t]
-                mask[r * T + t] = 1
-            }
+        var ids: [Int] = [], mask: [Int] = [], types: [Int] = []
+        ids.reserveCapacity(B * T)
+        mask.reserveCapacity(B * T)
+        types.reserveCapacity(B * T)
+        for e in rows {
+            let pad = T - e.count
+            ids.append(contentsOf: e.ids)
+            ids.append(contentsOf: repeatElement(padId, count: pad))
+            types.append(contentsOf: e.typeIds)
+            types.append(contentsOf: repeatElement(0, count: pad))
+            mask.append(contentsOf: repeatElement(1, count: e.count))
+            mask.append(contentsOf: repeatElement(0, count: pad))
         }
         var labels: BatchLabels?
         if rows[0].label != nil {
