@@ -265,3 +265,35 @@ final class TokenizerGoldenTests: XCTestCase {
         print("tokenizer wordpiece: \(words) words, fast == naive")
     }
 }
+
+/// Speed of the real tokenizer on all 10,605 movie snippets. In release:
+/// `swift test -c release --filter TokenizerSpeedTests` (the claim in the tokenizer's report comes from there).
+final class TokenizerSpeedTests: XCTestCase {
+    func testMovieSnippets() throws {
+        let t = try TokenizerAssets.uncased.get()
+        let file = TokenizerAssets.directory.deletingLastPathComponent()
+            .appendingPathComponent("movie-review-snippets/movieReviewSnippets_GroundTruth.txt")
+        guard let raw = try? String(contentsOf: file, encoding: .utf8) else {
+            throw TokenizerError("\(file.path) is missing: run scripts/fetch-assets.sh first (or set COFI_ASSETS)")
+        }
+        let texts = raw.split(separator: "\r\n").dropFirst().map { String($0.split(separator: "\t", maxSplits: 2)[2]) }
+        XCTAssertEqual(texts.count, 10_605)
+        #if DEBUG
+        let (build, rounds) = ("debug", 1)
+        #else
+        let (build, rounds) = ("release", 3)
+        #endif
+        var best = Double.infinity, count = 0
+        for _ in 0..<rounds {
+            let start = DispatchTime.now().uptimeNanoseconds
+            count = 0
+            for text in texts { count += t.tokenize(text).count }
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        print(String(format: "tokenizer speed (%@): %d movie snippets, %d tokens in %.3f s (best of %d), %.0f snippets/s",
+                     build, texts.count, count, best, rounds, Double(texts.count) / best))
+        #if !DEBUG
+        XCTAssertLessThan(best, 1.0)
+        #endif
+    }
+}
