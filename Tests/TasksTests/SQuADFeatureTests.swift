@@ -114,7 +114,7 @@ final class SQuADFeatureTests: XCTestCase {
     func testBatchesStackFeaturesIntoBertBatches() throws {
         let tok = try tokenizer()
         let d = try SQuADFixtures.dataset("squad_v2_sample.json")
-        let features = try SQuADFeature.make(examples: d.examples, tokenizer: tok,
+        let features = try SQuADFeature.make(dataset: d, tokenizer: tok,
                                              options: SQuADFeatureOptions(maxLength: 64, stride: 16))
         let b = SQuADBatch.make(features, indices: [3, 0, 7], padId: tok.padId)
         XCTAssertEqual(b.inputs.batch, 3)

@@ -61,6 +61,12 @@ extension SQuADFeature {
         return features
     }
 
+    /// `make(examples:…)` for all questions of a dataset, naming its file in errors.
+    public static func make(dataset: SQuADDataset, tokenizer: WordPieceTokenizer,
+                            options: SQuADFeatureOptions = SQuADFeatureOptions()) throws -> [SQuADFeature] {
+        try make(examples: dataset.examples, tokenizer: tokenizer, options: options, source: dataset.source)
+    }
+
     /// Context token ranges of the windows (tokenizers' `Encoding::truncate` with a stride, direction right).
     static func windows(contextCount: Int, questionCount: Int, options: SQuADFeatureOptions, example: SQuADExample,
                         source: String) throws -> [Range<Int>] {
