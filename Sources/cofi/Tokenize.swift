@@ -13,7 +13,8 @@ struct Tokenize: ParsableCommand {
             scalars of the line's own text ([0, 0] for [CLS], [SEP] and [PAD], as Hugging Face prints them); \
             with --pad also "attention_mask", with --tokens also "tokens". Identical to transformers' BertTokenizerFast(text, pair, \
             return_offsets_mapping=True) with the same max_length and truncation, including its errors: an \
-            only_first / only_second truncation that cannot fit stops with the line number.
+            only_first / only_second truncation that cannot fit stops with the line number, as does a line that \
+            is not valid UTF-8.
             MODEL DIR holds tokenizer.json, or vocab.txt with an optional tokenizer_config.json.
             """)
 
@@ -48,27 +49,43 @@ struct Tokenize: ParsableCommand {
         let strategy = Truncation(rawValue: truncation)!
         var lineNumber = 0
         var output = ""
-        output.reserveCapacity(1 << 16)
-        while let raw = readLine(strippingNewline: true) {
+        func flush() {
+            FileHandle.standardOutput.write(Data(output.utf8))
+            output.removeAll(keepingCapacity: true)
+        }
+        func process(_ bytes: Data) throws {
             lineNumber += 1
-            let line = raw.hasSuffix("\r") ? String(raw.dropLast()) : raw
+            var bytes = bytes
+            if bytes.last == 0x0D { bytes.removeLast() }
+            guard let line = String(data: bytes, encoding: .utf8) else {
+                flush()
+                throw UserError(description: "stdin line \(lineNumber): not valid UTF-8")
+            }
             let texts = line.split(separator: "\t", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-            let e: Encoding
             do {
-                e = try tokenizer.encodeChecked(texts[0], texts.count > 1 ? texts[1] : nil, maxLength: maxLength,
-                                                truncation: strategy, padToMaxLength: pad)
+                let e = try tokenizer.encodeChecked(texts[0], texts.count > 1 ? texts[1] : nil, maxLength: maxLength,
+                                                    truncation: strategy, padToMaxLength: pad)
+                output += Self.json(e, tokens: tokens ? tokenizer.tokens(e.ids) : nil)
+                output += "\n"
             } catch {
-                FileHandle.standardOutput.write(Data(output.utf8))
+                flush()
                 throw UserError(description: "stdin line \(lineNumber): \(error)")
             }
-            output += Self.json(e, tokens: tokens ? tokenizer.tokens(e.ids) : nil)
-            output += "\n"
-            if output.utf8.count > 1 << 16 {
-                FileHandle.standardOutput.write(Data(output.utf8))
-                output.removeAll(keepingCapacity: true)
-            }
         }
-        FileHandle.standardOutput.write(Data(output.utf8))
+        // Lines are answered as soon as they arrive (interactive use), in batches when input is piped in.
+        var pending = Data()
+        while case let chunk = FileHandle.standardInput.availableData, !chunk.isEmpty {
+            pending.append(chunk)
+            var start = pending.startIndex
+            while let newline = pending[start...].firstIndex(of: 0x0A) {
+                try process(pending[start..<newline])
+                start = newline + 1
+            }
+            pending = Data(pending[start...])
+            flush()
+        }
+        if !pending.isEmpty { try process(pending) }
+        flush()
     }
 
     /// One line of output; keys in a fixed order.

@@ -27,6 +27,10 @@ final class TokenizeCLITests: XCTestCase {
 
     /// Runs `cofi args…` with `input` on stdin; returns (exit status, stdout, stderr).
     func cofi(_ args: [String], input: String) throws -> (Int32, String, String) {
+        try cofi(args, bytes: Data(input.utf8))
+    }
+
+    func cofi(_ args: [String], bytes input: Data) throws -> (Int32, String, String) {
         let p = Process()
         p.executableURL = productsDirectory.appendingPathComponent("cofi")
         p.arguments = args
@@ -35,7 +39,7 @@ final class TokenizeCLITests: XCTestCase {
         p.standardOutput = out
         p.standardError = err
         try p.run()
-        stdin.fileHandleForWriting.write(Data(input.utf8))
+        stdin.fileHandleForWriting.write(input)
         try stdin.fileHandleForWriting.close()
         let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
@@ -87,6 +91,11 @@ final class TokenizeCLITests: XCTestCase {
         XCTAssertNotEqual(s2, 0)
         XCTAssertEqual(try objects(out2).count, 1, "the line before the error is printed")
         XCTAssertTrue(err2.contains("stdin line 2") && err2.contains("Sequence to truncate too short"), err2)
+        let (s3, out3, err3) = try cofi(["tokenize", "--model", miniLM.path],
+                                        bytes: Data("fine\n".utf8) + Data([0x63, 0x61, 0x66, 0xE9, 0x0A]))
+        XCTAssertNotEqual(s3, 0)
+        XCTAssertEqual(try objects(out3).count, 1)
+        XCTAssertTrue(err3.contains("stdin line 2: not valid UTF-8"), err3)
     }
 
     func testModelWithoutTokenizerIsAClearError() throws {

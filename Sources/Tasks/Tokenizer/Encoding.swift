@@ -8,6 +8,7 @@ public struct Token: Equatable, Sendable {
     public let start: Int
     public let end: Int
 
+    /// A token with id `id` covering original scalars `start..<end`.
     public init(id: Int, start: Int, end: Int) {
         self.id = id
         self.start = start
@@ -38,6 +39,7 @@ public struct Encoding: Equatable, Sendable {
     public var sequenceIds: [Int?]
     public var count: Int { ids.count }
 
+    /// An encoding from its parallel arrays (all of the same length).
     public init(ids: [Int], typeIds: [Int], attentionMask: [Int], offsets: [Range<Int>?], sequenceIds: [Int?]) {
         self.ids = ids
         self.typeIds = typeIds

@@ -3,6 +3,7 @@
 public struct TokenizerError: Error, CustomStringConvertible, Equatable {
     public let description: String
 
+    /// An error with this message.
     public init(_ description: String) {
         self.description = description
     }

@@ -35,8 +35,11 @@ public final class WordPieceTokenizer: Sendable {
     public struct AddedToken: Equatable, Sendable {
         public let content: String
         public let id: Int
+        /// Skipped by `decode(_:skipSpecialTokens: true)`.
         public let special: Bool
+        /// Matched on the normalized text (true) or on the raw text (false).
         public let normalized: Bool
+        /// An added token; `normalized: false` matches `content` on the raw text.
         public init(content: String, id: Int, special: Bool, normalized: Bool) {
             self.content = content
             self.id = id
