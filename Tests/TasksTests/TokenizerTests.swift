@@ -109,6 +109,8 @@ final class TokenizerTests: XCTestCase {
         assertError(try WordPieceTokenizer.load(directory: directory), ["model.vocab", "id 5", "both"])
         _ = try write("tokenizer.json", "{\"model\": {\"type\": \"WordPiece\", ")
         assertError(try WordPieceTokenizer.load(directory: directory), ["tokenizer.json", "invalid JSON"])
+        _ = try write("tokenizer.json", "{\"model\": {\"type\": \"WordPiece\",\n  \"vocab\": {\"a\": }}}")
+        assertError(try WordPieceTokenizer.load(directory: directory), ["tokenizer.json", "invalid JSON", "line 2, column 18"])
     }
 
     func assertError<T>(_ body: @autoclosure () throws -> T, _ fragments: [String], file: StaticString = #filePath, line: UInt = #line) {

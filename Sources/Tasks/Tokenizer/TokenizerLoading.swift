@@ -259,14 +259,21 @@ struct JSONFile {
             throw TokenizerError("\(url.path): cannot read (\(error.localizedDescription))")
         }
         do { root = try JSONDecoder().decode(JSONValue.self, from: data) } catch {
-            throw TokenizerError("\(url.path): invalid JSON (\(JSONFile.reason(error)))")
+            throw TokenizerError("\(url.path): invalid JSON (\(JSONFile.reason(error, data)))")
         }
     }
 
-    static func reason(_ error: Error) -> String {
-        if case DecodingError.dataCorrupted(let context) = error {
-            let underlying = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
-            return underlying ?? context.debugDescription
+    /// JSONDecoder does not say where the JSON is broken; JSONSerialization does ("… around line 3, column 7").
+    static func reason(_ error: Error, _ data: Data) -> String {
+        do { _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) } catch {
+            let message = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)"
+            if let r = message.range(of: "character "), let offset = Int(message[r.upperBound...].prefix { $0.isNumber }) {
+                let before = data.prefix(offset)
+                let line = before.filter { $0 == 0x0A }.count + 1
+                let column = offset - (before.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0) + 1
+                return "\(message[..<r.lowerBound])line \(line), column \(column)"
+            }
+            return message
         }
         return "\(error)"
     }
