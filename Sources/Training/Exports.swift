@@ -1,0 +1,2 @@
+@_exported import BERT
+@_exported import Tasks

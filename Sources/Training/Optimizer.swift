@@ -1,0 +1,163 @@
+import Foundation
+
+/// Parameters that share a learning rate and a weight decay.
+public struct ParameterGroup {
+    public var name: String
+    public var parameters: [(String, Variable)]
+    /// Base learning rate; the schedule multiplies it. May be negative: Adam then ascends (CoFi's λ, cofi-spec §4).
+    public var learningRate: Float
+    public var weightDecay: Float
+    /// Whether the trainer's schedule applies to this group (CoFi's mask and λ groups keep a constant rate).
+    public var followsSchedule: Bool
+
+    public init(name: String, parameters: [(String, Variable)], learningRate: Float, weightDecay: Float = 0,
+                followsSchedule: Bool = true) {
+        self.name = name
+        self.parameters = parameters
+        self.learningRate = learningRate
+        self.weightDecay = weightDecay
+        self.followsSchedule = followsSchedule
+    }
+
+    /// Hugging Face's two groups for a model: weight decay on everything except biases and LayerNorm weights.
+    public static func standard(_ parameters: [(String, Variable)], learningRate: Float,
+                                weightDecay: Float) -> [ParameterGroup] {
+        let noDecay = parameters.filter { $0.0.hasSuffix(".bias") || $0.0.contains("LayerNorm.") }
+        let decay = parameters.filter { !($0.0.hasSuffix(".bias") || $0.0.contains("LayerNorm.")) }
+        return [ParameterGroup(name: "decay", parameters: decay, learningRate: learningRate, weightDecay: weightDecay),
+                ParameterGroup(name: "no_decay", parameters: noDecay, learningRate: learningRate, weightDecay: 0)]
+    }
+}
+
+/// Learning-rate multiplier per optimiser step (0-based), as Hugging Face's schedulers.
+public enum LearningRateSchedule: Equatable, Codable, Sendable {
+    case constant
+    /// Linear warm-up from 0 over `warmupSteps`, then linear decay to 0 at `totalSteps`.
+    case linear(warmupSteps: Int, totalSteps: Int)
+
+    public func multiplier(atStep step: Int) -> Float {
+        switch self {
+        case .constant: return 1
+        case let .linear(warmup, total):
+            if step < warmup { return Float(step) / Float(max(1, warmup)) }
+            return max(0, Float(total - step) / Float(max(1, total - warmup)))
+        }
+    }
+}
+
+/// AdamW (Loshchilov & Hutter) exactly as `torch.optim.AdamW`: decoupled decay p ← p·(1 − lr·wd), then the
+/// bias-corrected Adam step p ← p − lr/(1 − β1ᵗ) · m / (√v / √(1 − β2ᵗ) + ε).
+public final class AdamW {
+    public var groups: [ParameterGroup]
+    public let beta1: Float, beta2: Float, eps: Float
+    /// Optimiser steps taken (t of the bias corrections).
+    public private(set) var stepCount = 0
+    /// First and second moments, keyed by parameter name.
+    private var m: [String: [Float]] = [:]
+    private var v: [String: [Float]] = [:]
+
+    public init(groups: [ParameterGroup], beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8) {
+        var seen = Set<String>()
+        for g in groups { for (n, _) in g.parameters { precondition(seen.insert(n).inserted, "parameter \(n) in two groups") } }
+        self.groups = groups
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+    }
+
+    /// One step on every parameter that has a gradient; the learning rate of a group that follows the schedule
+    /// is multiplied by `scheduleMultiplier`.
+    public func step(scheduleMultiplier: Float = 1) {
+        stepCount += 1
+        let t = Float(stepCount)
+        let c1 = 1 - pow(beta1, t), c2 = (1 - pow(beta2, t)).squareRoot()
+        for g in groups {
+            let lr = g.learningRate * (g.followsSchedule ? scheduleMultiplier : 1)
+            let decay = 1 - lr * g.weightDecay
+            let stepSize = lr / c1
+            for (name, p) in g.parameters {
+                guard let grad = p.grad else { continue }
+                var mi = m[name] ?? [Float](repeating: 0, count: p.value.count)
+                var vi = v[name] ?? [Float](repeating: 0, count: p.value.count)
+                let b1 = beta1, b2 = beta2, e = eps
+                p.update { value in
+                    value.withMutablePointer { w in grad.withPointer { gp in
+                        mi.withUnsafeMutableBufferPointer { mp in vi.withUnsafeMutableBufferPointer { vp in
+                            for i in 0..<mp.count {
+                                w[i] *= decay
+                                mp[i] = b1 * mp[i] + (1 - b1) * gp[i]
+                                vp[i] = b2 * vp[i] + (1 - b2) * gp[i] * gp[i]
+                                w[i] -= stepSize * mp[i] / (vp[i].squareRoot() / c2 + e)
+                            }
+                        } }
+                    } }
+                }
+                m[name] = mi
+                v[name] = vi
+            }
+        }
+    }
+
+    /// Clears every parameter's gradient.
+    public func zeroGradients() {
+        for g in groups { for (_, p) in g.parameters { p.grad = nil } }
+    }
+
+    /// The moments and step count, for checkpoints: `m.<name>`, `v.<name>` and `step` (a one-element tensor).
+    public var state: [String: Tensor] {
+        var s: [String: Tensor] = ["step": Tensor(shape: [1], scalars: [Float(stepCount)])]
+        for g in groups {
+            for (name, p) in g.parameters {
+                if let mi = m[name] { s["m." + name] = Tensor(shape: p.shape, scalars: mi) }
+                if let vi = v[name] { s["v." + name] = Tensor(shape: p.shape, scalars: vi) }
+            }
+        }
+        return s
+    }
+
+    /// Restores `state`; every moment must match its parameter's shape.
+    public func load(state s: [String: Tensor]) throws {
+        guard let step = s["step"], step.count == 1 else { throw OptimizerStateError("missing 'step'") }
+        var newM: [String: [Float]] = [:], newV: [String: [Float]] = [:]
+        for g in groups {
+            for (name, p) in g.parameters {
+                for (prefix, table) in [("m.", 0), ("v.", 1)] {
+                    guard let t = s[prefix + name] else { continue }
+                    guard t.shape == p.shape else {
+                        throw OptimizerStateError("'\(prefix)\(name)' has shape \(t.shape), the parameter has \(p.shape)")
+                    }
+                    if table == 0 { newM[name] = t.scalars } else { newV[name] = t.scalars }
+                }
+            }
+        }
+        stepCount = Int(step.scalars[0])
+        m = newM
+        v = newV
+    }
+}
+
+/// An optimiser state that does not fit the model.
+public struct OptimizerStateError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ message: String) { description = "optimizer state: " + message }
+}
+
+/// Scales all gradients so their global L2 norm is at most `maxNorm` (`torch.nn.utils.clip_grad_norm_`:
+/// factor maxNorm / (norm + 1e-6), applied only when below 1). Returns the norm before clipping.
+@discardableResult
+public func clipGradientNorm(_ parameters: [Variable], maxNorm: Float) -> Float {
+    var total = 0.0
+    for p in parameters { if let g = p.grad { for x in g.scalars { total += Double(x) * Double(x) } } }
+    let norm = Float(total.squareRoot())
+    let factor = maxNorm / (norm + 1e-6)
+    if factor < 1 {
+        for p in parameters {
+            guard var g = p.grad else { continue }
+            p.grad = nil  // drop the second reference so the scaling below writes in place
+            let n = g.count
+            g.withMutablePointer { gp in for i in 0..<n { gp[i] *= factor } }
+            p.grad = g
+        }
+    }
+    return norm
+}
