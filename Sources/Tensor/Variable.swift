@@ -26,7 +26,7 @@ public final class Variable {
     }
 
     /// An interior node; records `pullback` only when gradients are being recorded and some input needs one.
-    init(_ value: Tensor, inputs: [Variable], pullback: @escaping (Tensor) -> Void) {
+    public init(_ value: Tensor, inputs: [Variable], pullback: @escaping (Tensor) -> Void) {
         self.value = value
         let needs = Variable.recordsGradient(for: inputs)
         self.requiresGrad = needs
