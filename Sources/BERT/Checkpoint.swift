@@ -60,6 +60,26 @@ extension BertModel {
         }
     }
 
+    // Added for CoFi compaction (Sources/CoFi/Compaction.swift), which builds the cut model in memory: the
+    // sub-module types have no public initialisers, so this is the one public way to make a model from tensors.
+    /// A model of `shape` whose parameters are `tensors`, keyed by the canonical names of `namedParameters`
+    /// (`bert.`-prefixed encoder, `classifier.` / `qa_outputs.` head). Throws `CheckpointError` naming a
+    /// missing or mis-shaped tensor, or one that the shape does not use.
+    public static func assemble(config: BertConfig, shape: BertShape, task: TaskHeadKind?,
+                                tensors: [String: Tensor]) throws -> BertModel {
+        var used = Set<String>()
+        let model = try build(config: config, shape: shape, task: task) { name, expected, _ in
+            guard let t = tensors[name] else { throw CheckpointError("assemble: missing tensor '\(name)' with shape \(expected)") }
+            guard t.shape == expected else { throw CheckpointError("assemble: tensor '\(name)' has shape \(t.shape), expected \(expected)") }
+            used.insert(name)
+            return t
+        }
+        if let extra = tensors.keys.sorted().first(where: { !used.contains($0) }) {
+            throw CheckpointError("assemble: tensor '\(extra)' is not a parameter of a model of this shape and task")
+        }
+        return model
+    }
+
     /// What a parameter is, for initialisation.
     enum ParameterKind { case weight, bias, normWeight, normBias }
 
