@@ -252,7 +252,7 @@ extension CompactLayout {
             return CompactFormatError(path: path, field: dotted(context.codingPath + [key]), message: "missing required key")
         case .typeMismatch(let type, let context):
             return CompactFormatError(path: path, field: dotted(context.codingPath),
-                                      message: "expected \(describe(type)): \(context.debugDescription)")
+                                      message: "expected \(describe(type)) (\(context.debugDescription))")
         case .valueNotFound(let type, let context):
             return CompactFormatError(path: path, field: dotted(context.codingPath), message: "expected \(describe(type)), found null")
         case .dataCorrupted(let context):
@@ -269,7 +269,7 @@ extension CompactLayout {
         case is Double.Type: return "a number"
         case is String.Type: return "a string"
         case is [Int].Type: return "an array of integers"
-        default: return "a value of type \(type)"
+        default: return String(describing: type).hasPrefix("Array") ? "an array" : "a value of type \(type)"
         }
     }
 }

@@ -136,7 +136,7 @@ extension BertModel {
 
         let newShape = BertShape(vocabSize: shape.vocabSize, hiddenSize: keptHidden.count, headDim: dh,
                                  maxPositions: shape.maxPositions, typeVocabSize: shape.typeVocabSize,
-                                 layers: layerShapes, poolerWidth: shape.poolerWidth)
+                                 layers: layerShapes, poolerWidth: pooler == nil ? nil : shape.poolerWidth)
         let compact: BertModel
         do {
             compact = try BertModel.assemble(config: config, shape: newShape, task: task, tensors: tensors)
