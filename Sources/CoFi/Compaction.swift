@@ -224,17 +224,21 @@ extension Tensor {
         precondition(rank == 2, "slicing: expected a matrix, got shape \(shape)")
         let inF = shape[1]
         let r = rows ?? Array(0..<shape[0]), c = columns ?? Array(0..<inF)
-        var out = [Float](repeating: 0, count: r.count * c.count)
-        for (i, row) in r.enumerated() {
-            let rs = rowScale?[i] ?? 1
-            for (j, col) in c.enumerated() {
-                var w = scalars[row * inF + col]
-                if rowScale != nil { w *= rs }
-                if let cs = columnScale { w *= cs[j] }
-                if factor != 1 { w *= factor }
-                out[i * c.count + j] = w
-            }
+        precondition(r.allSatisfy { (0..<shape[0]).contains($0) } && c.allSatisfy { (0..<inF).contains($0) },
+                     "slicing: index out of range for shape \(shape)")
+        let C = c.count
+        let scaled = rowScale != nil || columnScale != nil || factor != 1
+        return Tensor(shape: [r.count, C]) { out in
+            scalars.withUnsafeBufferPointer { w in c.withUnsafeBufferPointer { cols in
+                for (i, row) in r.enumerated() {
+                    let src = w.baseAddress! + row * inF, dst = out.baseAddress! + i * C
+                    for j in 0..<C { dst[j] = src[cols[j]] }
+                    guard scaled else { continue }
+                    if let rs = rowScale?[i] { for j in 0..<C { dst[j] *= rs } }
+                    if let cs = columnScale { for j in 0..<C { dst[j] *= cs[j] } }
+                    if factor != 1 { for j in 0..<C { dst[j] *= factor } }
+                }
+            } }
         }
-        return Tensor(shape: [r.count, c.count], scalars: out)
     }
 }
