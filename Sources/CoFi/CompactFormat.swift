@@ -7,12 +7,15 @@ import Foundation
 /// them); `CompactModel.load(directory:)` also reads the `cofi` block and checks it against the tensors.
 ///
 ///     "cofi": {
-///       "encoder_parameters": 9168, "format_version": 1, "head_dim": 6, "hidden_size": 20,
-///       "kept_hidden_indices": [1, 2, 3, 5, …],
-///       "layers": [{"ffn_width": 7, "kept_ffn_units": [0, 3, …], "kept_heads": [1, 3], "num_heads": 2}, …],
+///       "encoder_parameters": 3211, "format_version": 1, "head_dim": 6, "hidden_size": 18,
+///       "kept_hidden_indices": [0, 1, 2, 3, 4, 5, 8, 10, …, 23],
+///       "layers": [
+///         {"ffn_width": 16, "kept_ffn_units": [1, 2, 3, 5, …, 19], "kept_heads": [0, 3], "num_heads": 2},
+///         {"ffn_width": 0, "kept_ffn_units": [], "kept_heads": [], "num_heads": 0},   (nothing left)
+///         …],
 ///       "original_hidden_size": 24, "original_intermediate_size": 20, "original_num_attention_heads": 4,
-///       "original_prunable_parameters": 19488, "prunable_parameters": 8688, "sparsity": 0.554,
-///       "source": {"target_sparsity": 0.5, …}
+///       "original_prunable_parameters": 13616, "prunable_parameters": 3031, "sparsity": 0.7773942420681551,
+///       "source": {"expected_sparsity": 0.48, "note": "…", "source_model": "…", "target_sparsity": 0.5}
 ///     }
 
 /// What a compact model kept of the original dense model, stored as the `cofi` object of its `config.json`.
