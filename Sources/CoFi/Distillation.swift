@@ -417,7 +417,12 @@ public struct DistillationLoss {
         var total = config.predictionWeight * prediction
         var layer: LayerDistillationResult?
         if let layerDistillation {
-            let exists = LayerMapping.existingLayers(masks: masks, layerCount: student.hiddenStates.count - 1)
+            let studentLayers = student.hiddenStates.count - 1
+            if let masks, masks.attentionLayers.count != studentLayers || masks.ffnLayers.count != studentLayers {
+                throw DistillationError("layer distillation: the mask set has \(masks.attentionLayers.count) layers, "
+                    + "the student \(studentLayers)")
+            }
+            let exists = LayerMapping.existingLayers(masks: masks, layerCount: studentLayers)
             let result = try layerDistillation(student: student.hiddenStates, teacher: teacher.hiddenStates.map(\.value),
                                                exists: exists)
             total = total + config.layerWeight * result.loss

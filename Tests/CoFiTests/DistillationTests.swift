@@ -381,5 +381,8 @@ final class DistillationTests: XCTestCase {
         XCTAssertNil(q.layer)
         XCTAssertEqual(q.total.value.scalar, q.prediction.value.scalar)
         XCTAssertThrowsError(try DistillationLoss(head: .regression, transformation: nil))
+        XCTAssertThrowsError(try loss(student: student, teacher: teacher, masks: MaskSet(layerCount: 2))) { error in
+            XCTAssertTrue("\(error)".contains("mask set has 2 layers, the student 3"), "\(error)")
+        }
     }
 }
