@@ -1,0 +1,363 @@
+import Foundation
+
+/// One optimiser step, as reported to `Trainer.onStep`.
+public struct StepRecord: Sendable {
+    /// 1-based step number (steps taken after this one).
+    public var step: Int
+    /// Epochs done after this step, as a fraction.
+    public var epoch: Double
+    public var loss: Float
+    /// Global gradient norm of the model parameters before clipping.
+    public var gradientNorm: Float
+    public var learningRate: Float
+}
+
+/// How a run ended.
+public struct TrainingSummary: Sendable, CustomStringConvertible {
+    public var steps: Int
+    public var epochs: Double
+    public var bestMetricName: String?
+    public var bestMetric: Double?
+    public var bestStep: Int?
+    public var lastEvaluation: EvaluationResult?
+    /// Wall-clock seconds of this call of `train()`.
+    public var seconds: Double
+    /// Seconds in training steps and in evaluation over the whole run (every resume included).
+    public var trainSeconds: Double
+    public var evaluationSeconds: Double
+    /// Training examples per second of training-step time, over the whole run.
+    public var examplesPerSecond: Double
+
+    public var description: String {
+        var s = "trained \(steps) steps (\(String(format: "%.2f", epochs)) epochs) in \(ProgressReporter.duration(seconds)); "
+            + "\(String(format: "%.1f", examplesPerSecond)) examples/s"
+        if let name = bestMetricName, let value = bestMetric, let step = bestStep {
+            s += "; best \(name) \(String(format: "%.4f", value)) at step \(step)"
+        }
+        return s
+    }
+}
+
+/// The training loop every stage reuses: seeded epochs of `data`, the loss of `objective` (task loss by default),
+/// HF AdamW on the model parameters (no decay on biases and LayerNorm weights) with a linear or constant schedule,
+/// gradient clipping, evaluation every `evalSteps` and at each epoch end with `evaluator`, `best/` kept by the
+/// primary metric, `checkpoint/` at every evaluation and epoch end, and an exact `resume(from:)`.
+///
+/// Exactness: epoch e's order is `data.order(epoch: e)`, step k's dropout is `Xoshiro256(dropoutSeed(seed, k))`,
+/// and the weights and moments are saved as exact float32, so a run resumed from any checkpoint takes the same
+/// steps with the same losses as the uninterrupted run.
+public final class Trainer {
+    public let model: BertModel
+    public let data: TrainingData
+    public let configuration: TrainerConfiguration
+    public let objective: TrainingObjective
+    public let evaluator: Evaluator?
+    /// Where checkpoints and metrics go; nil writes nothing.
+    public let output: TrainingOutput?
+    public let export: ModelExport
+    /// The caller's description of the run (model, task, data, max length…); a resume must match it.
+    public let arguments: [String: String]
+    /// The model parameters the model optimiser trains and clips.
+    public let trainableParameters: [(String, Variable)]
+    public let optimizer: AdamW
+    public let stepsPerEpoch: Int
+    public let totalSteps: Int
+    public private(set) var state: TrainerState
+    /// The live progress line and messages; nil is silent.
+    public var progress: ProgressReporter?
+    /// Called after every step; throwing stops the run (the last checkpoint stays as it was).
+    public var onStep: ((StepRecord) throws -> Void)?
+
+    private var resumed = false
+    private var gradientHolders: [Variable] = []
+    private var log: MetricsLog?
+
+    /// Checks the configuration and the data; no file is touched until `train()`.
+    public init(model: BertModel, data: TrainingData, configuration: TrainerConfiguration,
+                objective: TrainingObjective = TaskLossObjective(), evaluator: Evaluator? = nil,
+                output: TrainingOutput? = nil, export: ModelExport = ModelExport(), arguments: [String: String] = [:]) throws {
+        try configuration.validate()
+        guard data.exampleCount > 0, data.batchCount > 0 else {
+            throw TrainerError("the training set has no examples")
+        }
+        self.model = model
+        self.data = data
+        self.configuration = configuration
+        self.objective = objective
+        self.evaluator = evaluator
+        self.output = output
+        self.export = export
+        self.arguments = arguments
+        trainableParameters = objective.trainableParameters(of: model)
+        guard !trainableParameters.isEmpty else { throw TrainerError("the objective trains no model parameters") }
+        optimizer = AdamW(groups: ParameterGroup.standard(trainableParameters, learningRate: configuration.learningRate,
+                                                          weightDecay: configuration.weightDecay),
+                          beta1: configuration.adamBeta1, beta2: configuration.adamBeta2, eps: configuration.adamEpsilon)
+        stepsPerEpoch = data.batchCount
+        totalSteps = configuration.totalSteps(stepsPerEpoch: stepsPerEpoch)
+        state = TrainerState(stepsPerEpoch: stepsPerEpoch, totalSteps: totalSteps, trainExamples: data.exampleCount,
+                             seed: configuration.seed, rng: Self.rngDescription, configuration: configuration,
+                             arguments: arguments)
+
+        var seen = Set<ObjectIdentifier>()
+        let all = model.namedParameters.map(\.1) + trainableParameters.map(\.1)
+            + objective.auxiliaryOptimizers.flatMap { $0.optimizer.groups.flatMap { $0.parameters.map(\.1) } }
+        gradientHolders = all.filter { seen.insert(ObjectIdentifier($0)).inserted }
+    }
+
+    static let rngDescription = "shuffle: epoch e uses Xoshiro256(seed &+ e) (Batcher); dropout: step k uses "
+        + "Xoshiro256(Trainer.dropoutSeed(seed, step: k)); no generator state is carried between steps"
+
+    /// The dropout seed of the 0-based step `step`: a SplitMix64 hash of the run's seed plus the step, so that it
+    /// never meets the shuffling seeds (seed + epoch).
+    public static func dropoutSeed(_ seed: UInt64, step: Int) -> UInt64 {
+        var z = seed ^ 0xD1B5_4A32_D192_ED03
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return (z ^ (z >> 31)) &+ UInt64(step)
+    }
+
+    /// The optimisers whose state a checkpoint keeps: the model's first, then the objective's.
+    var allOptimizers: [(name: String, optimizer: AdamW)] { [("model", optimizer)] + objective.auxiliaryOptimizers }
+
+    // MARK: - Resume
+
+    /// Restores a run from its `checkpoint/` directory: the state, every model parameter, the optimisers' moments and
+    /// the objective's tensors. The checkpoint must come from the same configuration, arguments and training data.
+    public func resume(from checkpoint: URL) throws {
+        TrainingCheckpoint.recover(checkpoint)
+        let saved = try TrainingCheckpoint.readState(checkpoint)
+        let stateFile = checkpoint.appendingPathComponent(TrainingCheckpoint.stateFile).path
+        let changed = saved.configuration.differences(from: configuration)
+        guard changed.isEmpty else {
+            throw TrainerError("cannot resume: \(stateFile) was written with other settings (the run's vs now): "
+                               + changed.joined(separator: "; "))
+        }
+        let keys = Set(saved.arguments.keys).union(arguments.keys).sorted()
+        let differing = keys.filter { saved.arguments[$0] != arguments[$0] }
+            .map { "\($0): \(saved.arguments[$0] ?? "none") vs \(arguments[$0] ?? "none")" }
+        guard differing.isEmpty else {
+            throw TrainerError("cannot resume: \(stateFile) belongs to another run (the run's vs now): "
+                               + differing.joined(separator: "; "))
+        }
+        guard saved.trainExamples == data.exampleCount, saved.stepsPerEpoch == stepsPerEpoch else {
+            throw TrainerError("cannot resume: the training data changed (\(stateFile) has \(saved.trainExamples) examples in "
+                               + "\(saved.stepsPerEpoch) batches per epoch; now \(data.exampleCount) in \(stepsPerEpoch))")
+        }
+
+        let weightsURL = checkpoint.appendingPathComponent("model.safetensors")
+        let weights = try SafetensorsFile(contentsOf: weightsURL)
+        for (name, p) in model.namedParameters {
+            guard weights.contains(name) else { throw TrainerError("\(weightsURL.path): missing tensor '\(name)'") }
+            let t = try weights.tensor(name)
+            guard t.shape == p.shape else {
+                throw TrainerError("\(weightsURL.path): tensor '\(name)' has shape \(t.shape), the model has \(p.shape)")
+            }
+            p.assign(t)
+        }
+        let optimizerURL = checkpoint.appendingPathComponent(TrainingCheckpoint.optimizerFile)
+        let moments = try SafetensorsFile(contentsOf: optimizerURL)
+        for (name, opt) in allOptimizers {
+            let prefix = name + "/"
+            var s: [String: Tensor] = [:]
+            for key in moments.names where key.hasPrefix(prefix) { s[String(key.dropFirst(prefix.count))] = try moments.tensor(key) }
+            do { try opt.load(state: s) } catch { throw TrainerError("\(optimizerURL.path): optimizer '\(name)': \(error)") }
+        }
+        let objectiveURL = checkpoint.appendingPathComponent(TrainingCheckpoint.objectiveFile)
+        if FileManager.default.fileExists(atPath: objectiveURL.path) {
+            let file = try SafetensorsFile(contentsOf: objectiveURL)
+            var tensors: [String: Tensor] = [:]
+            for key in file.names { tensors[key] = try file.tensor(key) }
+            try objective.restore(checkpointTensors: tensors)
+        }
+        state = saved
+        resumed = true
+    }
+
+    // MARK: - The loop
+
+    /// Trains to the end (or until `onStep` throws or a loss or gradient is not finite).
+    @discardableResult
+    public func train() throws -> TrainingSummary {
+        let runStart = Self.now()
+        if let output {
+            log = try MetricsLog(url: output.metrics, keepingStepsUpTo: resumed ? state.globalStep : nil)
+        }
+        if resumed {
+            log?.append([("event", "resume"), ("step", state.globalStep), ("epoch", state.epochProgress),
+                         ("time", Self.timestamp())])
+            progress?.message("resuming at step \(state.globalStep) of \(totalSteps) "
+                              + "(epoch \(state.epoch + 1), batch \(state.batchInEpoch) of \(stepsPerEpoch))")
+        } else {
+            log?.append([("event", "start"), ("step", 0), ("time", Self.timestamp()), ("train_examples", data.exampleCount),
+                         ("steps_per_epoch", stepsPerEpoch), ("total_steps", totalSteps),
+                         ("configuration", RawJSON(encoding: configuration)), ("arguments", RawJSON(encoding: arguments))])
+        }
+        let epochs = (totalSteps + stepsPerEpoch - 1) / stepsPerEpoch
+        var runExamples = 0, runSteps = 0, runTrainSeconds = 0.0
+        var windowLoss = 0.0, windowSteps = 0, windowExamples = 0, windowSeconds = 0.0, windowModelSeconds = 0.0
+        var epochStart = Self.now(), epochTrainSeconds = 0.0
+        var lastSavedStep = resumed ? state.globalStep : -1
+
+        while state.globalStep < totalSteps {
+            let order = data.order(epoch: state.epoch)
+            let stepStart = Self.now()
+            let step = state.globalStep
+            let batch = data.trainingBatch(order[state.batchInEpoch])
+            var mode = ForwardMode(training: true, rng: Xoshiro256(seed: Self.dropoutSeed(configuration.seed, step: step)))
+            let loss = objective.loss(model: model, batch: batch, mode: &mode, step: step)
+            let lossValue = loss.value.scalar
+            guard lossValue.isFinite else { throw stopped(step: step, reason: "the loss is \(lossValue)") }
+            loss.backward()
+            let backwardDone = Self.now()
+            let norm = clipGradientNorm(trainableParameters.map(\.1), maxNorm: configuration.maxGradNorm)
+            guard norm.isFinite else {
+                clearGradients()
+                throw stopped(step: step, reason: "the gradient norm is \(norm) (loss \(lossValue))")
+            }
+            let multiplier = configuration.learningRateMultiplier(step: step, totalSteps: totalSteps)
+            for (_, opt) in allOptimizers { opt.step(scheduleMultiplier: multiplier) }
+            clearGradients()
+            objective.afterOptimizerStep(step: step)
+            windowModelSeconds += backwardDone - stepStart
+
+            state.globalStep += 1
+            state.batchInEpoch += 1
+            state.examplesSeen += batch.size
+            let seconds = Self.now() - stepStart
+            state.trainSeconds += seconds
+            runTrainSeconds += seconds
+            epochTrainSeconds += seconds
+            runExamples += batch.size
+            windowLoss += Double(lossValue)
+            windowSteps += 1
+            windowExamples += batch.size
+            windowSeconds += seconds
+            let lr = configuration.learningRate * multiplier
+            try onStep?(StepRecord(step: state.globalStep, epoch: state.epochProgress, loss: lossValue,
+                                   gradientNorm: norm, learningRate: lr))
+
+            runSteps += 1
+            let examplesPerSecond = Double(runExamples) / max(runTrainSeconds, 1e-9)
+            let eta = runTrainSeconds / Double(runSteps) * Double(totalSteps - state.globalStep)
+            progress?.update(ProgressSnapshot(epoch: state.epoch + 1, epochs: epochs, step: state.globalStep,
+                                              totalSteps: totalSteps, loss: windowLoss / Double(windowSteps),
+                                              learningRate: Double(lr), examplesPerSecond: examplesPerSecond,
+                                              etaSeconds: eta))
+            if state.globalStep % configuration.loggingSteps == 0 || state.globalStep == totalSteps {
+                var record: [(String, Any?)] = [
+                    ("event", "train"), ("step", state.globalStep), ("epoch", state.epochProgress),
+                    ("loss", windowLoss / Double(windowSteps)), ("learning_rate", Double(lr)),
+                    ("grad_norm", Double(norm)), ("examples_per_second", Double(windowExamples) / max(windowSeconds, 1e-9)),
+                    // Where a step's time goes: batch + forward + backward, and clipping + optimiser steps.
+                    ("step_seconds", windowSeconds / Double(windowSteps)),
+                    ("model_seconds", windowModelSeconds / Double(windowSteps)),
+                ]
+                for (k, v) in objective.logScalars.sorted(by: { $0.key < $1.key }) { record.append((k, v)) }
+                log?.append(record)
+                windowLoss = 0; windowSteps = 0; windowExamples = 0; windowSeconds = 0; windowModelSeconds = 0
+            }
+
+            var epochDone = false
+            if state.batchInEpoch == order.count {
+                epochDone = true
+                let wall = Self.now() - epochStart
+                log?.append([("event", "epoch"), ("step", state.globalStep), ("epoch", state.epoch + 1),
+                             ("seconds", wall), ("train_seconds", epochTrainSeconds),
+                             ("examples_per_second", Double(data.exampleCount) / max(epochTrainSeconds, 1e-9))])
+                progress?.message("epoch \(state.epoch + 1) done in \(ProgressReporter.duration(wall)) "
+                                  + "(training \(ProgressReporter.duration(epochTrainSeconds)), "
+                                  + String(format: "%.1f", Double(data.exampleCount) / max(epochTrainSeconds, 1e-9)) + " examples/s)")
+                state.epoch += 1
+                state.batchInEpoch = 0
+                epochStart = Self.now()
+                epochTrainSeconds = 0
+            }
+            let last = state.globalStep == totalSteps
+            let evalDue = (configuration.evalSteps.map { state.globalStep % $0 == 0 } ?? false)
+                || (epochDone && configuration.evaluateEachEpoch) || last
+            if evalDue && evaluator != nil && state.lastEvaluationStep != state.globalStep { try evaluate() }
+            if evalDue || epochDone || last {
+                try saveCheckpoint()
+                lastSavedStep = state.globalStep
+            }
+        }
+        if lastSavedStep != state.globalStep && output != nil { try saveCheckpoint() }
+        progress?.finish()
+
+        let summary = TrainingSummary(
+            steps: state.globalStep, epochs: state.epochProgress, bestMetricName: state.bestMetricName,
+            bestMetric: state.bestMetric, bestStep: state.bestStep, lastEvaluation: lastEvaluation,
+            seconds: Self.now() - runStart, trainSeconds: state.trainSeconds, evaluationSeconds: state.evaluationSeconds,
+            examplesPerSecond: Double(state.examplesSeen) / max(state.trainSeconds, 1e-9))
+        log?.append([("event", "end"), ("step", state.globalStep), ("epoch", state.epochProgress),
+                     ("best_metric_name", summary.bestMetricName), ("best_metric", summary.bestMetric),
+                     ("best_step", summary.bestStep), ("train_seconds", summary.trainSeconds),
+                     ("evaluation_seconds", summary.evaluationSeconds), ("examples_per_second", summary.examplesPerSecond),
+                     ("time", Self.timestamp())])
+        progress?.message(summary.description)
+        log = nil
+        return summary
+    }
+
+    /// The result of the latest evaluation in this process.
+    public private(set) var lastEvaluation: EvaluationResult?
+
+    /// Evaluates now; a new best (by the primary metric, among evaluations eligible for it) is written to `best/`.
+    @discardableResult
+    public func evaluate() throws -> EvaluationResult? {
+        guard let evaluator else { return nil }
+        let start = Self.now()
+        let result = evaluator.evaluate(model: model)
+        let seconds = Self.now() - start
+        state.evaluationSeconds += seconds
+        state.lastEvaluationStep = state.globalStep
+        lastEvaluation = result
+        let isBest = result.eligibleForBest && result.primary.isFinite && (state.bestMetric.map { result.primary > $0 } ?? true)
+        if isBest {
+            state.bestMetric = result.primary
+            state.bestMetricName = result.primaryName
+            state.bestStep = state.globalStep
+            if let output {
+                try TrainingCheckpoint.write(to: output.best, model: model, export: export, state: state)
+            }
+        }
+        let metrics: [(String, Any?)] = result.metrics.map { ($0.name, $0.value) }
+        log?.append([("event", "eval"), ("step", state.globalStep), ("epoch", state.epochProgress), ("metrics", metrics),
+                     ("primary", result.primaryName), ("value", result.primary), ("loss", result.loss),
+                     ("examples", result.examples), ("best", isBest), ("seconds", seconds)])
+        progress?.message("eval at step \(state.globalStep) (epoch \(String(format: "%.2f", state.epochProgress))): "
+                          + result.summary + (result.loss.map { String(format: ", loss %.4f", $0) } ?? "")
+                          + (isBest ? "  (best so far)" : "") + "  [\(ProgressReporter.duration(seconds))]")
+        return result
+    }
+
+    /// Writes `checkpoint/` with the current state (nothing without an output directory).
+    public func saveCheckpoint() throws {
+        guard let output else { return }
+        try TrainingCheckpoint.write(to: output.checkpoint, model: model, export: export, state: state,
+                                     optimizers: allOptimizers, objectiveTensors: objective.checkpointTensors)
+    }
+
+    private func clearGradients() { for p in gradientHolders { p.grad = nil } }
+
+    private func stopped(step: Int, reason: String) -> TrainerError {
+        clearGradients()
+        let where_ = "step \(step + 1) (epoch \(state.epoch + 1), batch \(state.batchInEpoch + 1) of \(stepsPerEpoch))"
+        var message = "\(where_): \(reason); training stopped before applying this update"
+        if let output, let saved = try? TrainingCheckpoint.readState(output.checkpoint) {
+            message += ". The last checkpoint is \(output.checkpoint.path) (step \(saved.globalStep))"
+        }
+        if let best = state.bestStep, let output { message += "; the best model is \(output.best.path) (step \(best))" }
+        log?.append([("event", "stopped"), ("step", step + 1), ("reason", reason), ("time", Self.timestamp())])
+        progress?.finish()
+        return TrainerError(message)
+    }
+
+    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+    static func timestamp() -> String {
+        let f = ISO8601DateFormatter()
+        return f.string(from: Date())
+    }
+}

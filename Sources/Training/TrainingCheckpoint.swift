@@ -1,0 +1,282 @@
+import Foundation
+
+// Checkpoints: Hugging Face model directories (config.json + model.safetensors + tokenizer files) that also carry
+// what a run needs to continue (trainer_state.json, optimizer.safetensors, objective.safetensors). Every directory
+// is written whole into a hidden sibling and then renamed into place, so a reader (or a resumed run) sees either the
+// previous checkpoint or the new one, never half of one.
+
+/// Where a run is in its schedule, and what it was started with: `trainer_state.json`.
+///
+/// Randomness needs no saved generator state: epoch e shuffles with `Xoshiro256(seed &+ e)` (`Batcher`) and the
+/// optimiser step k draws its dropout from `Xoshiro256(Trainer.dropoutSeed(seed, step: k))`, so (seed, epoch,
+/// batch in epoch, step) determine every later draw.
+public struct TrainerState: Codable, Equatable, Sendable {
+    public var formatVersion = 1
+    /// Optimiser steps taken.
+    public var globalStep = 0
+    /// The epoch in progress (0-based) and the batches of it already taken.
+    public var epoch = 0
+    public var batchInEpoch = 0
+    public var stepsPerEpoch: Int
+    public var totalSteps: Int
+    public var trainExamples: Int
+    /// Examples trained on so far, over every resume.
+    public var examplesSeen = 0
+    /// Seconds spent in training steps and in evaluation so far, over every resume.
+    public var trainSeconds = 0.0
+    public var evaluationSeconds = 0.0
+    public var bestMetricName: String?
+    public var bestMetric: Double?
+    public var bestStep: Int?
+    public var lastEvaluationStep: Int?
+    public var seed: UInt64
+    /// How every random draw is derived from `seed` (documentation for people reading the file).
+    public var rng: String
+    public var configuration: TrainerConfiguration
+    /// The run's own arguments (model, task, data, max length…), as the caller gave them.
+    public var arguments: [String: String]
+
+    /// Epochs done, as a fraction.
+    public var epochProgress: Double { Double(epoch) + Double(batchInEpoch) / Double(max(stepsPerEpoch, 1)) }
+
+    enum CodingKeys: String, CodingKey {
+        case formatVersion = "format_version", globalStep = "global_step", epoch, batchInEpoch = "batch_in_epoch"
+        case stepsPerEpoch = "steps_per_epoch", totalSteps = "total_steps", trainExamples = "train_examples"
+        case examplesSeen = "examples_seen", trainSeconds = "train_seconds", evaluationSeconds = "evaluation_seconds"
+        case bestMetricName = "best_metric_name", bestMetric = "best_metric", bestStep = "best_step"
+        case lastEvaluationStep = "last_evaluation_step", seed, rng, configuration, arguments
+    }
+}
+
+/// What a saved model directory holds besides the weights: the label names for config.json and the tokenizer files.
+public struct ModelExport {
+    /// The task's labels; names `id2label` / `label2id` (classification) and sets `problem_type`.
+    public var labels: LabelKind?
+    /// Copied into every saved directory when present: vocab.txt, tokenizer.json, tokenizer_config.json,
+    /// special_tokens_map.json.
+    public var tokenizerDirectory: URL?
+
+    public static let tokenizerFiles = ["vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+
+    public init(labels: LabelKind? = nil, tokenizerDirectory: URL? = nil) {
+        self.labels = labels
+        self.tokenizerDirectory = tokenizerDirectory
+    }
+
+    /// The model's config with the head described as transformers expects: `architectures`, `num_labels`,
+    /// `id2label` / `label2id` (the task's label names, else LABEL_i) and `problem_type`.
+    public func config(for model: BertModel) -> BertConfig {
+        var c = model.config
+        c.modelType = "bert"
+        func names(_ n: Int) -> [String] {
+            if let given = labels?.labelNames, given.count == n { return given }
+            return (0..<n).map { "LABEL_\($0)" }
+        }
+        func setLabels(_ n: Int) {
+            let list = names(n)
+            c.numLabels = n
+            c.id2label = Dictionary(uniqueKeysWithValues: list.enumerated().map { ("\($0.offset)", $0.element) })
+            c.label2id = Dictionary(list.enumerated().map { ($0.element, $0.offset) }, uniquingKeysWith: { a, _ in a })
+        }
+        switch model.task {
+        case .classification(let n)?:
+            setLabels(n)
+            c.problemType = "single_label_classification"
+            c.architectures = ["BertForSequenceClassification"]
+        case .regression?:
+            setLabels(1)
+            c.problemType = "regression"
+            c.architectures = ["BertForSequenceClassification"]
+        case .span?:
+            c.numLabels = 2
+            c.id2label = nil
+            c.label2id = nil
+            c.problemType = nil
+            c.architectures = ["BertForQuestionAnswering"]
+        case nil:
+            c.architectures = ["BertModel"]
+        }
+        return c
+    }
+}
+
+/// Writing and reading checkpoint directories.
+public enum TrainingCheckpoint {
+    public static let stateFile = "trainer_state.json"
+    public static let optimizerFile = "optimizer.safetensors"
+    public static let objectiveFile = "objective.safetensors"
+
+    /// Writes a model directory at `directory`, replacing what is there only once the new one is complete:
+    /// config.json and model.safetensors (every parameter under its Hugging Face name), the tokenizer files, and
+    /// when given trainer_state.json, optimizer.safetensors (tensors named `<optimizer>/<key>`) and
+    /// objective.safetensors. On failure the previous directory is left as it was and nothing partial remains.
+    public static func write(to directory: URL, model: BertModel, export: ModelExport, state: TrainerState? = nil,
+                             optimizers: [(name: String, optimizer: AdamW)] = [],
+                             objectiveTensors: [String: Tensor] = [:]) throws {
+        let fm = FileManager.default
+        let parent = directory.deletingLastPathComponent()
+        let staging = parent.appendingPathComponent(".\(directory.lastPathComponent).partial-\(ProcessInfo.processInfo.processIdentifier)")
+        try? fm.removeItem(at: staging)
+        do {
+            try fm.createDirectory(at: staging, withIntermediateDirectories: true)
+            var tensors: [String: Tensor] = [:]
+            for (name, p) in model.namedParameters { tensors[name] = p.value }
+            try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: staging.appendingPathComponent("model.safetensors"))
+            try export.config(for: model).write(to: staging.appendingPathComponent("config.json"))
+            if let source = export.tokenizerDirectory {
+                for file in ModelExport.tokenizerFiles {
+                    let from = source.appendingPathComponent(file)
+                    guard fm.fileExists(atPath: from.path) else { continue }
+                    do { try fm.copyItem(at: from, to: staging.appendingPathComponent(file)) } catch {
+                        throw TrainerError("\(from.path): cannot copy the tokenizer file into the checkpoint (\(error.localizedDescription))")
+                    }
+                }
+            }
+            if !optimizers.isEmpty {
+                var all: [String: Tensor] = [:]
+                for (name, optimizer) in optimizers {
+                    for (key, t) in optimizer.state { all["\(name)/\(key)"] = t }
+                }
+                try SafetensorsWriter.write(all, metadata: ["format": "cofi-adamw"],
+                                            to: staging.appendingPathComponent(optimizerFile))
+            }
+            if !objectiveTensors.isEmpty {
+                try SafetensorsWriter.write(objectiveTensors, to: staging.appendingPathComponent(objectiveFile))
+            }
+            if let state {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                var data = try encoder.encode(state)
+                data.append(0x0A)
+                try data.write(to: staging.appendingPathComponent(stateFile))
+            }
+            try replace(directory, with: staging)
+        } catch {
+            try? fm.removeItem(at: staging)
+            throw error
+        }
+    }
+
+    /// Renames `staging` to `directory`. An existing `directory` is first renamed aside (`.<name>.previous`) and
+    /// removed after; `recover(_:)` undoes a crash between the two renames.
+    static func replace(_ directory: URL, with staging: URL) throws {
+        let fm = FileManager.default
+        let previous = previousURL(directory)
+        try? fm.removeItem(at: previous)
+        do {
+            if fm.fileExists(atPath: directory.path) { try fm.moveItem(at: directory, to: previous) }
+            try fm.moveItem(at: staging, to: directory)
+        } catch {
+            if !fm.fileExists(atPath: directory.path), fm.fileExists(atPath: previous.path) {
+                try? fm.moveItem(at: previous, to: directory)
+            }
+            throw TrainerError("\(directory.path): cannot put the new checkpoint in place (\(error.localizedDescription))")
+        }
+        try? fm.removeItem(at: previous)
+    }
+
+    static func previousURL(_ directory: URL) -> URL {
+        directory.deletingLastPathComponent().appendingPathComponent(".\(directory.lastPathComponent).previous")
+    }
+
+    /// Restores `directory` from its renamed-aside copy if a crash left only that, and removes leftovers.
+    public static func recover(_ directory: URL) {
+        let fm = FileManager.default
+        let previous = previousURL(directory)
+        if fm.fileExists(atPath: previous.path) {
+            if fm.fileExists(atPath: directory.path) { try? fm.removeItem(at: previous) } else {
+                try? fm.moveItem(at: previous, to: directory)
+            }
+        }
+    }
+
+    /// Reads `directory/trainer_state.json`.
+    public static func readState(_ directory: URL) throws -> TrainerState {
+        let url = directory.appendingPathComponent(stateFile)
+        guard let data = try? Data(contentsOf: url) else {
+            throw TrainerError("\(url.path): no such file (not a checkpoint written by cofi's trainer)")
+        }
+        do { return try JSONDecoder().decode(TrainerState.self, from: data) } catch {
+            throw TrainerError("\(url.path): not a valid trainer state (\(error))")
+        }
+    }
+}
+
+/// A run's output directory: `checkpoint/` (the latest state, to resume from), `best/` (the best model by the dev
+/// metric) and `metrics.jsonl`.
+public struct TrainingOutput: Sendable {
+    public let directory: URL
+    public var checkpoint: URL { directory.appendingPathComponent("checkpoint") }
+    public var best: URL { directory.appendingPathComponent("best") }
+    public var metrics: URL { directory.appendingPathComponent("metrics.jsonl") }
+
+    /// How to treat what is already in the directory.
+    public enum Mode: Sendable {
+        /// The directory must be absent or empty.
+        case fresh
+        /// Start over: the files of a previous run (checkpoint/, best/, metrics.jsonl) are removed; anything else
+        /// in the directory is left alone.
+        case force
+        /// Continue the run whose checkpoint/ is there.
+        case resume
+    }
+
+    /// The names a run writes (and `.force` removes).
+    public static let runFiles = ["checkpoint", "best", "metrics.jsonl"]
+
+    public init(directory: URL) { self.directory = directory }
+
+    /// Checks `directory` against `mode` and creates it if needed. Refuses to start a fresh run in a directory
+    /// that holds anything, and to resume where there is no checkpoint; never removes a file it did not write.
+    public static func prepare(_ directory: URL, mode: Mode) throws -> TrainingOutput {
+        let fm = FileManager.default
+        let out = TrainingOutput(directory: directory)
+        var isDirectory: ObjCBool = false
+        let exists = fm.fileExists(atPath: directory.path, isDirectory: &isDirectory)
+        if exists && !isDirectory.boolValue {
+            throw TrainerError("\(directory.path): exists and is not a directory; choose another output directory")
+        }
+        TrainingCheckpoint.recover(out.checkpoint)
+        TrainingCheckpoint.recover(out.best)
+        let contents = exists ? ((try? fm.contentsOfDirectory(atPath: directory.path)) ?? []).sorted() : []
+        switch mode {
+        case .fresh:
+            guard contents.isEmpty else {
+                if out.holdsRun {
+                    let step = (try? TrainingCheckpoint.readState(out.checkpoint)).map { " (its checkpoint is at step \($0.globalStep) of \($0.totalSteps))" } ?? ""
+                    throw TrainerError("\(directory.path) holds another training run\(step); continue it with --resume, " +
+                                       "or start over with --force (replaces its checkpoint/, best/ and metrics.jsonl)")
+                }
+                let shown = contents.prefix(5).joined(separator: ", ") + (contents.count > 5 ? ", …" : "")
+                throw TrainerError("\(directory.path) exists and is not empty (it holds \(shown)); choose a new output " +
+                                   "directory, or pass --force to write the run's files into it (other files are kept)")
+            }
+        case .force:
+            for name in runFiles + contents.filter({ $0.hasPrefix(".checkpoint.") || $0.hasPrefix(".best.") }) {
+                let url = directory.appendingPathComponent(name)
+                if fm.fileExists(atPath: url.path) {
+                    do { try fm.removeItem(at: url) } catch {
+                        throw TrainerError("\(url.path): cannot remove the previous run's file (\(error.localizedDescription))")
+                    }
+                }
+            }
+        case .resume:
+            guard fm.fileExists(atPath: out.checkpoint.appendingPathComponent(TrainingCheckpoint.stateFile).path) else {
+                throw TrainerError("nothing to resume in \(directory.path): no checkpoint/\(TrainingCheckpoint.stateFile) " +
+                                   "(a run writes its first checkpoint at its first evaluation or epoch end); start a new run instead")
+            }
+        }
+        do { try fm.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
+            throw TrainerError("\(directory.path): cannot create the output directory (\(error.localizedDescription))")
+        }
+        return out
+    }
+
+    /// Whether the directory holds files of a training run.
+    public var holdsRun: Bool {
+        let fm = FileManager.default
+        return fm.fileExists(atPath: metrics.path)
+            || fm.fileExists(atPath: checkpoint.appendingPathComponent(TrainingCheckpoint.stateFile).path)
+            || fm.fileExists(atPath: best.appendingPathComponent(TrainingCheckpoint.stateFile).path)
+    }
+}

@@ -1,0 +1,237 @@
+import ArgumentParser
+import Foundation
+import Training
+
+/// `cofi finetune`: fine-tune a model on a task — the teacher CoFi starts from (cofi-spec §6).
+struct Finetune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Fine-tune a BERT model on a task and keep the best dev checkpoint (Hugging Face format).",
+        discussion: """
+            Defaults are CoFi's teacher recipe (run_FT.sh): learning rate 2e-5 with linear decay, batch 32, max \
+            length 128, 5 epochs, seed 57, AdamW (betas 0.9/0.999, eps 1e-8, weight decay 0, none on biases and \
+            LayerNorm), gradient clipping at norm 1.0, evaluation at each epoch end.
+            Task: --task NAME with a GLUE name (the official files in --data DIR, default <assets>/glue_data) or \
+            movie-snippets (built into --data DIR, default <assets>/movie-snippets, from the fetched raw file); or \
+            your own --train FILE --dev FILE (.csv, .tsv or .jsonl with a header / keys naming the columns).
+            OUT receives checkpoint/ (latest: weights, config, vocab, trainer_state.json, optimizer.safetensors), \
+            best/ (the best model by the dev metric, loadable by transformers) and metrics.jsonl. An OUT that holds \
+            anything is refused unless --force (which replaces only the run's own files) or --resume (which continues \
+            the run there exactly, with the same arguments).
+            <assets> is $COFI_ASSETS, else ./.assets.
+            """)
+
+    @Option(help: "Model directory: config.json, model.safetensors and the tokenizer (vocab.txt or tokenizer.json).")
+    var model: String
+
+    @Option(help: "Task name: a GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, mnli-mm, qnli, rte, wnli) or movie-snippets.")
+    var task: String?
+
+    @Option(help: "Data folder of --task (GLUE: glue_data or the task's folder; movie-snippets: where it is built).")
+    var data: String?
+
+    @Option(help: "Your training file (.csv, .tsv, .jsonl).")
+    var train: String?
+
+    @Option(help: "Your dev file, same columns as --train; its labels must occur in the training file.")
+    var dev: String?
+
+    @Option(help: "Column (or JSON key) of the text, with --train/--dev.")
+    var textColumn: String = "text"
+
+    @Option(help: "Column of the second text of a pair, with --train/--dev.")
+    var pairColumn: String?
+
+    @Option(help: "Column of the label, with --train/--dev.")
+    var labelColumn: String = "label"
+
+    @Flag(help: "Labels are real numbers (regression; metric: Pearson and Spearman).")
+    var regression = false
+
+    @Option(help: "Output directory.")
+    var out: String
+
+    @Option(name: [.customLong("learning-rate"), .customLong("lr")], help: "Peak learning rate.")
+    var learningRate: Float = 2e-5
+
+    @Option(help: "Training examples per step.")
+    var batchSize: Int = 32
+
+    @Option(help: "Maximum tokens per example, [CLS] and [SEP] included (longest_first truncation).")
+    var maxLength: Int = 128
+
+    @Option(help: "Seed of shuffling, dropout and a new head's initialisation.")
+    var seed: UInt64 = 57
+
+    @Option(help: "Passes over the training set.")
+    var epochs: Int = 5
+
+    @Option(help: "Stop after this many steps in all (overrides --epochs).")
+    var maxSteps: Int?
+
+    @Option(help: "Warm-up as a fraction of all steps (0 to 1).")
+    var warmupRatio: Double = 0
+
+    @Option(help: "Warm-up steps (overrides --warmup-ratio).")
+    var warmupSteps: Int?
+
+    @Option(help: "Decoupled weight decay (not on biases and LayerNorm weights).")
+    var weightDecay: Float = 0
+
+    @Option(help: "Learning-rate schedule after warm-up: linear (decay to 0) or constant.")
+    var schedule: String = "linear"
+
+    @Option(help: "Clip the global gradient norm to this.")
+    var maxGradNorm: Float = 1
+
+    @Option(help: "Evaluate and checkpoint every N steps too (default: at each epoch end only).")
+    var evalSteps: Int?
+
+    @Option(help: "Log the training loss every N steps (metrics.jsonl; progress lines when stderr is not a terminal).")
+    var loggingSteps: Int = 50
+
+    @Option(help: "Examples per evaluation batch.")
+    var evalBatchSize: Int = 32
+
+    @Flag(help: "Continue the run in --out from its checkpoint (same arguments required).")
+    var resume = false
+
+    @Flag(help: "Start over in --out even if it holds a run (replaces checkpoint/, best/, metrics.jsonl only).")
+    var force = false
+
+    func validate() throws {
+        let files = train != nil || dev != nil
+        if task == nil && !files { throw ValidationError("give --task NAME, or --train FILE and --dev FILE") }
+        if task != nil && files { throw ValidationError("give either --task or --train/--dev, not both") }
+        if files && (train == nil || dev == nil) { throw ValidationError("--train and --dev go together") }
+        if data != nil && task == nil { throw ValidationError("--data goes with --task") }
+        if resume && force { throw ValidationError("--resume and --force exclude each other") }
+        guard learningRate.isFinite && learningRate > 0 else {
+            throw ValidationError("--learning-rate is \(learningRate); expected a finite positive number")
+        }
+        guard batchSize > 0 else { throw ValidationError("--batch-size is \(batchSize); expected a positive number") }
+        guard evalBatchSize > 0 else { throw ValidationError("--eval-batch-size is \(evalBatchSize); expected a positive number") }
+        guard maxLength >= 3 else {
+            throw ValidationError("--max-length is \(maxLength); expected at least 3 ([CLS], a token, [SEP])")
+        }
+        if let maxSteps { guard maxSteps > 0 else { throw ValidationError("--max-steps is \(maxSteps); expected a positive number") } }
+        else { guard epochs > 0 else { throw ValidationError("--epochs is \(epochs); expected a positive number") } }
+        guard warmupRatio.isFinite && warmupRatio >= 0 && warmupRatio <= 1 else {
+            throw ValidationError("--warmup-ratio is \(warmupRatio); expected a number from 0 to 1")
+        }
+        if let warmupSteps, warmupSteps < 0 { throw ValidationError("--warmup-steps is \(warmupSteps); expected 0 or more") }
+        guard weightDecay.isFinite && weightDecay >= 0 else {
+            throw ValidationError("--weight-decay is \(weightDecay); expected a finite number ≥ 0")
+        }
+        guard maxGradNorm.isFinite && maxGradNorm > 0 else {
+            throw ValidationError("--max-grad-norm is \(maxGradNorm); expected a finite positive number")
+        }
+        guard TrainerConfiguration.Schedule(rawValue: schedule) != nil else {
+            throw ValidationError("--schedule is \"\(schedule)\"; expected linear or constant")
+        }
+        if let evalSteps, evalSteps <= 0 { throw ValidationError("--eval-steps is \(evalSteps); expected a positive number") }
+        guard loggingSteps > 0 else { throw ValidationError("--logging-steps is \(loggingSteps); expected a positive number") }
+    }
+
+    var trainerConfiguration: TrainerConfiguration {
+        var c = TrainerConfiguration()
+        c.learningRate = learningRate
+        c.batchSize = batchSize
+        c.epochs = epochs
+        c.maxSteps = maxSteps
+        c.schedule = TrainerConfiguration.Schedule(rawValue: schedule)!
+        c.warmupRatio = warmupRatio
+        c.warmupSteps = warmupSteps
+        c.weightDecay = weightDecay
+        c.maxGradNorm = maxGradNorm
+        c.seed = seed
+        c.evalSteps = evalSteps
+        c.loggingSteps = loggingSteps
+        return c
+    }
+
+    func run() throws {
+        do { try runTraining() } catch let e as UserError { throw e } catch let e as ValidationError { throw e } catch {
+            throw UserError(description: "\(error)")
+        }
+    }
+
+    private func runTraining() throws {
+        let modelDir = absoluteURL(model)
+        let outDir = absoluteURL(out)
+        let source = try taskSource()
+        let configuration = trainerConfiguration
+        try configuration.validate()
+
+        // Everything that can fail on the user's input fails here, before the output directory is touched.
+        let tokenizer = try WordPieceTokenizer.load(directory: modelDir)
+        let (trainSet, devSet) = try source.load(train: true)
+        guard let trainSet else { throw UserError(description: "no training set") }
+        let model = try BertModel.load(directory: modelDir, task: TaskHeadKind(trainSet.kind), seed: seed)
+        guard maxLength <= model.shape.maxPositions else {
+            throw UserError(description: "--max-length \(maxLength) exceeds the model's max_position_embeddings (\(model.shape.maxPositions))")
+        }
+        let encoder = TaskEncoder(tokenizer: tokenizer, maxLength: maxLength)
+        let batcher = encoder.batcher(trainSet, options: BatchingOptions(batchSize: batchSize, shuffle: true, seed: seed))
+        let evaluator = try TaskEvaluator(dataset: devSet, encoder: encoder, batchSize: evalBatchSize)
+
+        let output = try TrainingOutput.prepare(outDir, mode: resume ? .resume : (force ? .force : .fresh))
+        let trainer = try Trainer(model: model, data: batcher, configuration: configuration, evaluator: evaluator,
+                                  output: output, export: ModelExport(labels: trainSet.kind, tokenizerDirectory: modelDir),
+                                  arguments: runArguments(source: source, modelDir: modelDir))
+        trainer.progress = ProgressReporter(lineEvery: loggingSteps)
+        if resume { try trainer.resume(from: output.checkpoint) }
+
+        let labels = trainSet.kind.isRegression ? "regression" : "\(trainSet.numLabels) labels (\(trainSet.labelNames.joined(separator: ", ")))"
+        let warmup = configuration.warmup(totalSteps: trainer.totalSteps)
+        trainer.progress?.message(
+            "fine-tuning \(modelDir.path) on \(source.name): \(trainSet.examples.count) training / \(devSet.examples.count) dev "
+                + "examples, \(labels), metric \(evaluator.primaryName)\n"
+                + "\(trainer.totalSteps) steps (\(trainer.stepsPerEpoch) per epoch, batch \(batchSize)), lr \(learningRate) "
+                + "\(schedule) with \(warmup) warm-up steps, weight decay \(weightDecay), max length \(maxLength), seed \(seed)\n"
+                + "output: \(outDir.path)")
+        let summary = try trainer.train()
+        var lines: [String] = []
+        if let name = summary.bestMetricName, let value = summary.bestMetric, let step = summary.bestStep {
+            lines.append("best \(name) \(String(format: "%.4f", value)) at step \(step): \(output.best.path)")
+        }
+        lines.append("latest checkpoint: \(output.checkpoint.path); metrics: \(output.metrics.path)")
+        print(lines.joined(separator: "\n"))
+    }
+
+    func taskSource() throws -> TaskSource {
+        if let task { return try TaskSource.named(task, data: data.map(absoluteURL), assets: assetsDirectory()) }
+        let spec = UserDataSpec(textColumn: textColumn, pairColumn: pairColumn, labelColumn: labelColumn,
+                                regression: regression)
+        return .files(train: absoluteURL(train!), dev: absoluteURL(dev!), spec: spec)
+    }
+
+    /// What identifies the run besides the trainer's configuration; `--resume` must match it.
+    func runArguments(source: TaskSource, modelDir: URL) -> [String: String] {
+        var a = ["model": modelDir.path, "task": source.name, "max_length": "\(maxLength)",
+                 "eval_batch_size": "\(evalBatchSize)"]
+        switch source {
+        case let .glue(_, directory): a["data"] = directory.path
+        case let .movieSnippets(directory, _): a["data"] = directory.path
+        case let .files(train, dev, spec):
+            a["train"] = train?.path
+            a["dev"] = dev.path
+            a["text_column"] = spec.textColumn
+            a["pair_column"] = spec.pairColumn
+            a["label_column"] = spec.labelColumn
+            a["regression"] = "\(spec.regression)"
+        }
+        return a
+    }
+}
+
+/// `$COFI_ASSETS`, else `./.assets`.
+func assetsDirectory() -> URL {
+    if let dir = ProcessInfo.processInfo.environment["COFI_ASSETS"] { return absoluteURL(dir) }
+    return absoluteURL(".assets")
+}
+
+/// A path as given on the command line, made absolute against the working directory.
+func absoluteURL(_ path: String) -> URL {
+    URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath, isDirectory: true))
+        .standardizedFileURL
+}

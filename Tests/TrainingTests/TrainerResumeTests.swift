@@ -1,0 +1,109 @@
+import Foundation
+import XCTest
+@testable import Training
+
+/// A run interrupted and resumed from its checkpoint is the uninterrupted run: the same loss at every step, the same
+/// final weights, evaluations, best checkpoint and metrics log.
+final class TrainerResumeTests: XCTestCase {
+    struct Interrupted: Error {}
+
+    struct Run {
+        var losses: [Int: Float] = [:]
+        var weights: [String: Tensor] = [:]
+        var summary: TrainingSummary?
+    }
+
+    /// Trains the tiny task in `out`; `interruptAfter` throws from `onStep` after that step; `resume` continues the
+    /// run in `out` with a model initialised differently (so every weight must come from the checkpoint).
+    func run(_ dir: URL, out: String, interruptAfter: Int? = nil, resume: Bool = false) throws -> Run {
+        let parts = try TinyRun.parts(dir)
+        let output = try TrainingOutput.prepare(dir.appendingPathComponent(out), mode: resume ? .resume : .fresh)
+        let model = TinyRun.model(seed: resume ? 999 : 1)
+        let trainer = try Trainer(model: model, data: parts.batcher, configuration: TinyRun.configuration,
+                                  evaluator: parts.evaluator, output: output, export: parts.export,
+                                  arguments: ["task": "tiny"])
+        if resume { try trainer.resume(from: output.checkpoint) }
+        var result = Run()
+        trainer.onStep = { record in
+            result.losses[record.step] = record.loss
+            if record.step == interruptAfter { throw Interrupted() }
+        }
+        do { result.summary = try trainer.train() } catch is Interrupted {}
+        result.weights = TinyRun.weights(model)
+        return result
+    }
+
+    func testResumedRunReproducesTheUninterruptedRun() throws {
+        let dir = try TinyRun.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let full = try run(dir, out: "full")
+        XCTAssertEqual(full.losses.count, 60)
+
+        // Interrupted after step 15 (last checkpoint: step 12, mid-epoch 2) and after step 41 (last checkpoint:
+        // step 40, an epoch end).
+        for (interrupt, checkpoint) in [(15, 12), (41, 40)] {
+            let name = "cut-\(interrupt)"
+            let first = try run(dir, out: name, interruptAfter: interrupt)
+            XCTAssertNil(first.summary)
+            let state = try TrainingCheckpoint.readState(dir.appendingPathComponent(name).appendingPathComponent("checkpoint"))
+            XCTAssertEqual(state.globalStep, checkpoint)
+            let second = try run(dir, out: name, resume: true)
+            XCTAssertEqual(Set(second.losses.keys), Set((checkpoint + 1)...60), "the resumed run takes the remaining steps")
+
+            var worst: Float = 0
+            for step in 1...60 {
+                let before = step <= interrupt ? first.losses[step] : nil
+                let after = step > checkpoint ? second.losses[step] : nil
+                for loss in [before, after].compactMap({ $0 }) {
+                    worst = max(worst, abs(loss - full.losses[step]!))
+                    XCTAssertEqual(loss, full.losses[step]!, accuracy: 1e-6, "step \(step)")
+                }
+            }
+            let weightDiff = TinyRun.maxDifference(second.weights, full.weights)
+            print("resume after step \(interrupt) from checkpoint \(checkpoint): max |loss diff| \(worst), max |weight diff| \(weightDiff)")
+            XCTAssertLessThanOrEqual(weightDiff, 1e-6)
+            XCTAssertEqual(second.summary?.bestMetric, full.summary?.bestMetric)
+            XCTAssertEqual(second.summary?.bestStep, full.summary?.bestStep)
+
+            // The log reads as one run: the lines after the checkpoint were dropped and redone.
+            func events(_ out: String) throws -> [String] {
+                try MetricsLog.read(dir.appendingPathComponent(out).appendingPathComponent("metrics.jsonl")).compactMap { r in
+                    guard let event = r["event"] as? String, ["train", "eval", "epoch"].contains(event) else { return nil }
+                    let value = (r["loss"] as? NSNumber) ?? (r["value"] as? NSNumber)
+                    return "\(event) \(r["step"] as? Int ?? -1) \(value.map { "\($0.doubleValue)" } ?? "")"
+                }
+            }
+            XCTAssertEqual(try events(name), try events("full"))
+            let bestA = try BertModel.load(directory: dir.appendingPathComponent("full/best"))
+            let bestB = try BertModel.load(directory: dir.appendingPathComponent("\(name)/best"))
+            XCTAssertEqual(TinyRun.maxDifference(TinyRun.weights(bestA), TinyRun.weights(bestB)), 0)
+        }
+    }
+
+    func testResumeRefusesAnotherRunsCheckpoint() throws {
+        let dir = try TinyRun.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        _ = try run(dir, out: "a", interruptAfter: 5)
+        let parts = try TinyRun.parts(dir)
+        let output = try TrainingOutput.prepare(dir.appendingPathComponent("a"), mode: .resume)
+
+        var other = TinyRun.configuration
+        other.learningRate = 5e-4
+        let t1 = try Trainer(model: TinyRun.model(), data: parts.batcher, configuration: other, output: output,
+                             arguments: ["task": "tiny"])
+        XCTAssertThrowsError(try t1.resume(from: output.checkpoint)) {
+            XCTAssertTrue("\($0)".contains("learning_rate: 0.01 vs 0.0005"), "\($0)")
+        }
+        let t2 = try Trainer(model: TinyRun.model(), data: parts.batcher, configuration: TinyRun.configuration,
+                             output: output, arguments: ["task": "other"])
+        XCTAssertThrowsError(try t2.resume(from: output.checkpoint)) {
+            XCTAssertTrue("\($0)".contains("task: tiny vs other"), "\($0)")
+        }
+        let fewer = try TinyRun.parts(try TinyRun.directory(train: 36))
+        let t3 = try Trainer(model: TinyRun.model(), data: fewer.batcher, configuration: TinyRun.configuration,
+                             output: output, arguments: ["task": "tiny"])
+        XCTAssertThrowsError(try t3.resume(from: output.checkpoint)) {
+            XCTAssertTrue("\($0)".contains("the training data changed"), "\($0)")
+        }
+    }
+}
