@@ -308,7 +308,7 @@ public final class Trainer {
     public func evaluate() throws -> EvaluationResult? {
         guard let evaluator else { return nil }
         let start = Self.now()
-        let result = evaluator.evaluate(model: model)
+        let result = try evaluator.evaluate(model: model)
         let seconds = Self.now() - start
         state.evaluationSeconds += seconds
         state.lastEvaluationStep = state.globalStep

@@ -45,8 +45,8 @@ public struct EvaluationResult: Sendable {
 public protocol Evaluator: AnyObject {
     /// The name of the primary score (higher is better).
     var primaryName: String { get }
-    /// Evaluates `model` in inference mode (no dropout, no gradients).
-    func evaluate(model: BertModel) -> EvaluationResult
+    /// Evaluates `model` in inference mode (no dropout, no gradients); an error stops the run.
+    func evaluate(model: BertModel) throws -> EvaluationResult
 }
 
 /// Evaluation on a labeled sequence-level dev set with the task's metric (`MetricSpec`): classification takes the
