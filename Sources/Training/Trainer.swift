@@ -277,9 +277,18 @@ public final class Trainer {
             let evalDue = (configuration.evalSteps.map { state.globalStep % $0 == 0 } ?? false)
                 || (epochDone && configuration.evaluateEachEpoch) || last
             if evalDue && evaluator != nil && state.lastEvaluationStep != state.globalStep { try evaluate() }
-            if evalDue || epochDone || last {
+            let saveDue = configuration.saveSteps.map { state.globalStep % $0 == 0 } ?? false
+            let stop = stopRequested
+            if evalDue || epochDone || last || saveDue || stop {
                 try saveCheckpoint()
                 lastSavedStep = state.globalStep
+            }
+            if stop {
+                log?.append([("event", "stopped"), ("step", state.globalStep), ("reason", "stop requested"),
+                             ("time", Self.timestamp())])
+                progress?.finish()
+                let saved = output.map { "; \($0.checkpoint.path) holds this step: continue with --resume" } ?? ""
+                throw TrainerError("stopped on request after step \(state.globalStep) of \(totalSteps)\(saved)")
             }
         }
         if lastSavedStep != state.globalStep && output != nil { try saveCheckpoint() }
@@ -337,6 +346,18 @@ public final class Trainer {
         guard let output else { return }
         try TrainingCheckpoint.write(to: output.checkpoint, model: model, export: export, state: state,
                                      optimizers: allOptimizers, objectiveTensors: objective.checkpointTensors)
+    }
+
+    private let stopLock = NSLock()
+    private var stopFlag = false
+    private var stopRequested: Bool { stopLock.lock(); defer { stopLock.unlock() }; return stopFlag }
+
+    /// Asks the run to stop after the step in progress, writing checkpoint/ first; `train()` then throws. Safe to
+    /// call from another thread (a signal handler's queue).
+    public func requestStop() {
+        stopLock.lock()
+        stopFlag = true
+        stopLock.unlock()
     }
 
     private func clearGradients() { for p in gradientHolders { p.grad = nil } }

@@ -43,6 +43,8 @@ public struct TrainerConfiguration: Codable, Equatable, Sendable {
     public var evalSteps: Int?
     /// Evaluate (and checkpoint) at the end of each epoch.
     public var evaluateEachEpoch: Bool = true
+    /// Also write checkpoint/ (without evaluating) every this many steps; nil: at evaluations and epoch ends only.
+    public var saveSteps: Int?
     /// Log the mean training loss every this many steps (metrics.jsonl and the non-TTY progress line).
     public var loggingSteps: Int = 50
 
@@ -53,7 +55,7 @@ public struct TrainerConfiguration: Codable, Equatable, Sendable {
         case warmupRatio = "warmup_ratio", warmupSteps = "warmup_steps", weightDecay = "weight_decay"
         case adamBeta1 = "adam_beta1", adamBeta2 = "adam_beta2", adamEpsilon = "adam_epsilon"
         case maxGradNorm = "max_grad_norm", seed, evalSteps = "eval_steps", evaluateEachEpoch = "evaluate_each_epoch"
-        case loggingSteps = "logging_steps"
+        case saveSteps = "save_steps", loggingSteps = "logging_steps"
     }
 
     /// Rejects values a run cannot use, naming the field and the value.
@@ -78,6 +80,7 @@ public struct TrainerConfiguration: Codable, Equatable, Sendable {
         guard adamEpsilon.isFinite && adamEpsilon > 0 else { throw fail(.adamEpsilon, adamEpsilon, "a finite positive number") }
         guard maxGradNorm.isFinite && maxGradNorm > 0 else { throw fail(.maxGradNorm, maxGradNorm, "a finite positive number") }
         if let evalSteps, evalSteps <= 0 { throw fail(.evalSteps, evalSteps, "a positive number of steps") }
+        if let saveSteps, saveSteps <= 0 { throw fail(.saveSteps, saveSteps, "a positive number of steps") }
         guard loggingSteps > 0 else { throw fail(.loggingSteps, loggingSteps, "a positive number of steps") }
     }
 
@@ -120,6 +123,7 @@ public struct TrainerConfiguration: Codable, Equatable, Sendable {
         f["max_steps"] = c.maxSteps.map { "\($0)" }
         f["warmup_steps"] = c.warmupSteps.map { "\($0)" }
         f["eval_steps"] = c.evalSteps.map { "\($0)" }
+        f["save_steps"] = c.saveSteps.map { "\($0)" }
         return f
     }
 }

@@ -13,7 +13,8 @@ struct Finetune: ParsableCommand {
             Task: --task NAME with a GLUE name (the official files in --data DIR, default <assets>/glue_data) or \
             movie-snippets (built into --data DIR, default <assets>/movie-snippets, from the fetched raw file); or \
             your own --train FILE --dev FILE (.csv, .tsv or .jsonl with a header / keys naming the columns).
-            OUT receives checkpoint/ (latest: weights, config, vocab, trainer_state.json, optimizer.safetensors), \
+            OUT receives checkpoint/ (latest: weights, config, vocab, trainer_state.json, optimizer.safetensors; \
+            written at each evaluation and epoch end, every --save-steps, and on Ctrl-C), \
             best/ (the best model by the dev metric, loadable by transformers) and metrics.jsonl. An OUT that holds \
             anything is refused unless --force (which replaces only the run's own files) or --resume (which continues \
             the run there exactly, with the same arguments).
@@ -86,6 +87,9 @@ struct Finetune: ParsableCommand {
     @Option(help: "Evaluate and checkpoint every N steps too (default: at each epoch end only).")
     var evalSteps: Int?
 
+    @Option(help: "Also write checkpoint/ every N steps, without evaluating (default: at evaluations and epoch ends).")
+    var saveSteps: Int?
+
     @Option(help: "Log the training loss every N steps (metrics.jsonl; progress lines when stderr is not a terminal).")
     var loggingSteps: Int = 50
 
@@ -129,6 +133,7 @@ struct Finetune: ParsableCommand {
             throw ValidationError("--schedule is \"\(schedule)\"; expected linear or constant")
         }
         if let evalSteps, evalSteps <= 0 { throw ValidationError("--eval-steps is \(evalSteps); expected a positive number") }
+        if let saveSteps, saveSteps <= 0 { throw ValidationError("--save-steps is \(saveSteps); expected a positive number") }
         guard loggingSteps > 0 else { throw ValidationError("--logging-steps is \(loggingSteps); expected a positive number") }
     }
 
@@ -145,6 +150,7 @@ struct Finetune: ParsableCommand {
         c.maxGradNorm = maxGradNorm
         c.seed = seed
         c.evalSteps = evalSteps
+        c.saveSteps = saveSteps
         c.loggingSteps = loggingSteps
         return c
     }
@@ -189,6 +195,18 @@ struct Finetune: ParsableCommand {
                 + "\(trainer.totalSteps) steps (\(trainer.stepsPerEpoch) per epoch, batch \(batchSize)), lr \(learningRate) "
                 + "\(schedule) with \(warmup) warm-up steps, weight decay \(weightDecay), max length \(maxLength), seed \(seed)\n"
                 + "output: \(outDir.path)")
+        // Ctrl-C: finish the step, write checkpoint/ and stop (a second Ctrl-C quits at once).
+        signal(SIGINT, SIG_IGN)
+        let interrupt = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        interrupt.setEventHandler { [weak trainer] in
+            let note = "\ninterrupted: stopping after this step and saving checkpoint/ (Ctrl-C again to quit without saving)\n"
+            FileHandle.standardError.write(Data(note.utf8))
+            trainer?.requestStop()
+            signal(SIGINT, SIG_DFL)
+            interrupt.cancel()
+        }
+        interrupt.resume()
+        defer { interrupt.cancel() }
         let summary = try trainer.train()
         var lines: [String] = []
         if let name = summary.bestMetricName, let value = summary.bestMetric, let step = summary.bestStep {

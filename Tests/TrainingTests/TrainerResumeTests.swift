@@ -15,7 +15,8 @@ final class TrainerResumeTests: XCTestCase {
 
     /// Trains the tiny task in `out`; `interruptAfter` throws from `onStep` after that step; `resume` continues the
     /// run in `out` with a model initialised differently (so every weight must come from the checkpoint).
-    func run(_ dir: URL, out: String, interruptAfter: Int? = nil, resume: Bool = false) throws -> Run {
+    /// `stopAfter` asks the trainer to stop after that step (as Ctrl-C does), which checkpoints that very step.
+    func run(_ dir: URL, out: String, interruptAfter: Int? = nil, stopAfter: Int? = nil, resume: Bool = false) throws -> Run {
         let parts = try TinyRun.parts(dir)
         let output = try TrainingOutput.prepare(dir.appendingPathComponent(out), mode: resume ? .resume : .fresh)
         let model = TinyRun.model(seed: resume ? 999 : 1)
@@ -27,8 +28,11 @@ final class TrainerResumeTests: XCTestCase {
         trainer.onStep = { record in
             result.losses[record.step] = record.loss
             if record.step == interruptAfter { throw Interrupted() }
+            if record.step == stopAfter { trainer.requestStop() }
         }
-        do { result.summary = try trainer.train() } catch is Interrupted {}
+        do { result.summary = try trainer.train() } catch is Interrupted {} catch let e as TrainerError where stopAfter != nil {
+            XCTAssertTrue(e.description.hasPrefix("stopped on request after step \(stopAfter!) of 60"), e.description)
+        }
         result.weights = TinyRun.weights(model)
         return result
     }
@@ -40,10 +44,10 @@ final class TrainerResumeTests: XCTestCase {
         XCTAssertEqual(full.losses.count, 60)
 
         // Interrupted after step 15 (last checkpoint: step 12, mid-epoch 2) and after step 41 (last checkpoint:
-        // step 40, an epoch end).
-        for (interrupt, checkpoint) in [(15, 12), (41, 40)] {
+        // step 40, an epoch end); stopped on request after step 17 (checkpointed there).
+        for (interrupt, checkpoint, request) in [(15, 12, false), (41, 40, false), (17, 17, true)] {
             let name = "cut-\(interrupt)"
-            let first = try run(dir, out: name, interruptAfter: interrupt)
+            let first = try run(dir, out: name, interruptAfter: request ? nil : interrupt, stopAfter: request ? interrupt : nil)
             XCTAssertNil(first.summary)
             let state = try TrainingCheckpoint.readState(dir.appendingPathComponent(name).appendingPathComponent("checkpoint"))
             XCTAssertEqual(state.globalStep, checkpoint)
