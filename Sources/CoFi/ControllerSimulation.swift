@@ -1,0 +1,67 @@
+import Foundation
+
+/// Runs the sparsity controller alone — `L0Module` + `Lagrangian` + AdamW on log α and λ, driven only by the
+/// gradient of L_c (no model, no task loss) — to see how fast the expected sparsity can follow the target.
+///
+/// Each step k (a pruning step, from 0): ŝ from log α, t(k) from the warm-up, L_c = λ1(ŝ − t) + λ2(ŝ − t)²,
+/// backward, one AdamW step of the log α group (lr = reg lr, times f with the budget-aware option) and the λ group
+/// (the negative of that), then the log α clamp —
+/// the order of cofi-spec §11 with the model's share left out. In a real run the task loss also pushes on log α
+/// (mostly against pruning), so this is the controller's best case: if it cannot reach the target here it cannot
+/// in training either.
+///
+/// `taskPressure` ρ > 0 adds ρ·ŝ to the loss, a first-order stand-in for a task loss that resists pruning: it adds
+/// the constant ρ to ∂L/∂ŝ = λ1 + 2λ2(ŝ − t), so λ1 must first grow to about −ρ before the gates can move — at
+/// ≈ |λ lr| per step under Adam. It shows why the λ learning rate matters in training though it does not in the
+/// pure controller (Adam on log α is invariant to the scale of λ). On MiniLM at t = 0.9 with issue 5's 299-step
+/// warm-up, ρ ≈ 8 leaves the paper's rates at ŝ ≈ 0.86 after 1,196 pruning steps, never reaching the target — the
+/// behaviour the issue reports (0.842) — whereas ρ = 0 overshoots to 0.99 instead.
+public enum ControllerSimulation {
+    /// The state after one step.
+    public struct Point: Equatable, Sendable {
+        /// Pruning steps taken.
+        public var step: Int
+        /// ŝ after the step (from the clamped log α).
+        public var expectedSparsity: Float
+        /// t(step), the target the next step will use.
+        public var target: Float
+        public var lambda1: Float
+        public var lambda2: Float
+    }
+
+    /// Simulates `steps` pruning steps with `options` on a fresh `L0Module` of `shape` (seeded initialisation; the
+    /// first step sees the raw, unclamped init as in the reference) and returns the state every `every` steps and
+    /// after the last.
+    public static func run(shape: BertShape, target: SparsityTarget, steps: Int,
+                           options: ControllerOptions = .paper, regLearningRate: Float = 0.01,
+                           families: Set<GateFamily> = Set(GateFamily.allCases), taskPressure: Float = 0,
+                           seed: UInt64 = 57, every: Int = 50) -> [Point] {
+        var rng = Xoshiro256(seed: seed)
+        let l0 = L0Module(shape: shape, configuration: L0Configuration(families: families), using: &rng)
+        let controller = SparsityController(l0: l0, target: target, options: options)
+        let adam = AdamW(groups: controller.optimizerGroups(regLearningRate: regLearningRate))
+        var out: [Point] = []
+        for k in 0..<steps {
+            adam.zeroGradients()
+            let r = controller.regularization(pruningStep: k)
+            (taskPressure == 0 ? r.loss : r.loss + taskPressure * r.expectedSparsity).backward()
+            adam.step()
+            controller.afterOptimizerStep()
+            if (k + 1) % every == 0 || k + 1 == steps {
+                let s = withoutGradients { l0.expectedSparsity().value.scalar }
+                out.append(Point(step: k + 1, expectedSparsity: s, target: controller.target.value(atPruningStep: k + 1),
+                                 lambda1: controller.lagrangian.lambda1.value.scalar,
+                                 lambda2: controller.lagrangian.lambda2.value.scalar))
+            }
+        }
+        return out
+    }
+
+    /// The trajectory as text lines: `step  ŝ  t  λ1  λ2`.
+    public static func format(_ points: [Point]) -> String {
+        points.map { p in
+            String(format: "%6d  ŝ %.4f  t %.4f  λ1 %+8.3f  λ2 %8.3f", p.step, p.expectedSparsity, p.target,
+                   p.lambda1, p.lambda2)
+        }.joined(separator: "\n")
+    }
+}
