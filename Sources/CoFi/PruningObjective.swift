@@ -1,0 +1,124 @@
+import Foundation
+
+/// The loss of every CoFi stage (cofi-spec §4, §5, §11) as a `TrainingObjective` for the shared trainer.
+///
+/// Per step: the frozen teacher runs in inference mode without gradients (its hidden states and predictions are
+/// constants); the student runs in training mode, with ONE hard-concrete sample of every gate when a sparsity
+/// controller is attached (the pruning stage), shared by the whole batch; the loss is the distillation loss
+/// (α_ce·L_pred + α_layer·L_layer, + α_label·L_label when asked) plus, while pruning, the Lagrangian
+/// L_c = λ1·(ŝ − t) + λ2·(ŝ − t)² at the warmed-up target t(k).
+///
+/// Optimiser groups (cofi-spec §4): the model optimiser trains every model parameter except the embeddings (always
+/// frozen, as the reference hard-codes) plus the layer transformation, with the run's lr and schedule, and is the
+/// only one clipped; while pruning, `l0` (log α, +reg lr, constant) and `lagrangian` (λ, −reg lr, constant) step
+/// after it, in that order; log α is clamped after every step.
+///
+/// Exact resume: the mask noise of step k comes from `Xoshiro256(maskSeed(seed, step: k))`, and the checkpoint
+/// keeps log α, λ, the controller's fixed values and the layer transformation (`checkpointTensors`).
+public final class PruningObjective: TrainingObjective {
+    public let teacher: BertModel
+    public let distillation: DistillationLoss
+    /// Nil outside the pruning stage (pre-pruning distillation and the compact model's fine-tuning): no masks.
+    public let controller: SparsityController?
+    public let seed: UInt64
+    private let optimizers: [(name: String, optimizer: AdamW)]
+    private var last: [String: Double] = [:]
+
+    /// - Parameters:
+    ///   - teacher: the fine-tuned teacher; never updated.
+    ///   - distillation: the loss and its layer transformation (trained with the model parameters).
+    ///   - controller: the gates and multipliers when pruning; its two optimisers are created here (so their bias
+    ///     corrections count from the first pruning step, as the reference's do).
+    ///   - regLearningRate: the log α rate (λ gets its negative); scaled by the controller's budget-aware option.
+    public init(teacher: BertModel, distillation: DistillationLoss, controller: SparsityController? = nil,
+                regLearningRate: Float = 0.01, seed: UInt64 = 57) {
+        self.teacher = teacher
+        self.distillation = distillation
+        self.controller = controller
+        self.seed = seed
+        if let controller {
+            optimizers = controller.optimizerGroups(regLearningRate: regLearningRate).map { group in
+                (name: group.name, optimizer: AdamW(groups: [group]))
+            }
+        } else {
+            optimizers = []
+        }
+    }
+
+    /// Model parameters without the embeddings (cofi-spec §4: every name containing "embeddings" is left out),
+    /// then the layer transformation.
+    public func trainableParameters(of model: BertModel) -> [(String, Variable)] {
+        model.namedParameters.filter { !$0.0.contains("embeddings") } + distillation.parameters
+    }
+
+    /// The seed of step k's mask noise (apart from the dropout seeds: another salt).
+    public static func maskSeed(_ seed: UInt64, step: Int) -> UInt64 {
+        Trainer.dropoutSeed(seed ^ 0x5EED_0F_C0F1_6A7E, step: step)
+    }
+
+    public func loss(model: BertModel, batch: TrainingBatch, mode: inout ForwardMode, step: Int) -> Variable {
+        let teacherOut = withoutGradients { () -> BertOutput in
+            var inference = ForwardMode.inference
+            return teacher(batch.inputs, mode: &inference)
+        }
+        var masks: MaskSet?
+        if let controller {
+            var rng = Xoshiro256(seed: Self.maskSeed(seed, step: step))
+            masks = controller.l0.sample(using: &rng)
+        }
+        let studentOut = model(batch.inputs, masks: masks, mode: &mode)
+        var labels: LabelTargets?
+        switch batch.targets {
+        case .classes(let k)?: labels = .classes(k)
+        case .values(let v)?: labels = .values(v.map { Float($0) })
+        case let .spans(start, end)?: labels = .spans(start: start, end: end)
+        case nil: labels = nil
+        }
+        let parts: DistillationLossParts
+        do {
+            parts = try distillation(student: studentOut, teacher: teacherOut, masks: masks, labels: labels)
+        } catch {
+            preconditionFailure("distillation: \(error)")  // shapes are checked when the pipeline is built
+        }
+        var values: [String: Double] = [:]
+        for (k, v) in parts.logValues where k != "loss" { values[k] = Double(v) }
+        var total = parts.total
+        if let controller {
+            let reg = controller.regularization(pruningStep: step)
+            total = total + reg.loss
+            values["lagrangian"] = Double(reg.loss.value.scalar)
+            values["expected_sparsity"] = Double(reg.expectedSparsity.value.scalar)
+            values["target_sparsity"] = Double(reg.target)
+            values["lambda_1"] = Double(controller.lagrangian.lambda1.value.scalar)
+            values["lambda_2"] = Double(controller.lagrangian.lambda2.value.scalar)
+        }
+        last = values
+        return total
+    }
+
+    public var auxiliaryOptimizers: [(name: String, optimizer: AdamW)] { optimizers }
+
+    public func afterOptimizerStep(step: Int) { controller?.afterOptimizerStep() }
+
+    /// The controller's state (log α, λ, ramp start, δ(t)) and the layer transformation.
+    public var checkpointTensors: [String: Tensor] {
+        var t = controller?.state ?? [:]
+        for (name, v) in distillation.parameters { t[name] = v.value }
+        return t
+    }
+
+    public func restore(checkpointTensors t: [String: Tensor]) throws {
+        if let controller { try controller.load(state: t) }
+        for (name, v) in distillation.parameters {
+            guard let saved = t[name] else { throw TrainerError("the checkpoint lacks '\(name)'") }
+            guard saved.shape == v.shape else {
+                throw TrainerError("'\(name)' has shape \(saved.shape) in the checkpoint, expected \(v.shape)")
+            }
+            v.assign(saved)
+        }
+    }
+
+    /// The last step's parts: distill_pred, distill_layer (, label_loss), and while pruning lagrangian,
+    /// expected_sparsity, target_sparsity, lambda_1, lambda_2.
+    public var logScalars: [String: Double] { last }
+}

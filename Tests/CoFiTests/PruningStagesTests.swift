@@ -1,0 +1,165 @@
+import Foundation
+import XCTest
+@testable import CoFi
+
+/// The CoFi stages end to end on a tiny random teacher and student (seconds in debug): the run produces a compact
+/// checkpoint that loads and equals the masked model with deterministic masks; the Lagrangian drives ŝ up; the
+/// embeddings never move; a resumed pruning stage repeats the uninterrupted losses.
+final class PruningStagesTests: XCTestCase {
+    static let config = BertConfig(vocabSize: 40, hiddenSize: 24, numHiddenLayers: 4, numAttentionHeads: 4,
+                                   intermediateSize: 20, maxPositionEmbeddings: 16, initializerRange: 0.2)
+    static let task = TaskHeadKind.classification(labels: 2)
+
+    /// `n` sequences of length 3…8 over ids 1…39; label = whether the first real token is even.
+    static func examples(_ n: Int, seed: UInt64) -> [EncodedExample] {
+        var rng = Xoshiro256(seed: seed)
+        return (0..<n).map { i in
+            let len = 3 + Int(rng.next() % 6)
+            let ids = [1] + (0..<(len - 2)).map { _ in 2 + Int(rng.next() % 38) } + [1]
+            return EncodedExample(ids: ids, typeIds: Array(repeating: 0, count: len),
+                                  label: .classification(ids[1] % 2), index: i)
+        }
+    }
+
+    struct Fixture {
+        let teacher: BertModel, student: BertModel, data: Batcher, evaluator: TaskEvaluator
+    }
+
+    static func fixture(batchSize: Int = 8) -> Fixture {
+        let teacher = BertModel.randomlyInitialized(config: config, task: task, seed: 1)
+        let student = BertModel.randomlyInitialized(config: config, task: task, seed: 2)
+        let data = Batcher(examples: examples(32, seed: 3), padId: 0,
+                           options: BatchingOptions(batchSize: batchSize, shuffle: true, seed: 57))
+        let evaluator = TaskEvaluator(examples: examples(16, seed: 4), padId: 0,
+                                      kind: .classification(names: ["odd", "even"]), metrics: .accuracy, batchSize: 8)
+        return Fixture(teacher: teacher, student: student, data: data, evaluator: evaluator)
+    }
+
+    /// Short: 1 pre-pruning + 10 pruning epochs of 4 steps, warm-up 3 epochs, the budget-aware controller so
+    /// that a target of 0.5 is reached within 40 steps.
+    static func settings() -> PruningSettings {
+        var s = PruningSettings(targetSparsity: 0.5, epochs: 11, prePruningEpochs: 1, warmupEpochs: 3)
+        s.controller = .budgetAware()
+        s.sparsityEpsilon = 0.05
+        s.finetuneEpochs = 1
+        s.evalSteps = 2
+        s.learningRate = 1e-3
+        s.finetuneLearningRate = 1e-3
+        s.loggingSteps = 1
+        return s
+    }
+
+    func temporaryDirectory() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cofi-prune-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        return dir
+    }
+
+    func testWholePipelineProducesAnEquivalentCompactModel() throws {
+        let f = Self.fixture()
+        let out = try temporaryDirectory()
+        let embeddingsBefore = f.student.namedParameters.filter { $0.0.contains("embeddings") }.map { ($0.0, $0.1.value) }
+        let pipeline = try PruningPipeline(teacher: f.teacher, student: f.student, data: f.data, evaluator: f.evaluator,
+                                           settings: Self.settings(), output: out)
+        var sparsity: [Double] = []
+        var stages: [String] = []
+        pipeline.onStep = { stage, _, scalars in
+            if stages.last != stage { stages.append(stage) }
+            if stage == "prune" { sparsity.append(scalars["expected_sparsity"]!) }
+        }
+        let summary = try pipeline.run()
+        print(summary.text)
+        print("ŝ per pruning step:", sparsity.map { String(format: "%.3f", $0) }.joined(separator: " "))
+        XCTAssertEqual(stages, ["preprune", "prune", "finetune"])
+        XCTAssertGreaterThan(sparsity.last!, sparsity.first! + 0.2, "the Lagrangian drives ŝ up")
+        XCTAssertGreaterThanOrEqual(summary.expectedSparsity!, 0.45)
+        XCTAssertLessThan(summary.encoderParametersAfter, summary.encoderParametersBefore)
+
+        // Embeddings never moved (the student is the compact model's source, reloaded from prune/best).
+        for (name, before) in embeddingsBefore {
+            let now = f.student.namedParameters.first { $0.0 == name }!.1.value
+            XCTAssertEqual(now.scalars, before.scalars, "\(name) changed")
+        }
+
+        // pruned/ loads and equals the masked model of prune/best with the deterministic masks.
+        let pruned = try CompactModel.load(directory: out.appendingPathComponent("pruned"))
+        let masked = try BertModel.load(directory: out.appendingPathComponent("prune/best"), task: Self.task)
+        var rng = Xoshiro256(seed: 57)
+        let l0 = L0Module(shape: masked.shape, using: &rng)
+        let gates = try SafetensorsFile(contentsOf: out.appendingPathComponent("prune/best_gates.safetensors"))
+        var state: [String: Tensor] = [:]
+        for n in gates.names { state[n] = try gates.tensor(n) }
+        try l0.load(state: state)
+        let batch = f.evaluator.batcher.trainingBatch(Array(0..<8)).inputs
+        var m1 = ForwardMode.inference, m2 = ForwardMode.inference
+        let a = withoutGradients { masked(batch, masks: l0.deterministicMasks(), mode: &m1).logits!.value }
+        let b = withoutGradients { pruned.model(batch, mode: &m2).logits!.value }
+        let diff = zip(a.scalars, b.scalars).map { abs($0 - $1) }.max()!
+        print("masked vs compact logits: max abs diff \(diff)")
+        XCTAssertLessThanOrEqual(diff, 1e-4)
+        XCTAssertEqual(summary.layers.map(\.heads), pruned.model.shape.layers.map(\.heads))
+        XCTAssertEqual(summary.layers.map(\.ffnUnits), pruned.model.shape.layers.map(\.ffnWidth))
+
+        // final/ loads with its cofi block; summary.json is there.
+        let final = try CompactModel.load(directory: out.appendingPathComponent("final"))
+        XCTAssertNotNil(final.layout)
+        XCTAssertEqual(final.model.shape, pruned.model.shape)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("summary.json").path))
+    }
+
+    func testResumedPruningRepeatsTheUninterruptedLosses() throws {
+        var settings = Self.settings()
+        settings.finetuneEpochs = 0
+        settings.evalSteps = nil
+        func run(stopAfter: Int?, out: URL, resume: Bool) throws -> [Int: Double] {
+            let f = Self.fixture()
+            let pipeline = try PruningPipeline(teacher: f.teacher, student: f.student, data: f.data,
+                                               evaluator: f.evaluator, settings: settings, output: out)
+            var losses: [Int: Double] = [:]
+            pipeline.onStep = { [weak pipeline] stage, record, _ in
+                guard stage == "prune" else { return }
+                losses[record.step] = Double(record.loss)
+                if let stopAfter, record.step == stopAfter { pipeline?.requestStop() }
+            }
+            do { _ = try pipeline.run(resume: resume) } catch where stopAfter != nil {}
+            return losses
+        }
+        let whole = try run(stopAfter: nil, out: try temporaryDirectory(), resume: false)
+        let out = try temporaryDirectory()
+        let first = try run(stopAfter: 6, out: out, resume: false)
+        let second = try run(stopAfter: nil, out: out, resume: true)
+        XCTAssertEqual(first.keys.max(), 6)
+        var maxDiff = 0.0
+        for (step, loss) in first.merging(second, uniquingKeysWith: { _, b in b }) {
+            maxDiff = max(maxDiff, abs(loss - whole[step]!))
+        }
+        print("resumed vs uninterrupted pruning losses: max abs diff \(maxDiff) over \(whole.count) steps")
+        XCTAssertEqual(Set(first.keys).union(second.keys), Set(whole.keys))
+        XCTAssertLessThanOrEqual(maxDiff, 1e-6)
+    }
+
+    func testBadInputIsNamed() throws {
+        let f = Self.fixture()
+        var s = Self.settings()
+        s.targetSparsity = 1
+        XCTAssertThrowsError(try PruningPipeline(teacher: f.teacher, student: f.student, data: f.data,
+                                                 evaluator: f.evaluator, settings: s, output: nil)) {
+            XCTAssertTrue("\($0)".contains("strictly between 0 and 1"), "\($0)")
+        }
+        var wide = Self.config
+        wide.hiddenSize = 32
+        let other = BertModel.randomlyInitialized(config: wide, task: Self.task, seed: 1)
+        XCTAssertThrowsError(try PruningPipeline(teacher: other, student: f.student, data: f.data,
+                                                 evaluator: f.evaluator, settings: Self.settings(), output: nil)) {
+            XCTAssertTrue("\($0)".contains("widths must match"), "\($0)")
+        }
+        var vocab = Self.config
+        vocab.vocabSize = 50
+        let v = BertModel.randomlyInitialized(config: vocab, task: Self.task, seed: 1)
+        XCTAssertThrowsError(try PruningPipeline(teacher: v, student: f.student, data: f.data,
+                                                 evaluator: f.evaluator, settings: Self.settings(), output: nil)) {
+            XCTAssertTrue("\($0)".contains("vocabulary"), "\($0)")
+        }
+    }
+}
