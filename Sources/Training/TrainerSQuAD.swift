@@ -88,3 +88,46 @@ public final class SQuADEvaluator: Evaluator {
                                 primaryName: "f1", primary: scores.overall.f1, examples: dataset.examples.count)
     }
 }
+
+/// The SQuAD task on the command line: "squad" (v1.1: `train-v1.1.json`, `dev-v1.1.json`) or "squad_v2" (v2.0:
+/// `train-v2.0.json`, `dev-v2.0.json`), the official files in one folder.
+public struct SQuADSource: Sendable {
+    public let version2: Bool
+    public let directory: URL
+
+    public var name: String { version2 ? "squad_v2" : "squad" }
+    public var trainFile: URL { directory.appendingPathComponent(version2 ? "train-v2.0.json" : "train-v1.1.json") }
+    public var devFile: URL { directory.appendingPathComponent(version2 ? "dev-v2.0.json" : "dev-v1.1.json") }
+
+    public init(version2: Bool, directory: URL) {
+        self.version2 = version2
+        self.directory = directory
+    }
+
+    /// The source for a task name ("squad", "squad1", "squad_v1.1"; "squad_v2", "squad2", "squad-v2.0"), reading from
+    /// `data` (default `<assets>/squad`); nil when the name is not SQuAD's.
+    public static func named(_ name: String, data: URL?, assets: URL) -> SQuADSource? {
+        let key = name.lowercased().replacingOccurrences(of: "-", with: "_")
+        let v1 = ["squad", "squad1", "squad_v1", "squad_v1.1", "squad1.1"], v2 = ["squad2", "squad_v2", "squad_v2.0", "squad2.0"]
+        guard v1.contains(key) || v2.contains(key) else { return nil }
+        return SQuADSource(version2: v2.contains(key), directory: data ?? assets.appendingPathComponent("squad"))
+    }
+
+    /// Reads the dev file and, when `train` is true, the training file; a v1.1/v2.0 mismatch with the task name,
+    /// a missing file or a file without questions is an error naming the file.
+    public func load(train: Bool) throws -> (train: SQuADDataset?, dev: SQuADDataset) {
+        func read(_ url: URL) throws -> SQuADDataset {
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                throw TrainerError("\(url.path): no such file; \(name) reads the official \(trainFile.lastPathComponent) and "
+                                   + "\(devFile.lastPathComponent) from --data DIR")
+            }
+            let d = try SQuADDataset.load(contentsOf: url)
+            guard !d.examples.isEmpty else { throw TrainerError("\(url.path): no questions") }
+            if d.isVersion2 && !version2 {
+                throw TrainerError("\(url.path): a SQuAD v2.0 file (it has is_impossible); use --task squad_v2")
+            }
+            return d
+        }
+        return (train ? try read(trainFile) : nil, try read(devFile))
+    }
+}

@@ -2,21 +2,23 @@ import ArgumentParser
 import Foundation
 import Training
 
-/// `cofi eval`: the task metric(s) of any sequence-classification or regression checkpoint on a dev set.
+/// `cofi eval`: the task metric(s) of a classification, regression or SQuAD checkpoint on a dev set.
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Evaluate a fine-tuned checkpoint on a task's dev set and print its metric(s).",
         discussion: """
-            MODEL holds config.json, model.safetensors (with a classification or regression head) and the tokenizer. \
+            MODEL holds config.json, model.safetensors (with a classification, regression or span head) and the \
+            tokenizer. \
             The data is --task NAME [--data DIR] (as for finetune) or your own --dev FILE; a file's labels are read \
             with the model's id2label (from config.json), so they must be among the labels it was trained on.
-            --max-length defaults to the one the checkpoint was trained with (its trainer_state.json), else 128.
+            --max-length (and SQuAD's --doc-stride) default to what the checkpoint was trained with (its \
+            trainer_state.json), else 128 (SQuAD: 384 and 128).
             """)
 
     @Option(help: "Model directory (a finetune output's best/ or checkpoint/, or any Hugging Face BERT classifier).")
     var model: String
 
-    @Option(help: "Task name: a GLUE task or movie-snippets.")
+    @Option(help: "Task name: a GLUE task, movie-snippets, squad or squad_v2.")
     var task: String?
 
     @Option(help: "Data folder of --task.")
@@ -39,6 +41,9 @@ struct Eval: ParsableCommand {
 
     @Option(help: "Maximum tokens per example (default: the checkpoint's training value, else 128).")
     var maxLength: Int?
+
+    @Option(help: "SQuAD: context tokens shared by consecutive windows (default: the checkpoint's, else 128).")
+    var docStride: Int?
 
     @Option(help: "Examples per batch.")
     var batchSize: Int = 32
@@ -66,11 +71,27 @@ struct Eval: ParsableCommand {
             throw UserError(description: "\(modelDir.path): the model has no task head (no classifier in model.safetensors); "
                             + "fine-tune it first (cofi finetune)")
         }
-        guard head != .span else {
-            throw UserError(description: "\(modelDir.path): a question-answering (span) model; cofi eval scores "
-                            + "sequence classification and regression only")
-        }
         let tokenizer = try WordPieceTokenizer.load(directory: modelDir)
+        let trained = try? TrainingCheckpoint.readState(modelDir)
+        if let task, let squad = SQuADSource.named(task, data: data.map(absoluteURL), assets: assetsDirectory()) {
+            guard head == .span else {
+                throw UserError(description: "\(modelDir.path): the model's head is \(Self.describe(head)); \(squad.name) needs span extraction")
+            }
+            let length = maxLength ?? trained?.arguments["max_length"].flatMap { Int($0) } ?? 384
+            let stride = docStride ?? trained?.arguments["doc_stride"].flatMap { Int($0) } ?? 128
+            guard length <= bert.shape.maxPositions else {
+                throw UserError(description: "--max-length \(length) exceeds the model's max_position_embeddings (\(bert.shape.maxPositions))")
+            }
+            let (_, devSet) = try squad.load(train: false)
+            let features = try SQuADFeature.make(dataset: devSet, tokenizer: tokenizer,
+                                                 options: SQuADFeatureOptions(maxLength: length, stride: stride, padToMaxLength: false))
+            let evaluator = SQuADEvaluator(dataset: devSet, features: features, padId: tokenizer.padId, batchSize: batchSize)
+            try report(try evaluator.evaluate(model: bert), model: modelDir, task: squad.name, length: length)
+            return
+        }
+        guard head != .span else {
+            throw UserError(description: "\(modelDir.path): a question-answering (span) model; evaluate it with --task squad or squad_v2")
+        }
         let source: TaskSource
         if let task {
             source = try TaskSource.named(task, data: data.map(absoluteURL), assets: assetsDirectory())
@@ -89,23 +110,26 @@ struct Eval: ParsableCommand {
             throw UserError(description: "\(modelDir.path): the model's head is \(Self.describe(head)) but \(source.name) "
                             + "is \(Self.describe(TaskHeadKind(devSet.kind)))")
         }
-        let trained = try? TrainingCheckpoint.readState(modelDir)
         let length = maxLength ?? trained?.arguments["max_length"].flatMap { Int($0) } ?? 128
         guard length <= bert.shape.maxPositions else {
             throw UserError(description: "--max-length \(length) exceeds the model's max_position_embeddings (\(bert.shape.maxPositions))")
         }
         let evaluator = try TaskEvaluator(dataset: devSet, encoder: TaskEncoder(tokenizer: tokenizer, maxLength: length),
                                           batchSize: batchSize)
+        try report(evaluator.evaluate(model: bert), model: modelDir, task: source.name, length: length)
+    }
+
+    private func report(_ evaluate: @autoclosure () throws -> EvaluationResult, model: URL, task: String, length: Int) throws {
         let start = Date()
-        let result = evaluator.evaluate(model: bert)
+        let result = try evaluate()
         let seconds = Date().timeIntervalSince(start)
         if json {
             let metrics: [(String, Any?)] = result.metrics.map { ($0.name, $0.value) }
-            print(MetricsLog.json([("model", modelDir.path), ("task", source.name), ("examples", result.examples),
+            print(MetricsLog.json([("model", model.path), ("task", task), ("examples", result.examples),
                                    ("max_length", length), ("metrics", metrics), ("primary", result.primaryName),
                                    ("value", result.primary), ("loss", result.loss), ("seconds", seconds)]))
         } else {
-            print("\(source.name) dev, \(result.examples) examples, max length \(length): \(result.summary)"
+            print("\(task) dev, \(result.examples) examples, max length \(length): \(result.summary)"
                   + (result.loss.map { String(format: " (loss %.4f)", $0) } ?? ""))
         }
     }

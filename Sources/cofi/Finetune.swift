@@ -11,8 +11,10 @@ struct Finetune: ParsableCommand {
             length 128, 5 epochs, seed 57, AdamW (betas 0.9/0.999, eps 1e-8, weight decay 0, none on biases and \
             LayerNorm), gradient clipping at norm 1.0, evaluation at each epoch end.
             Task: --task NAME with a GLUE name (the official files in --data DIR, default <assets>/glue_data) or \
-            movie-snippets (built into --data DIR, default <assets>/movie-snippets, from the fetched raw file); or \
-            your own --train FILE --dev FILE (.csv, .tsv or .jsonl with a header / keys naming the columns).
+            movie-snippets (built into --data DIR, default <assets>/movie-snippets, from the fetched raw file), or \
+            squad / squad_v2 (train-v1.1.json and dev-v1.1.json, or the v2.0 files, in --data DIR, default \
+            <assets>/squad; max length 384, --doc-stride 128; metric F1); or your own --train FILE --dev FILE \
+            (.csv, .tsv or .jsonl with a header / keys naming the columns).
             OUT receives checkpoint/ (latest: weights, config, vocab, trainer_state.json, optimizer.safetensors; \
             written at each evaluation and epoch end, every --save-steps, and on Ctrl-C), \
             best/ (the best model by the dev metric, loadable by transformers) and metrics.jsonl. An OUT that holds \
@@ -24,10 +26,10 @@ struct Finetune: ParsableCommand {
     @Option(help: "Model directory: config.json, model.safetensors and the tokenizer (vocab.txt or tokenizer.json).")
     var model: String
 
-    @Option(help: "Task name: a GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, mnli-mm, qnli, rte, wnli) or movie-snippets.")
+    @Option(help: "Task: a GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, mnli-mm, qnli, rte, wnli), movie-snippets, squad or squad_v2.")
     var task: String?
 
-    @Option(help: "Data folder of --task (GLUE: glue_data or the task's folder; movie-snippets: where it is built).")
+    @Option(help: "Data folder of --task (GLUE: glue_data or the task's folder; movie-snippets: where it is built; SQuAD: the official JSON files).")
     var data: String?
 
     @Option(help: "Your training file (.csv, .tsv, .jsonl).")
@@ -57,8 +59,11 @@ struct Finetune: ParsableCommand {
     @Option(help: "Training examples per step.")
     var batchSize: Int = 32
 
-    @Option(help: "Maximum tokens per example, [CLS] and [SEP] included (longest_first truncation).")
-    var maxLength: Int = 128
+    @Option(help: "Maximum tokens per example, [CLS] and [SEP] included (default 128; SQuAD 384).")
+    var maxLength: Int?
+
+    @Option(help: "SQuAD: context tokens shared by consecutive windows of a long context.")
+    var docStride: Int = 128
 
     @Option(help: "Seed of shuffling, dropout and a new head's initialisation.")
     var seed: UInt64 = 57
@@ -114,9 +119,10 @@ struct Finetune: ParsableCommand {
         }
         guard batchSize > 0 else { throw ValidationError("--batch-size is \(batchSize); expected a positive number") }
         guard evalBatchSize > 0 else { throw ValidationError("--eval-batch-size is \(evalBatchSize); expected a positive number") }
-        guard maxLength >= 3 else {
+        if let maxLength, maxLength < 3 {
             throw ValidationError("--max-length is \(maxLength); expected at least 3 ([CLS], a token, [SEP])")
         }
+        guard docStride >= 0 else { throw ValidationError("--doc-stride is \(docStride); expected 0 or more") }
         if let maxSteps { guard maxSteps > 0 else { throw ValidationError("--max-steps is \(maxSteps); expected a positive number") } }
         else { guard epochs > 0 else { throw ValidationError("--epochs is \(epochs); expected a positive number") } }
         guard warmupRatio.isFinite && warmupRatio >= 0 && warmupRatio <= 1 else {
@@ -161,40 +167,47 @@ struct Finetune: ParsableCommand {
         }
     }
 
+    /// What a run trains on and is scored by, read and checked before the output directory is touched.
+    struct Prepared {
+        let model: BertModel
+        let data: TrainingData
+        let evaluator: Evaluator
+        let export: ModelExport
+        let arguments: [String: String]
+        /// "14 training / 4 dev examples, 2 labels (negative, positive)"
+        let description: String
+        let taskName: String
+        let maxLength: Int
+    }
+
     private func runTraining() throws {
         let modelDir = absoluteURL(model)
         let outDir = absoluteURL(out)
-        let source = try taskSource()
         let configuration = trainerConfiguration
         try configuration.validate()
 
         // Everything that can fail on the user's input fails here, before the output directory is touched.
         let tokenizer = try WordPieceTokenizer.load(directory: modelDir)
-        let (trainSet, devSet) = try source.load(train: true)
-        guard let trainSet else { throw UserError(description: "no training set") }
-        let model = try BertModel.load(directory: modelDir, task: TaskHeadKind(trainSet.kind), seed: seed)
-        guard maxLength <= model.shape.maxPositions else {
-            throw UserError(description: "--max-length \(maxLength) exceeds the model's max_position_embeddings (\(model.shape.maxPositions))")
+        let prepared: Prepared
+        if let task, let squad = SQuADSource.named(task, data: data.map(absoluteURL), assets: assetsDirectory()) {
+            prepared = try prepareSQuAD(squad, tokenizer: tokenizer, modelDir: modelDir)
+        } else {
+            prepared = try prepareSequenceTask(try taskSource(), tokenizer: tokenizer, modelDir: modelDir)
         }
-        let encoder = TaskEncoder(tokenizer: tokenizer, maxLength: maxLength)
-        let batcher = encoder.batcher(trainSet, options: BatchingOptions(batchSize: batchSize, shuffle: true, seed: seed))
-        let evaluator = try TaskEvaluator(dataset: devSet, encoder: encoder, batchSize: evalBatchSize)
 
         let output = try TrainingOutput.prepare(outDir, mode: resume ? .resume : (force ? .force : .fresh))
-        let trainer = try Trainer(model: model, data: batcher, configuration: configuration, evaluator: evaluator,
-                                  output: output, export: ModelExport(labels: trainSet.kind, tokenizerDirectory: modelDir),
-                                  arguments: runArguments(source: source, modelDir: modelDir))
+        let trainer = try Trainer(model: prepared.model, data: prepared.data, configuration: configuration,
+                                  evaluator: prepared.evaluator, output: output, export: prepared.export,
+                                  arguments: prepared.arguments)
         trainer.progress = ProgressReporter(lineEvery: loggingSteps)
         if resume { try trainer.resume(from: output.checkpoint) }
 
-        let labels = trainSet.kind.isRegression ? "regression" : "\(trainSet.numLabels) labels (\(trainSet.labelNames.joined(separator: ", ")))"
         let warmup = configuration.warmup(totalSteps: trainer.totalSteps)
         trainer.progress?.message(
-            "fine-tuning \(modelDir.path) on \(source.name): \(trainSet.examples.count) training / \(devSet.examples.count) dev "
-                + "examples, \(labels), metric \(evaluator.primaryName)\n"
+            "fine-tuning \(modelDir.path) on \(prepared.taskName): \(prepared.description), metric \(prepared.evaluator.primaryName)\n"
                 + "\(trainer.totalSteps) steps (\(trainer.stepsPerEpoch) per epoch, batch \(batchSize)), lr \(learningRate) "
-                + "\(schedule) with \(warmup) warm-up steps, weight decay \(weightDecay), max length \(maxLength), seed \(seed)\n"
-                + "output: \(outDir.path)")
+                + "\(schedule) with \(warmup) warm-up steps, weight decay \(weightDecay), max length \(prepared.maxLength), "
+                + "seed \(seed)\noutput: \(outDir.path)")
         // Ctrl-C: finish the step, write checkpoint/ and stop (a second Ctrl-C quits at once).
         signal(SIGINT, SIG_IGN)
         let interrupt = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
@@ -216,29 +229,69 @@ struct Finetune: ParsableCommand {
         print(lines.joined(separator: "\n"))
     }
 
+    /// Sequence classification or regression: GLUE, movie-snippets or the user's files.
+    private func prepareSequenceTask(_ source: TaskSource, tokenizer: WordPieceTokenizer, modelDir: URL) throws -> Prepared {
+        let length = maxLength ?? 128
+        let (trainSet, devSet) = try source.load(train: true)
+        guard let trainSet else { throw UserError(description: "no training set") }
+        let model = try BertModel.load(directory: modelDir, task: TaskHeadKind(trainSet.kind), seed: seed)
+        try checkLength(length, model)
+        let encoder = TaskEncoder(tokenizer: tokenizer, maxLength: length)
+        let batcher = encoder.batcher(trainSet, options: BatchingOptions(batchSize: batchSize, shuffle: true, seed: seed))
+        let evaluator = try TaskEvaluator(dataset: devSet, encoder: encoder, batchSize: evalBatchSize)
+        let labels = trainSet.kind.isRegression ? "regression"
+            : "\(trainSet.numLabels) labels (\(trainSet.labelNames.joined(separator: ", ")))"
+        var arguments = ["model": modelDir.path, "task": source.name, "max_length": "\(length)",
+                         "eval_batch_size": "\(evalBatchSize)"]
+        switch source {
+        case let .glue(_, directory): arguments["data"] = directory.path
+        case let .movieSnippets(directory, _): arguments["data"] = directory.path
+        case let .files(train, dev, spec):
+            arguments["train"] = train?.path
+            arguments["dev"] = dev.path
+            arguments["text_column"] = spec.textColumn
+            arguments["pair_column"] = spec.pairColumn
+            arguments["label_column"] = spec.labelColumn
+            arguments["regression"] = "\(spec.regression)"
+        }
+        return Prepared(model: model, data: batcher, evaluator: evaluator,
+                        export: ModelExport(labels: trainSet.kind, tokenizerDirectory: modelDir), arguments: arguments,
+                        description: "\(trainSet.examples.count) training / \(devSet.examples.count) dev examples, \(labels)",
+                        taskName: source.name, maxLength: length)
+    }
+
+    /// Extractive QA: SQuAD v1.1 or v2.0 windows (run_qa.py's max length 384, doc stride 128 by default).
+    private func prepareSQuAD(_ squad: SQuADSource, tokenizer: WordPieceTokenizer, modelDir: URL) throws -> Prepared {
+        let length = maxLength ?? 384
+        let (trainSet, devSet) = try squad.load(train: true)
+        let model = try BertModel.load(directory: modelDir, task: .span, seed: seed)
+        try checkLength(length, model)
+        let options = SQuADFeatureOptions(maxLength: length, stride: docStride, padToMaxLength: false)
+        let trainFeatures = try SQuADFeature.make(dataset: trainSet!, tokenizer: tokenizer, options: options)
+        let devFeatures = try SQuADFeature.make(dataset: devSet, tokenizer: tokenizer, options: options)
+        let arguments = ["model": modelDir.path, "task": squad.name, "data": squad.directory.path,
+                         "max_length": "\(length)", "doc_stride": "\(docStride)", "eval_batch_size": "\(evalBatchSize)"]
+        return Prepared(model: model,
+                        data: SQuADTrainingData(features: trainFeatures, batchSize: batchSize, seed: seed, padId: tokenizer.padId),
+                        evaluator: SQuADEvaluator(dataset: devSet, features: devFeatures, padId: tokenizer.padId,
+                                                  batchSize: evalBatchSize),
+                        export: ModelExport(tokenizerDirectory: modelDir), arguments: arguments,
+                        description: "\(trainSet!.examples.count) training questions (\(trainFeatures.count) windows) / "
+                            + "\(devSet.examples.count) dev questions (\(devFeatures.count) windows), span extraction",
+                        taskName: squad.name, maxLength: length)
+    }
+
+    private func checkLength(_ length: Int, _ model: BertModel) throws {
+        guard length <= model.shape.maxPositions else {
+            throw UserError(description: "--max-length \(length) exceeds the model's max_position_embeddings (\(model.shape.maxPositions))")
+        }
+    }
+
     func taskSource() throws -> TaskSource {
         if let task { return try TaskSource.named(task, data: data.map(absoluteURL), assets: assetsDirectory()) }
         let spec = UserDataSpec(textColumn: textColumn, pairColumn: pairColumn, labelColumn: labelColumn,
                                 regression: regression)
         return .files(train: absoluteURL(train!), dev: absoluteURL(dev!), spec: spec)
-    }
-
-    /// What identifies the run besides the trainer's configuration; `--resume` must match it.
-    func runArguments(source: TaskSource, modelDir: URL) -> [String: String] {
-        var a = ["model": modelDir.path, "task": source.name, "max_length": "\(maxLength)",
-                 "eval_batch_size": "\(evalBatchSize)"]
-        switch source {
-        case let .glue(_, directory): a["data"] = directory.path
-        case let .movieSnippets(directory, _): a["data"] = directory.path
-        case let .files(train, dev, spec):
-            a["train"] = train?.path
-            a["dev"] = dev.path
-            a["text_column"] = spec.textColumn
-            a["pair_column"] = spec.pairColumn
-            a["label_column"] = spec.labelColumn
-            a["regression"] = "\(spec.regression)"
-        }
-        return a
     }
 }
 

@@ -191,6 +191,51 @@ final class FinetuneCLITests: XCTestCase {
         try fails(["finetune", "--model", miniLM.path, "--task", "sst3", "--out", url("out").path], "unknown task 'sst3'")
     }
 
+    func testSQuADFinetuneAndEval() throws {
+        // The short paragraphs of the reader's v1.1 sample (TasksTests fixture) to train on, the shortest as dev
+        // (a debug build evaluates slowly).
+        let sample = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("TasksTests/Fixtures/squad_v1_sample.json")
+        let squad = url("squad")
+        try FileManager.default.createDirectory(at: squad, withIntermediateDirectories: true)
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: sample)) as! [String: Any]
+        json["data"] = (json["data"] as! [[String: Any]]).compactMap { article -> [String: Any]? in
+            var a = article
+            let short = (article["paragraphs"] as! [[String: Any]]).filter { ($0["context"] as! String).count < 500 }
+            a["paragraphs"] = short
+            return short.isEmpty ? nil : a
+        }
+        try JSONSerialization.data(withJSONObject: json).write(to: squad.appendingPathComponent("train-v1.1.json"))
+        json["data"] = (json["data"] as! [[String: Any]]).compactMap { article -> [String: Any]? in
+            var a = article
+            let shortest = (article["paragraphs"] as! [[String: Any]]).filter { ($0["context"] as! String).count < 100 }
+            a["paragraphs"] = shortest
+            return shortest.isEmpty ? nil : a
+        }
+        try JSONSerialization.data(withJSONObject: json).write(to: squad.appendingPathComponent("dev-v1.1.json"))
+
+        let (status, out, err) = try cofi(["finetune", "--model", miniLM.path, "--task", "squad", "--data", squad.path,
+                                           "--out", url("qa").path, "--max-steps", "1", "--batch-size", "2",
+                                           "--max-length", "64", "--doc-stride", "24"])
+        XCTAssertEqual(status, 0, err)
+        XCTAssertTrue(err.contains("on squad: 9 training questions (34 windows) / 1 dev questions ("), err)
+        XCTAssertTrue(out.contains("best f1 "), out)
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: url("qa/best/config.json"))) as! [String: Any]
+        XCTAssertEqual(config["architectures"] as? [String], ["BertForQuestionAnswering"])
+        let state = try JSONSerialization.jsonObject(with: Data(contentsOf: url("qa/best/trainer_state.json"))) as! [String: Any]
+
+        let (s2, result, e2) = try cofi(["eval", "--model", url("qa/best").path, "--task", "squad", "--data", squad.path, "--json"])
+        XCTAssertEqual(s2, 0, e2)
+        let scores = try JSONSerialization.jsonObject(with: Data(result.utf8)) as! [String: Any]
+        XCTAssertEqual(scores["primary"] as? String, "f1")
+        XCTAssertEqual(scores["value"] as? Double, state["best_metric"] as? Double)
+        XCTAssertEqual((scores["metrics"] as? [String: Double]).map { Set($0.keys) }, ["exact_match", "f1"])
+
+        let (s3, _, e3) = try cofi(["eval", "--model", url("qa/best").path, "--dev", url("dev.csv").path])
+        XCTAssertNotEqual(s3, 0)
+        XCTAssertTrue(e3.contains("evaluate it with --task squad"), e3)
+    }
+
     func testEvalNeedsATaskHead() throws {
         let (status, _, err) = try cofi(["eval", "--model", miniLM.path, "--dev", url("dev.csv").path])
         XCTAssertNotEqual(status, 0)
