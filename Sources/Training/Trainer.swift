@@ -199,8 +199,10 @@ public final class Trainer {
         var epochStart = Self.now(), epochTrainSeconds = 0.0
         var lastSavedStep = resumed ? state.globalStep : -1
 
+        var epochOrder: (epoch: Int, batches: [[Int]]) = (-1, [])
         while state.globalStep < totalSteps {
-            let order = data.order(epoch: state.epoch)
+            if epochOrder.epoch != state.epoch { epochOrder = (state.epoch, data.order(epoch: state.epoch)) }
+            let order = epochOrder.batches
             let stepStart = Self.now()
             let step = state.globalStep
             let batch = data.trainingBatch(order[state.batchInEpoch])
