@@ -59,7 +59,8 @@ public final class Trainer {
     public let arguments: [String: String]
     /// The model parameters the model optimiser trains and clips.
     public let trainableParameters: [(String, Variable)]
-    public let optimizer: AdamW
+    /// The model optimiser (replaced at `modelOptimizerRestartStep`).
+    public private(set) var optimizer: AdamW
     public let stepsPerEpoch: Int
     public let totalSteps: Int
     public private(set) var state: TrainerState
@@ -90,19 +91,25 @@ public final class Trainer {
         self.arguments = arguments
         trainableParameters = objective.trainableParameters(of: model)
         guard !trainableParameters.isEmpty else { throw TrainerError("the objective trains no model parameters") }
-        optimizer = AdamW(groups: ParameterGroup.standard(trainableParameters, learningRate: configuration.learningRate,
-                                                          weightDecay: configuration.weightDecay),
-                          beta1: configuration.adamBeta1, beta2: configuration.adamBeta2, eps: configuration.adamEpsilon)
+        optimizer = Self.modelOptimizer(trainableParameters, configuration)
         stepsPerEpoch = data.batchCount
         totalSteps = configuration.totalSteps(stepsPerEpoch: stepsPerEpoch)
+        if let r = configuration.modelOptimizerRestartStep, r >= totalSteps {
+            throw TrainerError("model_optimizer_restart_step is \(r); the run has only \(totalSteps) steps")
+        }
         state = TrainerState(stepsPerEpoch: stepsPerEpoch, totalSteps: totalSteps, trainExamples: data.exampleCount,
                              seed: configuration.seed, rng: Self.rngDescription, configuration: configuration,
                              arguments: arguments)
 
         var seen = Set<ObjectIdentifier>()
         let all = model.namedParameters.map(\.1) + trainableParameters.map(\.1)
-            + objective.auxiliaryOptimizers.flatMap { $0.optimizer.groups.flatMap { $0.parameters.map(\.1) } }
         gradientHolders = all.filter { seen.insert(ObjectIdentifier($0)).inserted }
+    }
+
+    /// HF AdamW over `parameters` in the two standard groups (no decay on biases and LayerNorm weights).
+    static func modelOptimizer(_ parameters: [(String, Variable)], _ c: TrainerConfiguration) -> AdamW {
+        AdamW(groups: ParameterGroup.standard(parameters, learningRate: c.learningRate, weightDecay: c.weightDecay),
+              beta1: c.adamBeta1, beta2: c.adamBeta2, eps: c.adamEpsilon)
     }
 
     static let rngDescription = "shuffle: epoch e uses Xoshiro256(seed &+ e) (Batcher); dropout: step k uses "
@@ -155,6 +162,14 @@ public final class Trainer {
             }
             p.assign(t)
         }
+        // The objective first: which optimisers it has may depend on its restored state.
+        let objectiveURL = checkpoint.appendingPathComponent(TrainingCheckpoint.objectiveFile)
+        if FileManager.default.fileExists(atPath: objectiveURL.path) {
+            let file = try SafetensorsFile(contentsOf: objectiveURL)
+            var tensors: [String: Tensor] = [:]
+            for key in file.names { tensors[key] = try file.tensor(key) }
+            try objective.restore(checkpointTensors: tensors)
+        }
         let optimizerURL = checkpoint.appendingPathComponent(TrainingCheckpoint.optimizerFile)
         let moments = try SafetensorsFile(contentsOf: optimizerURL)
         for (name, opt) in allOptimizers {
@@ -162,13 +177,6 @@ public final class Trainer {
             var s: [String: Tensor] = [:]
             for key in moments.names where key.hasPrefix(prefix) { s[String(key.dropFirst(prefix.count))] = try moments.tensor(key) }
             do { try opt.load(state: s) } catch { throw TrainerError("\(optimizerURL.path): optimizer '\(name)': \(error)") }
-        }
-        let objectiveURL = checkpoint.appendingPathComponent(TrainingCheckpoint.objectiveFile)
-        if FileManager.default.fileExists(atPath: objectiveURL.path) {
-            let file = try SafetensorsFile(contentsOf: objectiveURL)
-            var tensors: [String: Tensor] = [:]
-            for key in file.names { tensors[key] = try file.tensor(key) }
-            try objective.restore(checkpointTensors: tensors)
         }
         state = saved
         resumed = true
@@ -199,8 +207,13 @@ public final class Trainer {
         var epochStart = Self.now(), epochTrainSeconds = 0.0
         var lastSavedStep = resumed ? state.globalStep : -1
 
+        if configuration.evaluateAtStart && !resumed && state.globalStep == 0 && evaluator != nil { try evaluate() }
         var epochOrder: (epoch: Int, batches: [[Int]]) = (-1, [])
         while state.globalStep < totalSteps {
+            if state.globalStep == configuration.modelOptimizerRestartStep {
+                optimizer = Self.modelOptimizer(trainableParameters, configuration)
+                log?.append([("event", "optimizer_restart"), ("step", state.globalStep + 1)])
+            }
             if epochOrder.epoch != state.epoch { epochOrder = (state.epoch, data.order(epoch: state.epoch)) }
             let order = epochOrder.batches
             let stepStart = Self.now()
@@ -362,7 +375,10 @@ public final class Trainer {
         stopLock.unlock()
     }
 
-    private func clearGradients() { for p in gradientHolders { p.grad = nil } }
+    private func clearGradients() {
+        for p in gradientHolders { p.grad = nil }
+        for (_, opt) in objective.auxiliaryOptimizers { for g in opt.groups { for (_, p) in g.parameters { p.grad = nil } } }
+    }
 
     private func stopped(step: Int, reason: String) -> TrainerError {
         clearGradients()

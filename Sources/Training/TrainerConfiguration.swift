@@ -45,6 +45,12 @@ public struct TrainerConfiguration: Codable, Equatable, Sendable {
     public var evaluateEachEpoch: Bool = true
     /// Also write checkpoint/ (without evaluating) every this many steps; nil: at evaluations and epoch ends only.
     public var saveSteps: Int?
+    /// Evaluate once before the first step (CoFi's pruning stage does, cofi-spec §6).
+    public var evaluateAtStart: Bool = false
+    /// At this 0-based step the model optimiser is created afresh (moments and bias correction reset) and the
+    /// schedule starts over for the remaining steps, warm-up included: CoFi re-creates its model optimiser when
+    /// pruning begins after the pre-pruning steps (cofi-spec §6, 1b). nil: never.
+    public var modelOptimizerRestartStep: Int?
     /// Log the mean training loss every this many steps (metrics.jsonl and the non-TTY progress line).
     public var loggingSteps: Int = 50
 
@@ -55,7 +61,8 @@ public struct TrainerConfiguration: Codable, Equatable, Sendable {
         case warmupRatio = "warmup_ratio", warmupSteps = "warmup_steps", weightDecay = "weight_decay"
         case adamBeta1 = "adam_beta1", adamBeta2 = "adam_beta2", adamEpsilon = "adam_epsilon"
         case maxGradNorm = "max_grad_norm", seed, evalSteps = "eval_steps", evaluateEachEpoch = "evaluate_each_epoch"
-        case saveSteps = "save_steps", loggingSteps = "logging_steps"
+        case saveSteps = "save_steps", evaluateAtStart = "evaluate_at_start"
+        case modelOptimizerRestartStep = "model_optimizer_restart_step", loggingSteps = "logging_steps"
     }
 
     /// Rejects values a run cannot use, naming the field and the value.
@@ -81,6 +88,9 @@ public struct TrainerConfiguration: Codable, Equatable, Sendable {
         guard maxGradNorm.isFinite && maxGradNorm > 0 else { throw fail(.maxGradNorm, maxGradNorm, "a finite positive number") }
         if let evalSteps, evalSteps <= 0 { throw fail(.evalSteps, evalSteps, "a positive number of steps") }
         if let saveSteps, saveSteps <= 0 { throw fail(.saveSteps, saveSteps, "a positive number of steps") }
+        if let r = modelOptimizerRestartStep, r <= 0 {
+            throw fail(.modelOptimizerRestartStep, r, "a step after the first (1 or more)")
+        }
         guard loggingSteps > 0 else { throw fail(.loggingSteps, loggingSteps, "a positive number of steps") }
     }
 
@@ -92,12 +102,18 @@ public struct TrainerConfiguration: Codable, Equatable, Sendable {
         warmupSteps ?? Int((Double(totalSteps) * warmupRatio).rounded(.up))
     }
 
-    /// Learning-rate multiplier of the 0-based optimiser step `step`, as the Hugging Face schedulers give it.
+    /// Learning-rate multiplier of the 0-based optimiser step `step`, as the Hugging Face schedulers give it (from
+    /// `modelOptimizerRestartStep` on, the schedule of a run of the remaining steps).
     public func learningRateMultiplier(step: Int, totalSteps: Int) -> Float {
-        let w = warmup(totalSteps: totalSteps)
+        var step = step, total = totalSteps
+        if let r = modelOptimizerRestartStep, step >= r {
+            step -= r
+            total -= r
+        }
+        let w = warmup(totalSteps: total)
         switch schedule {
         case .linear:
-            return LearningRateSchedule.linear(warmupSteps: w, totalSteps: totalSteps).multiplier(atStep: step)
+            return LearningRateSchedule.linear(warmupSteps: w, totalSteps: total).multiplier(atStep: step)
         case .constant:
             return step < w ? Float(step) / Float(max(1, w)) : 1
         }
@@ -124,6 +140,8 @@ public struct TrainerConfiguration: Codable, Equatable, Sendable {
         f["warmup_steps"] = c.warmupSteps.map { "\($0)" }
         f["eval_steps"] = c.evalSteps.map { "\($0)" }
         f["save_steps"] = c.saveSteps.map { "\($0)" }
+        f["evaluate_at_start"] = "\(c.evaluateAtStart)"
+        f["model_optimizer_restart_step"] = c.modelOptimizerRestartStep.map { "\($0)" }
         return f
     }
 }

@@ -16,11 +16,12 @@ final class TrainerResumeTests: XCTestCase {
     /// Trains the tiny task in `out`; `interruptAfter` throws from `onStep` after that step; `resume` continues the
     /// run in `out` with a model initialised differently (so every weight must come from the checkpoint).
     /// `stopAfter` asks the trainer to stop after that step (as Ctrl-C does), which checkpoints that very step.
-    func run(_ dir: URL, out: String, interruptAfter: Int? = nil, stopAfter: Int? = nil, resume: Bool = false) throws -> Run {
+    func run(_ dir: URL, out: String, interruptAfter: Int? = nil, stopAfter: Int? = nil, resume: Bool = false,
+             configuration: TrainerConfiguration = TinyRun.configuration) throws -> Run {
         let parts = try TinyRun.parts(dir)
         let output = try TrainingOutput.prepare(dir.appendingPathComponent(out), mode: resume ? .resume : .fresh)
         let model = TinyRun.model(seed: resume ? 999 : 1)
-        let trainer = try Trainer(model: model, data: parts.batcher, configuration: TinyRun.configuration,
+        let trainer = try Trainer(model: model, data: parts.batcher, configuration: configuration,
                                   evaluator: parts.evaluator, output: output, export: parts.export,
                                   arguments: ["task": "tiny"])
         if resume { try trainer.resume(from: output.checkpoint) }
@@ -81,6 +82,34 @@ final class TrainerResumeTests: XCTestCase {
             let bestA = try BertModel.load(directory: dir.appendingPathComponent("full/best"))
             let bestB = try BertModel.load(directory: dir.appendingPathComponent("\(name)/best"))
             XCTAssertEqual(TinyRun.maxDifference(TinyRun.weights(bestA), TinyRun.weights(bestB)), 0)
+        }
+    }
+
+    /// CoFi's shape of run: evaluated at step 0, the model optimiser re-created at step 20 (the schedule restarts).
+    func testResumeAcrossAModelOptimizerRestart() throws {
+        let dir = try TinyRun.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var c = TinyRun.configuration
+        c.modelOptimizerRestartStep = 20
+        c.evaluateAtStart = true
+        XCTAssertEqual(c.learningRateMultiplier(step: 19, totalSteps: 60), Float(60 - 19) / Float(60 - 6))
+        XCTAssertEqual(c.learningRateMultiplier(step: 20, totalSteps: 60), 0, "warm-up starts over")
+        XCTAssertEqual(c.learningRateMultiplier(step: 22, totalSteps: 60), 0.5, "4 warm-up steps of the 40 left")
+        let full = try run(dir, out: "full", configuration: c)
+        let records = try MetricsLog.read(dir.appendingPathComponent("full/metrics.jsonl"))
+        XCTAssertEqual(records.first { $0["event"] as? String == "eval" }?["step"] as? Int, 0)
+        XCTAssertEqual(records.filter { $0["event"] as? String == "optimizer_restart" }.map { $0["step"] as? Int }, [21])
+        let moments = try SafetensorsFile(contentsOf: dir.appendingPathComponent("full/checkpoint/optimizer.safetensors"))
+        XCTAssertEqual(try moments.tensor("model/step").scalars, [40], "steps since the restart")
+
+        for (interrupt, checkpoint) in [(15, 12), (22, 20)] {
+            let name = "cut-\(interrupt)"
+            _ = try run(dir, out: name, interruptAfter: interrupt, configuration: c)
+            let second = try run(dir, out: name, resume: true, configuration: c)
+            for step in (checkpoint + 1)...60 {
+                XCTAssertEqual(second.losses[step]!, full.losses[step]!, accuracy: 1e-6, "step \(step)")
+            }
+            XCTAssertLessThanOrEqual(TinyRun.maxDifference(second.weights, full.weights), 1e-6)
         }
     }
 
