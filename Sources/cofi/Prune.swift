@@ -1,0 +1,307 @@
+import ArgumentParser
+import CoFi
+import Foundation
+import Training
+
+/// `cofi prune`: the whole CoFi run (cofi-spec §6) — pre-pruning distillation, pruning to a target sparsity with
+/// the Lagrangian, fold and cut of the best checkpoint, fine-tuning of the compact model.
+struct Prune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Prune a BERT student to a target sparsity by CoFi, distilling from a fine-tuned teacher.",
+        discussion: """
+            Stages (cofi-spec §6): pre-pruning distillation (no masks) → pruning: one mask sample per step, \
+            distillation + Lagrangian λ1(ŝ−t) + λ2(ŝ−t)², the target warmed up linearly, a new model optimiser and \
+            linear schedule from the switch on, evaluation with the deterministic masks; the best dev checkpoint is \
+            kept only once the expected sparsity ŝ ≥ t − ε → fold and cut → fine-tuning of the compact model with \
+            distillation at a constant lr. Embeddings are frozen throughout (as the reference does).
+            Defaults are the paper's recipe by task size: tasks with at least \(PruningSettings.largeTaskThreshold) \
+            training examples are "large" (20 epochs in all, 1 pre-pruning, 2 warm-up, eval every 500 steps), \
+            others "small" (100, 4, 20, eval every 50); 20 fine-tuning epochs; lr 2e-5, reg lr 0.01, batch 32, \
+            max length 128, temperature 2, α_ce 0.1, α_layer 0.9, layer mapping v4 (fixed), seed 57, ε 0.01.
+            The student starts from the pre-trained model (as the paper); pass the teacher's directory as \
+            --student to start from the teacher. Teacher and student must share the tokenizer and, for layer \
+            distillation, the hidden size.
+            OUT receives preprune/, prune/ (best/ = full-size weights at the best eligible evaluation, \
+            best_gates.safetensors = log α, λ and the layer transformation), finetune/ (each with checkpoint/ \
+            and metrics.jsonl, JSON lines), pruned/ (the compact model before fine-tuning), final/ (the compact \
+            model after fine-tuning: config.json with the cofi block, model.safetensors, tokenizer) and \
+            summary.json. An OUT that holds anything is refused unless --force (replaces only these) or --resume \
+            (continues the unfinished stage exactly). Ctrl-C saves the running stage's checkpoint and stops.
+            Task: as for finetune (--task NAME [--data DIR], or --train FILE --dev FILE); span tasks are not \
+            supported yet.
+            """)
+
+    @Option(help: "Fine-tuned teacher directory (config.json, model.safetensors with the task head, tokenizer).")
+    var teacher: String
+
+    @Option(help: "Student directory: the pre-trained model to prune (its tokenizer is used and saved).")
+    var student: String
+
+    @Option(help: "Task: a GLUE task or movie-snippets.")
+    var task: String?
+
+    @Option(help: "Data folder of --task.")
+    var data: String?
+
+    @Option(help: "Your training file (.csv, .tsv, .jsonl).")
+    var train: String?
+
+    @Option(help: "Your dev file (required with --train: the best checkpoint is chosen on it).")
+    var dev: String?
+
+    @Option(help: "Column (or JSON key) of the text, with --train/--dev.")
+    var textColumn: String = "text"
+
+    @Option(help: "Column of the second text of a pair, with --train/--dev.")
+    var pairColumn: String?
+
+    @Option(help: "Column of the label, with --train/--dev.")
+    var labelColumn: String = "label"
+
+    @Flag(help: "Labels are real numbers (regression).")
+    var regression = false
+
+    @Option(help: "Output directory.")
+    var out: String
+
+    @Option(help: "Fraction of the prunable encoder size to remove, in (0, 1).")
+    var targetSparsity: Float
+
+    @Option(help: "Checkpoint gate: keep a best checkpoint only once ŝ ≥ target − ε.")
+    var sparsityEpsilon: Float = 0.01
+
+    @Option(help: "Epochs of the pruning run, pre-pruning and warm-up included (default 20 large / 100 small).")
+    var epochs: Int?
+
+    @Option(help: "Pre-pruning distillation epochs (default 1 large / 4 small).")
+    var prePruningEpochs: Int?
+
+    @Option(help: "Target warm-up epochs, counted from the start of pruning (default 2 large / 20 small).")
+    var warmupEpochs: Int?
+
+    @Option(help: "Fine-tuning epochs of the compact model (0: none).")
+    var finetuneEpochs: Int = 20
+
+    @Option(name: [.customLong("learning-rate"), .customLong("lr")], help: "Model learning rate while pruning.")
+    var learningRate: Float = 2e-5
+
+    @Option(help: "Constant learning rate of the compact model's fine-tuning.")
+    var finetuneLr: Float = 2e-5
+
+    @Option(help: "Learning rate of log α (λ gets its negative).")
+    var regLr: Float = 0.01
+
+    @Flag(help: "Budget-aware controller: scale the log α and λ rates to the warm-up (see SparsityController).")
+    var budgetAware = false
+
+    @Option(help: "Distillation temperature.")
+    var temperature: Float = 2
+
+    @Option(help: "α_ce: weight of the prediction distillation loss.")
+    var alphaCe: Float = 0.1
+
+    @Option(help: "α_layer: weight of the layer distillation loss (0: off).")
+    var alphaLayer: Float = 0.9
+
+    @Option(help: "Weight of the task's own label loss (0: off, as the paper).")
+    var alphaLabel: Float = 0
+
+    @Option(help: "Layer mapping: v3 (argmin over all layers) or v4 (ordered, existing layers).")
+    var layerMapping: String = "v4"
+
+    @Option(help: "Distilled teacher layers, 1-based, comma-separated (default ⌈k·L/4⌉, k = 1…4).")
+    var teacherLayers: String?
+
+    @Option(help: "Seed of shuffling, dropout, gate initialisation and mask noise.")
+    var seed: UInt64 = 57
+
+    @Option(help: "Evaluate every N pruning steps (default 500 large / 50 small).")
+    var evalSteps: Int?
+
+    @Option(help: "Evaluate every N fine-tuning steps (default: as --eval-steps).")
+    var finetuneEvalSteps: Int?
+
+    @Option(help: "Training examples per step.")
+    var batchSize: Int = 32
+
+    @Option(help: "Examples per evaluation batch.")
+    var evalBatchSize: Int = 32
+
+    @Option(help: "Maximum tokens per example.")
+    var maxLength: Int = 128
+
+    @Option(help: "Print a progress line and log to metrics.jsonl every N steps.")
+    var loggingSteps: Int = 50
+
+    @Flag(help: "Continue the run in --out (same arguments required).")
+    var resume = false
+
+    @Flag(help: "Start over in --out (replaces only the run's own files).")
+    var force = false
+
+    static let runFiles = ["preprune", "prune", "finetune", "pruned", "final", "summary.json"]
+
+    func validate() throws {
+        let files = train != nil || dev != nil
+        if task == nil && !files { throw ValidationError("give --task NAME, or --train FILE and --dev FILE") }
+        if task != nil && files { throw ValidationError("give either --task or --train/--dev, not both") }
+        if train != nil && dev == nil {
+            throw ValidationError("no dev set: cofi prune chooses its checkpoint on a dev set; give --dev FILE")
+        }
+        if dev != nil && train == nil { throw ValidationError("--dev needs --train") }
+        if data != nil && task == nil { throw ValidationError("--data goes with --task") }
+        if resume && force { throw ValidationError("--resume and --force exclude each other") }
+        guard targetSparsity.isFinite && targetSparsity > 0 && targetSparsity < 1 else {
+            throw ValidationError("--target-sparsity is \(targetSparsity); expected a number strictly between 0 and 1")
+        }
+        guard LayerMappingVersion(rawValue: layerMapping) != nil else {
+            throw ValidationError("--layer-mapping is \"\(layerMapping)\"; expected one of "
+                                  + LayerMappingVersion.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        if let teacherLayers { _ = try parsedTeacherLayers(teacherLayers) }
+        guard maxLength >= 3 else { throw ValidationError("--max-length is \(maxLength); expected at least 3") }
+        guard evalBatchSize > 0 else { throw ValidationError("--eval-batch-size is \(evalBatchSize); expected a positive number") }
+        guard loggingSteps > 0 else { throw ValidationError("--logging-steps is \(loggingSteps); expected a positive number") }
+        for (name, v) in [("--eval-steps", evalSteps), ("--finetune-eval-steps", finetuneEvalSteps)] {
+            if let v, v <= 0 { throw ValidationError("\(name) is \(v); expected a positive number") }
+        }
+    }
+
+    func parsedTeacherLayers(_ text: String) throws -> [Int] {
+        let parts = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let layers = parts.compactMap { Int($0) }
+        guard !layers.isEmpty, layers.count == parts.count, zip(layers, layers.dropFirst()).allSatisfy({ $0 < $1 }) else {
+            throw ValidationError("--teacher-layers is \"\(text)\"; expected increasing 1-based layer numbers, e.g. 3,6,9,12")
+        }
+        return layers
+    }
+
+    func settings(trainExamples: Int) throws -> PruningSettings {
+        var s = PruningSettings.paper(targetSparsity: targetSparsity, trainExamples: trainExamples)
+        if let epochs { s.epochs = epochs }
+        if let prePruningEpochs { s.prePruningEpochs = prePruningEpochs }
+        if let warmupEpochs { s.warmupEpochs = warmupEpochs }
+        if let evalSteps { s.evalSteps = evalSteps }
+        s.finetuneEvalSteps = finetuneEvalSteps ?? s.evalSteps
+        s.finetuneEpochs = finetuneEpochs
+        s.sparsityEpsilon = sparsityEpsilon
+        s.learningRate = learningRate
+        s.finetuneLearningRate = finetuneLr
+        s.regLearningRate = regLr
+        s.batchSize = batchSize
+        s.seed = seed
+        s.loggingSteps = loggingSteps
+        s.distillation = DistillationConfig(temperature: temperature, predictionWeight: alphaCe, layerWeight: alphaLayer,
+                                            labelWeight: alphaLabel, mappingVersion: LayerMappingVersion(rawValue: layerMapping)!,
+                                            teacherLayers: try teacherLayers.map(parsedTeacherLayers))
+        s.controller = budgetAware ? .budgetAware() : .paper
+        do { try s.validate() } catch { throw UserError(description: "\(error)") }
+        return s
+    }
+
+    func run() throws {
+        do { try runPruning() } catch let e as UserError { throw e } catch let e as ValidationError { throw e } catch {
+            throw UserError(description: "\(error)")
+        }
+    }
+
+    private func runPruning() throws {
+        let teacherDir = absoluteURL(teacher), studentDir = absoluteURL(student), outDir = absoluteURL(out)
+        if let task, task.lowercased().hasPrefix("squad") {
+            throw UserError(description: "cofi prune does not support span tasks (\(task)) yet; use a sequence task")
+        }
+        // Everything that can fail on the user's input fails here, before the output directory is touched.
+        let tokenizer = try WordPieceTokenizer.load(directory: studentDir)
+        let source: TaskSource
+        if let task {
+            source = try TaskSource.named(task, data: data.map(absoluteURL), assets: assetsDirectory())
+        } else {
+            source = .files(train: absoluteURL(train!), dev: absoluteURL(dev!),
+                            spec: UserDataSpec(textColumn: textColumn, pairColumn: pairColumn, labelColumn: labelColumn,
+                                               regression: regression))
+        }
+        let (trainSet, devSet) = try source.load(train: true)
+        guard let trainSet else { throw UserError(description: "no training set") }
+        let head = TaskHeadKind(trainSet.kind)
+        let teacherWeights = teacherDir.appendingPathComponent("model.safetensors")
+        let teacherFile = try SafetensorsFile(contentsOf: teacherWeights)
+        guard teacherFile.contains(head.checkpointPrefix + ".weight") else {
+            throw UserError(description: "\(teacherWeights.path) has no '\(head.checkpointPrefix).weight': the teacher must be "
+                            + "fine-tuned on the task (cofi finetune)")
+        }
+        let teacherModel = try BertModel.load(directory: teacherDir, task: head, seed: seed)
+        let studentModel = try BertModel.load(directory: studentDir, task: head, seed: seed)
+        for (name, m) in [("teacher", teacherModel), ("student", studentModel)] where maxLength > m.shape.maxPositions {
+            throw UserError(description: "--max-length \(maxLength) exceeds the \(name)'s max_position_embeddings (\(m.shape.maxPositions))")
+        }
+        let encoder = TaskEncoder(tokenizer: tokenizer, maxLength: maxLength)
+        let batcher = encoder.batcher(trainSet, options: BatchingOptions(batchSize: batchSize, shuffle: true, seed: seed))
+        let evaluator = try TaskEvaluator(dataset: devSet, encoder: encoder, batchSize: evalBatchSize)
+        let settings = try self.settings(trainExamples: trainSet.examples.count)
+        var arguments = ["teacher": teacherDir.path, "student": studentDir.path, "task": source.name,
+                         "max_length": "\(maxLength)", "eval_batch_size": "\(evalBatchSize)",
+                         "target_sparsity": "\(targetSparsity)", "sparsity_epsilon": "\(sparsityEpsilon)",
+                         "reg_lr": "\(regLr)", "budget_aware": "\(budgetAware)", "temperature": "\(temperature)",
+                         "alpha_ce": "\(alphaCe)", "alpha_layer": "\(alphaLayer)", "alpha_label": "\(alphaLabel)",
+                         "layer_mapping": layerMapping, "teacher_layers": teacherLayers ?? "default",
+                         "epochs": "\(settings.epochs)", "pre_pruning_epochs": "\(settings.prePruningEpochs)",
+                         "warmup_epochs": "\(settings.warmupEpochs)"]
+        if case let .files(train, dev, _) = source { arguments["train"] = train?.path; arguments["dev"] = dev.path }
+        let pipeline: PruningPipeline
+        do {
+            pipeline = try PruningPipeline(teacher: teacherModel, student: studentModel, data: batcher, evaluator: evaluator,
+                                           settings: settings, output: outDir,
+                                           export: ModelExport(labels: trainSet.kind, tokenizerDirectory: studentDir),
+                                           arguments: arguments)
+        } catch { throw UserError(description: "\(error)") }
+        try prepareOutput(outDir)
+
+        let progress = ProgressReporter(lineEvery: loggingSteps)
+        pipeline.progress = progress
+        let large = trainSet.examples.count >= PruningSettings.largeTaskThreshold
+        progress.message(
+            "pruning \(studentDir.path) to sparsity \(targetSparsity) (ε \(sparsityEpsilon)) on \(source.name): "
+                + "\(trainSet.examples.count) training / \(devSet.examples.count) dev examples (\(large ? "large" : "small") task), "
+                + "metric \(evaluator.primaryName)\nteacher \(teacherDir.path); \(batcher.batchCount) steps per epoch, "
+                + "\(settings.epochs) epochs (\(settings.prePruningEpochs) pre-pruning, warm-up \(settings.warmupEpochs)), "
+                + "\(settings.finetuneEpochs) fine-tuning epochs; lr \(learningRate), reg lr \(regLr)"
+                + (budgetAware ? " (budget-aware)" : "") + ", max length \(maxLength), seed \(seed)\noutput: \(outDir.path)")
+        signal(SIGINT, SIG_IGN)
+        let interrupt = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        interrupt.setEventHandler { [weak pipeline] in
+            FileHandle.standardError.write(Data("\ninterrupted: stopping after this step and saving the stage's checkpoint\n".utf8))
+            pipeline?.requestStop()
+            signal(SIGINT, SIG_DFL)
+            interrupt.cancel()
+        }
+        interrupt.resume()
+        defer { interrupt.cancel() }
+        let summary = try pipeline.run(resume: resume)
+        print(summary.text)
+        print("compact model: \(outDir.appendingPathComponent("final").path); summary: "
+              + outDir.appendingPathComponent("summary.json").path)
+    }
+
+    /// --resume needs a run in OUT; --force removes only the run's files; otherwise OUT must be absent or empty.
+    private func prepareOutput(_ dir: URL) throws {
+        let fm = FileManager.default
+        let contents = ((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []).sorted()
+        if resume {
+            guard contents.contains(where: { ["preprune", "prune"].contains($0) }) else {
+                throw UserError(description: "nothing to resume in \(dir.path): no preprune/ or prune/ stage; start a new run instead")
+            }
+        } else if force {
+            for name in Self.runFiles where contents.contains(name) {
+                do { try fm.removeItem(at: dir.appendingPathComponent(name)) } catch {
+                    throw UserError(description: "\(dir.appendingPathComponent(name).path): cannot remove the previous run's file")
+                }
+            }
+        } else if !contents.isEmpty {
+            let ours = contents.contains { Self.runFiles.contains($0) }
+            throw UserError(description: "\(dir.path) " + (ours
+                ? "holds another pruning run; continue it with --resume, or start over with --force"
+                : "exists and is not empty; choose a new output directory, or pass --force"))
+        }
+        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+}

@@ -1,0 +1,144 @@
+import BERT
+import Foundation
+import Training
+import XCTest
+
+/// `cofi prune` run as a user runs it, on a tiny random teacher and student written to a temporary directory (a
+/// word-level vocab.txt, 2 layers of width 16) and a few lines of CSV: the stages run, the compact model and
+/// summary are written, the summary is printed; --resume / --force rules and bad input are named.
+final class PruneCLITests: XCTestCase {
+    var productsDirectory: URL {
+        #if os(macOS)
+        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
+            return bundle.bundleURL.deletingLastPathComponent()
+        }
+        fatalError("couldn't find the products directory")
+        #else
+        return Bundle.main.bundleURL
+        #endif
+    }
+
+    func cofi(_ args: [String]) throws -> (Int32, String, String) {
+        let p = Process()
+        p.executableURL = productsDirectory.appendingPathComponent("cofi")
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        final class Box: @unchecked Sendable { var data = Data() }
+        let e = Box()
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            e.data = err.fileHandleForReading.readDataToEndOfFile()
+            done.signal()
+        }.start()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        done.wait()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e.data, as: UTF8.self))
+    }
+
+    var work: URL!
+    func url(_ name: String) -> URL { work.appendingPathComponent(name) }
+
+    static let words = ["good", "great", "fun", "loved", "bad", "dull", "awful", "bored", "film", "plot", "a", "the"]
+
+    /// A model directory: config.json, model.safetensors (random, with a 2-class head when `head`) and vocab.txt.
+    func writeModel(_ name: String, seed: UInt64, head: Bool, hidden: Int = 16) throws -> URL {
+        let dir = url(name)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + Self.words
+        let config = BertConfig(vocabSize: vocab.count, hiddenSize: hidden, numHiddenLayers: 2, numAttentionHeads: 4,
+                                intermediateSize: 12, maxPositionEmbeddings: 32, initializerRange: 0.2)
+        let model = BertModel.randomlyInitialized(config: config, task: head ? .classification(labels: 2) : nil, seed: seed)
+        try TrainingCheckpoint.write(to: dir, model: model,
+                                     export: ModelExport(labels: head ? .classification(names: ["negative", "positive"]) : nil,
+                                                         tokenizerDirectory: nil))
+        // After the model: writing the checkpoint replaces the directory.
+        try (vocab.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("vocab.txt"), atomically: true,
+                                                          encoding: .utf8)
+        return dir
+    }
+
+    override func setUpWithError() throws {
+        work = FileManager.default.temporaryDirectory.appendingPathComponent("cofi-prune-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        var rows = ["text,label"], dev = ["text,label"]
+        for i in 0..<24 {
+            let good = i % 2 == 0
+            let w = good ? ["good", "great", "fun", "loved"] : ["bad", "dull", "awful", "bored"]
+            let line = "\"the film \(w[i % 4]) a plot\",\(good ? "positive" : "negative")"
+            (i < 16 ? { rows.append($0) } : { dev.append($0) })(line)
+        }
+        try (rows.joined(separator: "\n") + "\n").write(to: url("train.csv"), atomically: true, encoding: .utf8)
+        try (dev.joined(separator: "\n") + "\n").write(to: url("dev.csv"), atomically: true, encoding: .utf8)
+        _ = try writeModel("teacher", seed: 1, head: true)
+        _ = try writeModel("student", seed: 2, head: false)
+    }
+
+    override func tearDownWithError() throws {
+        if let work { try? FileManager.default.removeItem(at: work) }
+    }
+
+    var base: [String] {
+        ["prune", "--teacher", url("teacher").path, "--student", url("student").path, "--train", url("train.csv").path,
+         "--dev", url("dev.csv").path, "--max-length", "12", "--batch-size", "4", "--target-sparsity", "0.5",
+         "--epochs", "8", "--pre-pruning-epochs", "1", "--warmup-epochs", "2", "--finetune-epochs", "1",
+         "--sparsity-epsilon", "0.05", "--budget-aware", "--eval-steps", "4", "--lr", "1e-3", "--logging-steps", "4"]
+    }
+
+    func testPruneEndToEnd() throws {
+        let out = url("out")
+        let (status, stdout, stderr) = try cofi(base + ["--out", out.path])
+        XCTAssertEqual(status, 0, stderr)
+        print(stdout)
+        XCTAssertTrue(stdout.contains("exact sparsity"), stdout)
+        XCTAssertTrue(stdout.contains("encoder parameters"), stdout)
+        XCTAssertTrue(stderr.contains("[prune] step"), stderr)
+        XCTAssertTrue(stderr.contains("ŝ "), stderr)
+        for path in ["final/config.json", "final/model.safetensors", "final/vocab.txt", "pruned/model.safetensors",
+                     "prune/best/model.safetensors", "prune/best_gates.safetensors", "prune/metrics.jsonl",
+                     "summary.json"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent(path).path), path)
+        }
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("final/config.json")))
+        XCTAssertNotNil((config as? [String: Any])?["cofi"])
+        // The final model evaluates with cofi eval.
+        let (s2, o2, e2) = try cofi(["eval", "--model", out.appendingPathComponent("final").path, "--dev", url("dev.csv").path,
+                                     "--max-length", "12"])
+        XCTAssertEqual(s2, 0, e2)
+        XCTAssertTrue(o2.contains("accuracy"), o2)
+
+        // A second run into the same OUT is refused; --force starts over; --resume of a finished run is quick.
+        let (s3, _, e3) = try cofi(base + ["--out", out.path])
+        XCTAssertNotEqual(s3, 0)
+        XCTAssertTrue(e3.contains("--resume"), e3)
+        let (s4, _, e4) = try cofi(base + ["--out", out.path, "--resume"])
+        XCTAssertEqual(s4, 0, e4)
+        XCTAssertTrue(e4.contains("already done"), e4)
+    }
+
+    func testBadInputIsNamed() throws {
+        func expectFailure(_ args: [String], _ fragment: String, line: UInt = #line) throws {
+            let (status, _, stderr) = try cofi(args)
+            XCTAssertNotEqual(status, 0, line: line)
+            XCTAssertTrue(stderr.contains(fragment), "expected '\(fragment)' in: \(stderr)", line: line)
+        }
+        var args = base + ["--out", url("bad").path]
+        let target = args.firstIndex(of: "--target-sparsity")! + 1
+        args[target] = "1.2"
+        try expectFailure(args, "strictly between 0 and 1")
+        try expectFailure(["prune", "--teacher", url("teacher").path, "--student", url("student").path,
+                           "--train", url("train.csv").path, "--target-sparsity", "0.5", "--out", url("bad").path],
+                          "no dev set")
+        _ = try writeModel("wide", seed: 3, head: false, hidden: 20)
+        var wide = base + ["--out", url("bad").path]
+        wide[wide.firstIndex(of: url("student").path)!] = url("wide").path
+        try expectFailure(wide, "widths must match")
+        var headless = base + ["--out", url("bad").path]
+        headless[headless.firstIndex(of: url("teacher").path)!] = url("student").path
+        try expectFailure(headless, "fine-tuned on the task")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: url("bad").path), "bad input must leave no output")
+    }
+}
