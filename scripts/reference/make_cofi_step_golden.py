@@ -16,17 +16,21 @@ FFN unit ⌊FFN_l/I_l⌋, M = Σ_l (MHA_l + FFN_l); with hidden pruning
 E = Σ_d P(hid_d) · Σ_l [ (MHA_l/H_l)/d · P(mha_l)·Σ_h P(head) + 2·P(ffn_l)·Σ_i P(int) ], without it
 E = Σ_l [ MHA_l/H_l · P(mha_l)·Σ_h P(head) + ⌊FFN_l/I_l⌋ · P(ffn_l)·Σ_i P(int) ]; P = 1 − clamp(CDF(0), ε, 1−ε).
 
+The noise u is what the Swift `PruningObjective` draws at step 7 with seed 57 (Xoshiro256(maskSeed(57, 7)), one
+float32 uniform per gate in creation order; ported below), so the Swift test can run the real objective type on the
+fixture as well as the composed pieces. log α is then chosen from u so that z has the designed edge cases.
+
 Cases (one file each, `cofi_step_<case>.safetensors`):
 
   all_families   every family (structured_heads+structured_mlp+hidden+layer), α_ce 0.1 / α_layer 0.9, a perturbed
                  layer transformation. The sample has: exact zeros and exact ones among heads, FFN units and hidden
                  dims; layer 2's MHA gate exactly 0 while its FFN gate is not (the layer exists only by the fixed
-                 test P6); every head of layer 3 exactly 0 under a non-zero MHA gate (identity by the project rule);
-                 layer 3's FFN gate exactly 1 (the clamp is active: no gradient from z to its log α).
-  no_hidden      the same log α and u without the hidden family (structured_heads+structured_mlp+layer): no hidden
-                 mask in the forward; here the v4 mapping picks layer 2 (it differs under the reference's MHA-only
-                 existence test, asserted), the size model's no-hidden branch (⌊FFN_l/I_l⌋ per unit), α_ce 0.3 /
-                 α_layer 0.7, the identity layer transformation, other λ and t.
+                 test P6, and v4 maps teacher layer 3 to it; the reference's MHA-only test would not: asserted);
+                 every head of layer 3 exactly 0 under a non-zero MHA gate (identity by the project rule); layer 3's
+                 FFN gate exactly 1 (the clamp is active: no gradient from z to its log α).
+  no_hidden      the same design without the hidden family (structured_heads+structured_mlp+layer; the noise stream
+                 then covers other gates): no hidden mask in the forward, the size model's no-hidden branch
+                 (⌊FFN_l/I_l⌋ per unit), α_ce 0.3 / α_layer 0.7, the identity layer transformation, other λ and t.
 
 Student: heterogeneous dense shape D = 16, d_h = 4, heads [4, 3, 4], FFN [32, 24, 32] (per-head counts are not
 integers in layer 2 and the per-unit floor drops a fraction there), classification head (3 labels). Teacher: 4 layers
@@ -47,6 +51,7 @@ import math
 import os
 import sys
 
+import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -148,48 +153,108 @@ def size_model(cfg, families, log_alpha):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def make_log_alpha_and_noise(cfg, gen):
-    """log α and u for every gate of every family, with the designed edge cases (see the docstring)."""
-    la, u = {}, {}
+# The Swift side's noise: PruningObjective draws step k's u from Xoshiro256(maskSeed(seed, k)), gate vector by gate
+# vector in creation order, u = ε + (1 − 2ε)·nextUniform() in float32 (Sources/Tensor/RNG.swift,
+# Sources/CoFi/HardConcrete.swift `noise`, Sources/CoFi/PruningObjective.swift `maskSeed`, Trainer.dropoutSeed).
+MASK_SEED, MASK_STEP = 57, 7
+U64 = (1 << 64) - 1
 
-    def rand_u(n):
-        return f32_round(EPS + (1 - 2 * EPS) * torch.rand(n, generator=gen, dtype=DT))
 
-    for family, layer, n in gate_list(cfg, FAMILIES):
-        name = l0_name(family, layer)
-        if family == "hidden":
-            a = 2.5 + 2.0 * torch.randn(n, generator=gen, dtype=DT)
-        else:
-            a = 2.5 * torch.randn(n, generator=gen, dtype=DT)
-        la[name] = f32_round(a.clamp(-7, 7))
-        u[name] = rand_u(n)
+def _mix(z):
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & U64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & U64
+    return z ^ (z >> 31)
 
-    def put(family, layer, alphas, us):
-        name = l0_name(family, layer)
-        la[name] = f32_round(torch.tensor(alphas, dtype=DT))
-        u[name] = f32_round(torch.tensor(us, dtype=DT))
 
-    put("head_layer", 0, [2.0], [0.3])    # soft ≈ 0.92
-    put("mlp", 0, [0.5], [0.55])          # soft ≈ 0.79
-    put("head_layer", 1, [-3.0], [0.3])   # exactly 0: MHA of layer 2 is the identity
-    put("mlp", 1, [1.5], [0.35])          # soft ≈ 0.85: layer 2 exists only by the fixed test
-    put("head", 2, [-4.0, -6.0, -3.0, -5.0], [0.2, 0.7, 0.1, 0.5])  # all exactly 0 under a soft MHA gate
-    put("head_layer", 2, [1.0], [0.5])    # soft ≈ 0.88
-    put("mlp", 2, [4.0], [0.9])           # exactly 1 (clamp active)
-    put("head", 0, [2.0, -5.0, 0.3, 5.0], [0.6, 0.4, 0.45, 0.8])  # soft, 0, soft, 1
-    hid = l0_name("hidden", None)
-    la[hid][[3, 11]] = f32_round(torch.tensor([-5.0, -6.5]))  # two hidden dims exactly 0
-    u[hid][[3, 11]] = f32_round(torch.tensor([0.4, 0.6]))
+def mask_seed(seed, step):
+    """PruningObjective.maskSeed = Trainer.dropoutSeed(seed ^ 0x5EED0FC0F16A7E, step)."""
+    return (_mix((seed ^ 0x5EED0FC0F16A7E) ^ 0xD1B54A32D192ED03) + step) & U64
 
-    # Keep every stretched value ≥ 1e-3 away from 0 and 1: redraw u of the gates too close to a clamp edge.
-    for name in la:
-        for _ in range(100):
-            s = stretched(la[name], u[name])
-            bad = torch.minimum((s - 0).abs(), (s - 1).abs()) < 1e-3
-            if not bad.any():
-                break
-            u[name] = torch.where(bad, rand_u(len(bad)), u[name])
-        assert not bad.any(), name
+
+class Xoshiro256:
+    """xoshiro256** seeded by splitmix64, as Sources/Tensor/RNG.swift."""
+
+    def __init__(self, seed):
+        sm, s = seed, []
+        for _ in range(4):
+            sm = (sm + 0x9E3779B97F4A7C15) & U64
+            s.append(_mix(sm))
+        self.s = s
+
+    @staticmethod
+    def _rotl(x, k):
+        return ((x << k) | (x >> (64 - k))) & U64
+
+    def next(self):
+        s = self.s
+        result = (self._rotl((s[1] * 5) & U64, 7) * 9) & U64
+        t = (s[1] << 17) & U64
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = self._rotl(s[3], 45)
+        return result
+
+    def noise(self, n):
+        """HardConcrete.noise: ε + (1 − 2ε)·u in float32 arithmetic, u = (next() >> 40) / 2^24."""
+        eps = np.float32(EPS)
+        width = np.float32(1) - np.float32(2) * eps
+        out = [eps + width * (np.float32(self.next() >> 40) * np.float32(1.0 / 16777216.0)) for _ in range(n)]
+        return torch.tensor(np.array(out, dtype=np.float32), dtype=DT)
+
+
+def logit(x):
+    return math.log(x) - math.log(1 - x)
+
+
+def alpha_for(u, sbar):
+    """The log α that puts the stretched value of noise u at `sbar` (−0.1 < sbar < 1.1)."""
+    s = (sbar - L_STRETCH) / (R_STRETCH - L_STRETCH)
+    return BETA * logit(s) - logit(u)
+
+
+def make_log_alpha_and_noise(cfg, families, gen):
+    """u for every gate as the Swift PruningObjective draws it at step MASK_STEP with seed MASK_SEED, and log α
+    chosen from u so that z has the designed edge cases (see the docstring); the other gates are random: exactly 0
+    (30 %), exactly 1 (25 %) or soft (stretched values at least 0.02 inside a clamp edge)."""
+    rng = Xoshiro256(mask_seed(MASK_SEED, MASK_STEP))
+    gates = gate_list(cfg, families)
+    u = {l0_name(f, l): f32_round(rng.noise(n)) for f, l, n in gates}
+
+    def draw(n, p_zero, p_one):
+        kind = torch.rand(n, generator=gen, dtype=DT)
+        soft = 0.05 + 0.9 * torch.rand(n, generator=gen, dtype=DT)
+        zero = -0.095 + 0.07 * torch.rand(n, generator=gen, dtype=DT)
+        one = 1.025 + 0.07 * torch.rand(n, generator=gen, dtype=DT)
+        return torch.where(kind < p_zero, zero, torch.where(kind < p_zero + p_one, one, soft))
+
+    sbar = {}
+    for f, l, n in gates:
+        sbar[l0_name(f, l)] = draw(n, 0.05, 0.6) if f == "hidden" else draw(n, 0.3, 0.25)
+    design = {  # (family, layer): stretched values
+        ("head_layer", 0): [0.9], ("mlp", 0): [0.75],
+        ("head_layer", 1): [-0.05],  # exactly 0: MHA of layer 2 is the identity
+        ("mlp", 1): [0.8],  # soft: layer 2 exists only by the fixed test
+        ("head", 2): [-0.05, -0.08, -0.03, -0.06],  # all exactly 0 under a soft MHA gate
+        ("head_layer", 2): [0.85],
+        ("mlp", 2): [1.06],  # exactly 1 (clamp active)
+        ("head", 0): [0.9, -0.05, 0.45, 1.05],  # soft, 0, soft, 1
+    }
+    for (f, l), v in design.items():
+        if f in families:
+            sbar[l0_name(f, l)] = torch.tensor(v, dtype=DT)
+    if "hidden" in families:
+        sbar[l0_name("hidden", None)][[3, 11]] = torch.tensor([-0.05, -0.07], dtype=DT)  # two dims exactly 0
+
+    la = {}
+    for name, target in sbar.items():
+        a = torch.tensor([alpha_for(float(ui), float(si)) for ui, si in zip(u[name], target)], dtype=DT)
+        assert a.abs().max() < 12, (name, a)  # keep CDF(0) away from its [ε, 1 − ε] clamp
+        la[name] = f32_round(a)
+        st = stretched(la[name], u[name])
+        assert (torch.minimum(st.abs(), (st - 1).abs()) > 1e-3).all(), name  # float32 cannot flip a clamp
     return la, u
 
 
@@ -233,7 +298,7 @@ def classify(w, h):
 
 def step_fixture(name, *, cfg_s, cfg_t, families, w_s, w_t, inputs, log_alpha, noise, lam1, lam2, target,
                  alpha_ce, alpha_layer, W, b, temperature=2.0, expect_alignment=None,
-                 expect_fixed_test_matters=False):
+                 expect_fixed_test_matters=None):
     gates = gate_list(cfg_s, families)
     lam1, lam2, target = (float(f32_round(torch.tensor(x))) for x in (lam1, lam2, target))  # as stored
     w = {k: v.clone().requires_grad_(True) for k, v in w_s.items()}
@@ -265,7 +330,7 @@ def step_fixture(name, *, cfg_s, cfg_t, families, w_s, w_t, inputs, log_alpha, n
         assert [a + 1 for a in alignment.tolist()] == expect_alignment, (name, alignment)
     buggy = layer_distillation(hs_t, hs_s, Wv, bv, teacher_layers, 4,
                                existing_layers(mha_gates, ffn_gates, fixed=False))[1]
-    assert expect_fixed_test_matters == (not torch.equal(buggy, alignment)), name
+    assert expect_fixed_test_matters is None or expect_fixed_test_matters == (not torch.equal(buggy, alignment)), name
 
     size, M, s_hat = size_model(cfg_s, families, la)
     gap = s_hat - target
@@ -317,7 +382,7 @@ def step_fixture(name, *, cfg_s, cfg_t, families, w_s, w_t, inputs, log_alpha, n
                 "max_position_embeddings": c.max_position_embeddings, "type_vocab_size": c.type_vocab_size,
                 "layer_norm_eps": c.layer_norm_eps}
 
-    config = {"student": shape_of(cfg_s), "teacher": shape_of(cfg_t), "num_labels": 3,
+    config = {"mask_seed": MASK_SEED, "mask_step": MASK_STEP, "student": shape_of(cfg_s), "teacher": shape_of(cfg_t), "num_labels": 3,
               "families": [f for f in FAMILIES if f in families], "temperature": temperature, "alpha_ce": alpha_ce,
               "alpha_layer": alpha_layer, "version": 4, "teacher_layers": [i + 1 for i in teacher_layers]}
     meta = {"config": json.dumps(config, sort_keys=True), "generator": GENERATOR}
@@ -361,14 +426,17 @@ def main() -> None:
         key = f"bert.encoder.layer.{i}.output.LayerNorm.bias"
         w_t[key] = f32_round(w_t[key] + 0.4 * i * v)
     inputs = make_inputs(cfg_s, gen)
-    log_alpha, noise = make_log_alpha_and_noise(cfg_s, gen)
     D = cfg_s.hidden_size
     W = f32_round(torch.eye(D) + 0.1 * torch.randn(D, D, generator=gen, dtype=DT))
     b = normal(gen, (D,), 0.05)
-    common = dict(cfg_s=cfg_s, cfg_t=cfg_t, w_s=w_s, w_t=w_t, inputs=inputs, log_alpha=log_alpha, noise=noise)
-    step_fixture("all_families", families=set(FAMILIES), lam1=0.7, lam2=1.3, target=0.5, alpha_ce=0.1,
-                 alpha_layer=0.9, W=W, b=b, expect_alignment=[1, 1, 1, 3], **common)
-    step_fixture("no_hidden", families={"head", "intermediate", "mlp", "head_layer"}, lam1=-0.4, lam2=2.0,
+    common = dict(cfg_s=cfg_s, cfg_t=cfg_t, w_s=w_s, w_t=w_t, inputs=inputs)
+    every = set(FAMILIES)
+    log_alpha, noise = make_log_alpha_and_noise(cfg_s, every, gen)
+    step_fixture("all_families", families=every, log_alpha=log_alpha, noise=noise, lam1=0.7, lam2=1.3, target=0.5, alpha_ce=0.1,
+                 alpha_layer=0.9, W=W, b=b, expect_alignment=[1, 1, 2, 3], expect_fixed_test_matters=True, **common)
+    no_hidden = {"head", "intermediate", "mlp", "head_layer"}
+    log_alpha, noise = make_log_alpha_and_noise(cfg_s, no_hidden, gen)
+    step_fixture("no_hidden", families=no_hidden, log_alpha=log_alpha, noise=noise, lam1=-0.4, lam2=2.0,
                  target=0.3, alpha_ce=0.3, alpha_layer=0.7, W=torch.eye(D), b=torch.zeros(D),
                  expect_alignment=[1, 1, 2, 3], expect_fixed_test_matters=True, **common)
 
