@@ -30,6 +30,8 @@ public struct PruningSettings: Codable, Equatable, Sendable {
     public var prePruningEpochs: Int
     /// Target warm-up W in epochs of the pruning stage.
     public var warmupEpochs: Int
+    /// Target warm-up W in steps; overrides `warmupEpochs` (for short budgets).
+    public var warmupSteps: Int?
     /// Fine-tuning epochs of the compact model (0: none; `final/` is then the pruned model).
     public var finetuneEpochs: Int = 20
     public var learningRate: Float = 2e-5
@@ -83,6 +85,7 @@ public struct PruningSettings: Codable, Equatable, Sendable {
             throw fail("epochs is \(epochs) with \(prePruningEpochs) pre-pruning epochs; the pruning stage needs at least one epoch")
         }
         guard warmupEpochs >= 0 else { throw fail("warm-up epochs is \(warmupEpochs); expected 0 or more") }
+        if let warmupSteps, warmupSteps < 0 { throw fail("warm-up steps is \(warmupSteps); expected 0 or more") }
         guard finetuneEpochs >= 0 else { throw fail("fine-tuning epochs is \(finetuneEpochs); expected 0 or more") }
         for (name, v) in [("learning rate", learningRate), ("fine-tuning learning rate", finetuneLearningRate),
                           ("reg learning rate", regLearningRate)] {
@@ -308,7 +311,7 @@ public final class PruningPipeline {
         var rng = Xoshiro256(seed: settings.seed)
         let l0 = L0Module(shape: student.shape, using: &rng)
         let pruningEpochs = settings.epochs - settings.prePruningEpochs
-        let target = SparsityTarget(target: settings.targetSparsity, warmupSteps: settings.warmupEpochs * stepsPerEpoch)
+        let target = SparsityTarget(target: settings.targetSparsity, warmupSteps: settings.warmupSteps ?? settings.warmupEpochs * stepsPerEpoch)
         let controller = SparsityController(l0: l0, target: target, options: settings.controller)
         let objective = PruningObjective(teacher: teacher, distillation: try loss(transformation), controller: controller,
                                          regLearningRate: settings.regLearningRate, seed: settings.seed)

@@ -79,6 +79,9 @@ struct Prune: ParsableCommand {
     @Option(help: "Target warm-up epochs, counted from the start of pruning (default 2 large / 20 small).")
     var warmupEpochs: Int?
 
+    @Option(help: "Target warm-up in pruning steps (overrides --warmup-epochs).")
+    var warmupSteps: Int?
+
     @Option(help: "Fine-tuning epochs of the compact model (0: none).")
     var finetuneEpochs: Int = 20
 
@@ -181,6 +184,7 @@ struct Prune: ParsableCommand {
         if let epochs { s.epochs = epochs }
         if let prePruningEpochs { s.prePruningEpochs = prePruningEpochs }
         if let warmupEpochs { s.warmupEpochs = warmupEpochs }
+        s.warmupSteps = warmupSteps
         if let evalSteps { s.evalSteps = evalSteps }
         s.finetuneEvalSteps = finetuneEvalSteps ?? s.evalSteps
         s.finetuneEpochs = finetuneEpochs
@@ -245,7 +249,8 @@ struct Prune: ParsableCommand {
                          "alpha_ce": "\(alphaCe)", "alpha_layer": "\(alphaLayer)", "alpha_label": "\(alphaLabel)",
                          "layer_mapping": layerMapping, "teacher_layers": teacherLayers ?? "default",
                          "epochs": "\(settings.epochs)", "pre_pruning_epochs": "\(settings.prePruningEpochs)",
-                         "warmup_epochs": "\(settings.warmupEpochs)"]
+                         "warmup_epochs": "\(settings.warmupEpochs)",
+                         "warmup_steps": settings.warmupSteps.map { "\($0)" } ?? "none"]
         if case let .files(train, dev, _) = source { arguments["train"] = train?.path; arguments["dev"] = dev.path }
         let pipeline: PruningPipeline
         do {
