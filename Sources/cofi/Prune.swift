@@ -268,7 +268,8 @@ struct Prune: ParsableCommand {
             "pruning \(studentDir.path) to sparsity \(targetSparsity) (ε \(sparsityEpsilon)) on \(source.name): "
                 + "\(trainSet.examples.count) training / \(devSet.examples.count) dev examples (\(large ? "large" : "small") task), "
                 + "metric \(evaluator.primaryName)\nteacher \(teacherDir.path); \(batcher.batchCount) steps per epoch, "
-                + "\(settings.epochs) epochs (\(settings.prePruningEpochs) pre-pruning, warm-up \(settings.warmupEpochs)), "
+                + "\(settings.epochs) epochs (\(settings.prePruningEpochs) pre-pruning, warm-up "
+                + (settings.warmupSteps.map { "\($0) steps" } ?? "\(settings.warmupEpochs) epochs") + "), "
                 + "\(settings.finetuneEpochs) fine-tuning epochs; lr \(learningRate), reg lr \(regLr)"
                 + (budgetAware ? " (budget-aware)" : "") + ", max length \(maxLength), seed \(seed)\noutput: \(outDir.path)")
         signal(SIGINT, SIG_IGN)
