@@ -337,8 +337,8 @@ public final class PruningPipeline {
             let s = String(format: "%.4f", masked.lastExpectedSparsity)
             throw PruningError("no evaluation reached the target: the expected sparsity ended at \(s), below "
                 + "\(settings.targetSparsity) − ε \(settings.sparsityEpsilon), so no best checkpoint was saved "
-                + "(the last state is in \(pruneDir.path)/checkpoint). Train longer, warm up sooner, or use the "
-                + "budget-aware controller")
+                + "(the last state is in \(pruneDir.path)/checkpoint). Train longer or warm up sooner"
+                + (settings.controller.budgetAware ? "" : ", or use the budget-aware controller"))
         }
         let prunedState = try TrainingCheckpoint.readState(best)
 
