@@ -2,45 +2,6 @@ import XCTest
 @testable import BERT
 @testable import CoFi
 
-/// Finite-difference check (the pattern of Tests/TensorTests/GradCheck.swift): analytic gradient of
-/// Σ f(inputs) ⊙ R against central differences on up to `samples` coordinates of each input.
-@discardableResult
-private func distillGradCheck(_ name: String, inputs: [Variable], eps: Float = 1e-2, tolerance: Float = 5e-3,
-                              samples: Int = 24, seed: UInt64 = 1, file: StaticString = #filePath,
-                              line: UInt = #line, _ f: () -> Variable) -> Float {
-    var rng = Xoshiro256(seed: seed)
-    let probe = f().value
-    let weights = Tensor.randomNormal(shape: probe.shape, using: &rng)
-    func loss() -> Variable { (f() * Variable(weights)).sum() }
-    for x in inputs { x.grad = nil }
-    loss().backward()
-    var worst: Float = 0
-    for (k, x) in inputs.enumerated() {
-        let analytic = x.grad ?? Tensor(zeros: x.shape)
-        let scaleRef = max(analytic.maxAbs, 1e-3)
-        let count = x.value.count
-        let idxs: [Int] = count <= samples ? Array(0..<count) : (0..<samples).map { _ in Int(rng.next() % UInt64(count)) }
-        for i in idxs {
-            let orig = x.value.scalars[i]
-            x.update { $0.scalars[i] = orig + eps }
-            let up = withoutGradients { loss().value.scalar }
-            x.update { $0.scalars[i] = orig - eps }
-            let down = withoutGradients { loss().value.scalar }
-            x.update { $0.scalars[i] = orig }
-            let numeric = (up - down) / (2 * eps)
-            let err = abs(numeric - analytic.scalars[i]) / scaleRef
-            worst = max(worst, err)
-            if err > tolerance {
-                XCTFail("\(name): input \(k) element \(i): analytic \(analytic.scalars[i]) vs numeric \(numeric)",
-                        file: file, line: line)
-                return err
-            }
-        }
-    }
-    print("gradcheck \(name): max relative error \(worst)")
-    return worst
-}
-
 private func distillRandom(_ shape: [Int], seed: UInt64, std: Float = 1, grad: Bool = true) -> Variable {
     var rng = Xoshiro256(seed: seed)
     return Variable(Tensor.randomNormal(shape: shape, std: std, using: &rng), requiresGrad: grad)
@@ -184,8 +145,8 @@ final class DistillationTests: XCTestCase {
         // Student layer 3 serves two teacher layers (the shared mapped value must get both gradients).
         let mapping = [1, 3, 3, 4], layers = [2, 3, 5, 6]
         let f = { try! distill.loss(student: student, teacher: teacher, teacherLayers: layers, mapping: mapping) }
-        distillGradCheck("layer loss wrt student hidden states", inputs: Array(student[1...4])) { f() }
-        distillGradCheck("layer loss wrt W_layer, b_layer", inputs: [t.weight, t.bias]) { f() }
+        GateTestSupport.checkGradients("layer loss wrt student hidden states", inputs: Array(student[1...4])) { f() }
+        GateTestSupport.checkGradients("layer loss wrt W_layer, b_layer", inputs: [t.weight, t.bias]) { f() }
 
         // Value = Σ of the chosen MSEs, recomputed by hand.
         var expected = 0.0
@@ -297,7 +258,7 @@ final class DistillationTests: XCTestCase {
         let kls = distillationKL(student: ss, teacher: ts.value, temperature: 2).value.scalar
         let kle = distillationKL(student: se, teacher: te.value, temperature: 2).value.scalar
         XCTAssertEqual(span.value.scalar, (kls + kle) / 2, accuracy: 1e-6)
-        distillGradCheck("span distillation wrt start and end logits", inputs: [ss, se]) {
+        GateTestSupport.checkGradients("span distillation wrt start and end logits", inputs: [ss, se]) {
             spanDistillationKL(studentStart: ss, studentEnd: se, teacherStart: ts.value, teacherEnd: te.value,
                                temperature: 2)
         }
