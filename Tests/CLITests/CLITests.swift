@@ -3,23 +3,6 @@ import XCTest
 
 /// The `cofi` executable, run as a user runs it.
 final class CLITests: XCTestCase {
-    var productsDirectory: URL {
-        #if os(macOS)
-        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
-            return bundle.bundleURL.deletingLastPathComponent()
-        }
-        fatalError("couldn't find the products directory")
-        #else
-        return Bundle.main.bundleURL
-        #endif
-    }
-
-    var assets: URL {
-        if let dir = ProcessInfo.processInfo.environment["COFI_ASSETS"] { return URL(fileURLWithPath: dir) }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent(".assets")
-    }
-
     /// Runs `cofi args…` and returns (exit status, stdout, stderr).
     func cofi(_ args: [String]) throws -> (Int32, String, String) {
         let p = Process()
@@ -44,7 +27,7 @@ final class CLITests: XCTestCase {
     }
 
     func testInspectMiniLM() throws {
-        let dir = assets.appendingPathComponent("all-MiniLM-L6-v2").path
+        let dir = miniLM.path
         let (status, text, err) = try cofi(["inspect", dir])
         XCTAssertEqual(status, 0, err)
         XCTAssertTrue(text.contains("6 layers, hidden 384, 12 heads × 32, FFN 1536"), text)

@@ -4,28 +4,6 @@ import XCTest
 /// `cofi finetune` and `cofi eval`, run as a user runs them, on all-MiniLM-L6-v2 and a few lines of CSV (a couple of
 /// steps: these check the command line, not the learning).
 final class FinetuneCLITests: XCTestCase {
-    var productsDirectory: URL {
-        #if os(macOS)
-        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
-            return bundle.bundleURL.deletingLastPathComponent()
-        }
-        fatalError("couldn't find the products directory")
-        #else
-        return Bundle.main.bundleURL
-        #endif
-    }
-
-    var miniLM: URL {
-        let assets: URL
-        if let dir = ProcessInfo.processInfo.environment["COFI_ASSETS"] {
-            assets = URL(fileURLWithPath: dir)
-        } else {
-            assets = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-                .deletingLastPathComponent().appendingPathComponent(".assets")
-        }
-        return assets.appendingPathComponent("all-MiniLM-L6-v2")
-    }
-
     /// Runs `cofi args…`; returns (exit status, stdout, stderr).
     func cofi(_ args: [String]) throws -> (Int32, String, String) {
         let p = Process()

@@ -7,17 +7,6 @@ import XCTest
 /// word-level vocab.txt, 2 layers of width 16) and a few lines of CSV: the stages run, the compact model and
 /// summary are written, the summary is printed; --resume / --force rules and bad input are named.
 final class PruneCLITests: XCTestCase {
-    var productsDirectory: URL {
-        #if os(macOS)
-        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
-            return bundle.bundleURL.deletingLastPathComponent()
-        }
-        fatalError("couldn't find the products directory")
-        #else
-        return Bundle.main.bundleURL
-        #endif
-    }
-
     func cofi(_ args: [String]) throws -> (Int32, String, String) {
         let p = Process()
         p.executableURL = productsDirectory.appendingPathComponent("cofi")

@@ -3,28 +3,6 @@ import XCTest
 
 /// `cofi tokenize`, run as a user runs it, with stdin piped in.
 final class TokenizeCLITests: XCTestCase {
-    var productsDirectory: URL {
-        #if os(macOS)
-        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
-            return bundle.bundleURL.deletingLastPathComponent()
-        }
-        fatalError("couldn't find the products directory")
-        #else
-        return Bundle.main.bundleURL
-        #endif
-    }
-
-    var miniLM: URL {
-        let assets: URL
-        if let dir = ProcessInfo.processInfo.environment["COFI_ASSETS"] {
-            assets = URL(fileURLWithPath: dir)
-        } else {
-            assets = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-                .deletingLastPathComponent().appendingPathComponent(".assets")
-        }
-        return assets.appendingPathComponent("all-MiniLM-L6-v2")
-    }
-
     /// Runs `cofi args…` with `input` on stdin; returns (exit status, stdout, stderr).
     func cofi(_ args: [String], input: String) throws -> (Int32, String, String) {
         try cofi(args, bytes: Data(input.utf8))
