@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// What every CLI test needs: where the built `cofi` is and where the fetched assets are.
+/// What every CLI test needs: where the built `cofi` is, where the fetched assets are, and a way to run it.
 extension XCTestCase {
     /// The directory of the built products (the `cofi` executable lies there).
     var productsDirectory: URL {
@@ -24,4 +24,32 @@ extension XCTestCase {
 
     /// The real all-MiniLM-L6-v2 model directory.
     var miniLM: URL { assetsDirectory.appendingPathComponent("all-MiniLM-L6-v2") }
+
+    /// Runs `cofi args…` with `input` on stdin (none when nil); returns (exit status, stdout, stderr). stderr is
+    /// drained on another thread, so a run's progress lines cannot fill a pipe while stdout is read.
+    func runCofi(_ args: [String], input: Data? = nil) throws -> (Int32, String, String) {
+        let p = Process()
+        p.executableURL = productsDirectory.appendingPathComponent("cofi")
+        p.arguments = args
+        let stdin = Pipe(), out = Pipe(), err = Pipe()
+        if input != nil { p.standardInput = stdin }
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        final class Box: @unchecked Sendable { var data = Data() }
+        let e = Box()
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            e.data = err.fileHandleForReading.readDataToEndOfFile()
+            done.signal()
+        }.start()
+        if let input {
+            stdin.fileHandleForWriting.write(input)
+            try stdin.fileHandleForWriting.close()
+        }
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        done.wait()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e.data, as: UTF8.self))
+    }
 }

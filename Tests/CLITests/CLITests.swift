@@ -3,19 +3,7 @@ import XCTest
 
 /// The `cofi` executable, run as a user runs it.
 final class CLITests: XCTestCase {
-    /// Runs `cofi args…` and returns (exit status, stdout, stderr).
-    func cofi(_ args: [String]) throws -> (Int32, String, String) {
-        let p = Process()
-        p.executableURL = productsDirectory.appendingPathComponent("cofi")
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-    }
+    func cofi(_ args: [String]) throws -> (Int32, String, String) { try runCofi(args) }
 
     func testHelpAndVersion() throws {
         let (s1, help, _) = try cofi(["--help"])

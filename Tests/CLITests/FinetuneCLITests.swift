@@ -4,34 +4,13 @@ import XCTest
 /// `cofi finetune` and `cofi eval`, run as a user runs them, on all-MiniLM-L6-v2 and a few lines of CSV (a couple of
 /// steps: these check the command line, not the learning).
 final class FinetuneCLITests: XCTestCase {
-    /// Runs `cofi args…`; returns (exit status, stdout, stderr).
-    func cofi(_ args: [String]) throws -> (Int32, String, String) {
-        let p = Process()
-        p.executableURL = productsDirectory.appendingPathComponent("cofi")
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        // Read stderr on another thread: a run's progress lines can fill a pipe while stdout waits.
-        final class Box: @unchecked Sendable { var data = Data() }
-        let e = Box()
-        let done = DispatchSemaphore(value: 0)
-        Thread {
-            e.data = err.fileHandleForReading.readDataToEndOfFile()
-            done.signal()
-        }.start()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        done.wait()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e.data, as: UTF8.self))
-    }
+    func cofi(_ args: [String]) throws -> (Int32, String, String) { try runCofi(args) }
 
     var work: URL!
 
     override func setUpWithError() throws {
         guard FileManager.default.fileExists(atPath: miniLM.appendingPathComponent("model.safetensors").path) else {
-            throw XCTSkip("\(miniLM.path) is missing: run scripts/fetch-assets.sh first")
+            throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "\(miniLM.path) is missing: run scripts/fetch-assets.sh first"])
         }
         work = FileManager.default.temporaryDirectory.appendingPathComponent("cofi-finetune-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)

@@ -7,26 +7,7 @@ import XCTest
 /// word-level vocab.txt, 2 layers of width 16) and a few lines of CSV: the stages run, the compact model and
 /// summary are written, the summary is printed; --resume / --force rules and bad input are named.
 final class PruneCLITests: XCTestCase {
-    func cofi(_ args: [String]) throws -> (Int32, String, String) {
-        let p = Process()
-        p.executableURL = productsDirectory.appendingPathComponent("cofi")
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        final class Box: @unchecked Sendable { var data = Data() }
-        let e = Box()
-        let done = DispatchSemaphore(value: 0)
-        Thread {
-            e.data = err.fileHandleForReading.readDataToEndOfFile()
-            done.signal()
-        }.start()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        done.wait()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e.data, as: UTF8.self))
-    }
+    func cofi(_ args: [String]) throws -> (Int32, String, String) { try runCofi(args) }
 
     var work: URL!
     func url(_ name: String) -> URL { work.appendingPathComponent(name) }

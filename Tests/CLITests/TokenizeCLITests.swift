@@ -9,19 +9,7 @@ final class TokenizeCLITests: XCTestCase {
     }
 
     func cofi(_ args: [String], bytes input: Data) throws -> (Int32, String, String) {
-        let p = Process()
-        p.executableURL = productsDirectory.appendingPathComponent("cofi")
-        p.arguments = args
-        let stdin = Pipe(), out = Pipe(), err = Pipe()
-        p.standardInput = stdin
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        stdin.fileHandleForWriting.write(input)
-        try stdin.fileHandleForWriting.close()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        try runCofi(args, input: input)
     }
 
     func objects(_ text: String) throws -> [[String: Any]] {
