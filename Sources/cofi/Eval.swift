@@ -27,17 +27,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Your dev file (.csv, .tsv, .jsonl).")
     var dev: String?
 
-    @Option(help: "Column (or JSON key) of the text, with --dev.")
-    var textColumn: String = "text"
-
-    @Option(help: "Column of the second text of a pair, with --dev.")
-    var pairColumn: String?
-
-    @Option(help: "Column of the label, with --dev.")
-    var labelColumn: String = "label"
-
-    @Flag(help: "Labels are real numbers (regression).")
-    var regression = false
+    @OptionGroup var columns: UserFileOptions
 
     @Option(help: "Maximum tokens per example (default: the checkpoint's training value, else 128).")
     var maxLength: Int?
@@ -96,8 +86,7 @@ struct Eval: ParsableCommand {
         if let task {
             source = try TaskSource.named(task, data: data.map(absoluteURL), assets: assetsDirectory())
         } else {
-            var spec = UserDataSpec(textColumn: textColumn, pairColumn: pairColumn, labelColumn: labelColumn,
-                                    regression: regression || head == .regression)
+            var spec = columns.spec(regression: head == .regression)
             // Names a run gave its labels; transformers' placeholders (LABEL_0, …) say nothing about the file's.
             if case .classification(let n) = head, let names = Self.labelNames(bert.config), names.count == n,
                names != (0..<n).map({ "LABEL_\($0)" }) {

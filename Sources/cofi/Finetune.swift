@@ -38,17 +38,7 @@ struct Finetune: ParsableCommand {
     @Option(help: "Your dev file, same columns as --train; its labels must occur in the training file.")
     var dev: String?
 
-    @Option(help: "Column (or JSON key) of the text, with --train/--dev.")
-    var textColumn: String = "text"
-
-    @Option(help: "Column of the second text of a pair, with --train/--dev.")
-    var pairColumn: String?
-
-    @Option(help: "Column of the label, with --train/--dev.")
-    var labelColumn: String = "label"
-
-    @Flag(help: "Labels are real numbers (regression; metric: Pearson and Spearman).")
-    var regression = false
+    @OptionGroup var columns: UserFileOptions
 
     @Option(help: "Output directory.")
     var out: String
@@ -289,9 +279,7 @@ struct Finetune: ParsableCommand {
 
     func taskSource() throws -> TaskSource {
         if let task { return try TaskSource.named(task, data: data.map(absoluteURL), assets: assetsDirectory()) }
-        let spec = UserDataSpec(textColumn: textColumn, pairColumn: pairColumn, labelColumn: labelColumn,
-                                regression: regression)
-        return .files(train: absoluteURL(train!), dev: absoluteURL(dev!), spec: spec)
+        return .files(train: absoluteURL(train!), dev: absoluteURL(dev!), spec: columns.spec())
     }
 }
 

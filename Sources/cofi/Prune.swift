@@ -49,17 +49,7 @@ struct Prune: ParsableCommand {
     @Option(help: "Your dev file (required with --train: the best checkpoint is chosen on it).")
     var dev: String?
 
-    @Option(help: "Column (or JSON key) of the text, with --train/--dev.")
-    var textColumn: String = "text"
-
-    @Option(help: "Column of the second text of a pair, with --train/--dev.")
-    var pairColumn: String?
-
-    @Option(help: "Column of the label, with --train/--dev.")
-    var labelColumn: String = "label"
-
-    @Flag(help: "Labels are real numbers (regression).")
-    var regression = false
+    @OptionGroup var columns: UserFileOptions
 
     @Option(help: "Output directory.")
     var out: String
@@ -220,9 +210,7 @@ struct Prune: ParsableCommand {
         if let task {
             source = try TaskSource.named(task, data: data.map(absoluteURL), assets: assetsDirectory())
         } else {
-            source = .files(train: absoluteURL(train!), dev: absoluteURL(dev!),
-                            spec: UserDataSpec(textColumn: textColumn, pairColumn: pairColumn, labelColumn: labelColumn,
-                                               regression: regression))
+            source = .files(train: absoluteURL(train!), dev: absoluteURL(dev!), spec: columns.spec())
         }
         let (trainSet, devSet) = try source.load(train: true)
         guard let trainSet else { throw UserError(description: "no training set") }
