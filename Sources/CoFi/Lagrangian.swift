@@ -41,9 +41,12 @@ public final class Lagrangian {
 
     /// L_c = λ1·(ŝ − t) + λ2·(ŝ − t)² for the expected sparsity ŝ (a scalar) and the current target t.
     /// ∂L_c/∂λ1 = ŝ − t, ∂L_c/∂λ2 = (ŝ − t)² ≥ 0, ∂L_c/∂ŝ = λ1 + 2λ2·(ŝ − t).
-    public func loss(expectedSparsity s: Variable, target t: Float) -> Variable {
+    /// With `holdingLambda1` λ1 enters as a constant: same value and same ∂L_c/∂ŝ, no gradient for λ1 (the
+    /// anti-windup rule of `ControllerOptions`).
+    public func loss(expectedSparsity s: Variable, target t: Float, holdingLambda1: Bool = false) -> Variable {
         let gap = s.reshaped([]) + (-t)
-        return lambda1 * gap + lambda2 * gap.squared()
+        let l1 = holdingLambda1 ? Variable(lambda1.value) : lambda1
+        return l1 * gap + lambda2 * gap.squared()
     }
 
     /// λ1 and λ2 by name, for checkpoints.

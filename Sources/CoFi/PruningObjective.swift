@@ -91,6 +91,7 @@ public final class PruningObjective: TrainingObjective {
             values["target_sparsity"] = Double(reg.target)
             values["lambda_1"] = Double(controller.lagrangian.lambda1.value.scalar)
             values["lambda_2"] = Double(controller.lagrangian.lambda2.value.scalar)
+            if controller.options.antiWindup { values["lambda_1_held"] = controller.lambda1Held ? 1 : 0 }
         }
         last = values
         return total
@@ -119,6 +120,7 @@ public final class PruningObjective: TrainingObjective {
     }
 
     /// The last step's parts: distill_pred, distill_layer (, label_loss), and while pruning lagrangian,
-    /// expected_sparsity, target_sparsity, lambda_1, lambda_2.
+    /// expected_sparsity, target_sparsity, lambda_1, lambda_2 (and lambda_1_held, 1 when the anti-windup rule held
+    /// λ1 on the step).
     public var logScalars: [String: Double] { last }
 }

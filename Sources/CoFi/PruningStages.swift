@@ -25,6 +25,8 @@ public struct PruningSettings: Codable, Equatable, Sendable {
     /// 0.01 here for every target, because ŝ oscillates around t under the signed Lagrangian and a 0 gate can
     /// leave a short run without any checkpoint.
     public var sparsityEpsilon: Float = 0.01
+    /// Which evaluations may become the best checkpoint (see `CheckpointGate`).
+    public var checkpointGate: CheckpointGate = .exactBand
     /// Total pruning-run epochs, pre-pruning and warm-up included (cofi-spec §6: 20 large / 100 small).
     public var epochs: Int
     public var prePruningEpochs: Int
@@ -102,6 +104,26 @@ public struct PruningSettings: Codable, Equatable, Sendable {
     }
 }
 
+/// Which pruning-stage evaluations may become the best checkpoint.
+///
+/// `.expected` is the paper's gate: ŝ ≥ t − ε, one-sided, on the expected sparsity. `.exactBand` (the default, a
+/// project decision) asks |s − t| ≤ ε of the EXACT sparsity s of the deterministic masks — the size of the model
+/// that compaction will actually produce — so that a run hands over a model of the size the user asked for, not
+/// merely one at least that small: a controller that overshoots (ŝ past t) no longer yields a smaller-than-asked
+/// model, and a deterministic mask that rounds away more than ŝ says is caught.
+public enum CheckpointGate: String, Codable, CaseIterable, Sendable {
+    case expected
+    case exactBand = "exact-band"
+
+    /// Whether an evaluation with expected sparsity ŝ and exact sparsity s is eligible for target t and ε.
+    public func admits(expected: Double, exact: Double, target: Double, epsilon: Double) -> Bool {
+        switch self {
+        case .expected: return expected >= target - epsilon
+        case .exactBand: return abs(exact - target) <= epsilon
+        }
+    }
+}
+
 /// A pruning run that cannot start or go on; the message says what and where.
 public struct PruningError: Error, CustomStringConvertible, Equatable {
     public let description: String
@@ -109,7 +131,7 @@ public struct PruningError: Error, CustomStringConvertible, Equatable {
 }
 
 /// Evaluation in the pruning stage: fold and cut the model with the deterministic masks (exactly the masked
-/// model, project decision 5) and score the compact model; eligible for best only once ŝ ≥ t − ε. When a result
+/// model, project decision 5) and score the compact model; eligible for best as `settings.checkpointGate` says. When a result
 /// will become the trainer's new best, the gates and the layer transformation go to `gatesURL` first.
 final class MaskedEvaluator: Evaluator {
     let inner: TaskEvaluator
@@ -137,7 +159,9 @@ final class MaskedEvaluator: Evaluator {
         let exact = controller.l0.sizeModel.exactSize(of: masks).sparsity
         lastExpectedSparsity = Double(s)
         lastExactSparsity = exact
-        result.eligibleForBest = s >= settings.targetSparsity - settings.sparsityEpsilon
+        result.eligibleForBest = settings.checkpointGate.admits(expected: Double(s), exact: exact,
+                                                                target: Double(settings.targetSparsity),
+                                                                epsilon: Double(settings.sparsityEpsilon))
         result.metrics.append((name: "expected_sparsity", value: Double(s)))
         result.metrics.append((name: "exact_sparsity", value: exact))
         if result.eligibleForBest, result.primary.isFinite, bestSoFar.map({ result.primary > $0 }) ?? true {
@@ -335,10 +359,15 @@ public final class PruningPipeline {
         guard FileManager.default.fileExists(atPath: best.appendingPathComponent("model.safetensors").path),
               let gatesURL, FileManager.default.fileExists(atPath: gatesURL.path) else {
             let s = String(format: "%.4f", masked.lastExpectedSparsity)
-            throw PruningError("no evaluation reached the target: the expected sparsity ended at \(s), below "
-                + "\(settings.targetSparsity) − ε \(settings.sparsityEpsilon), so no best checkpoint was saved "
+            let exact = String(format: "%.4f", masked.lastExactSparsity)
+            let gate = settings.checkpointGate == .expected
+                ? "ŝ ≥ \(settings.targetSparsity) − ε \(settings.sparsityEpsilon)"
+                : "exact sparsity within \(settings.targetSparsity) ± ε \(settings.sparsityEpsilon)"
+            throw PruningError("no evaluation met the checkpoint gate (\(gate)): the last evaluation had expected "
+                + "sparsity \(s) and exact sparsity \(exact), so no best checkpoint was saved "
                 + "(the last state is in \(pruneDir.path)/checkpoint). Train longer or warm up sooner"
-                + (settings.controller.budgetAware ? "" : ", or use the budget-aware controller"))
+                + (settings.controller.budgetAware ? "" : ", or use the budget-aware controller")
+                + (settings.checkpointGate == .exactBand ? ", evaluate more often, or widen --sparsity-epsilon" : ""))
         }
         let prunedState = try TrainingCheckpoint.readState(best)
 

@@ -129,9 +129,11 @@ public struct SizeModel: Equatable, Sendable {
     // MARK: Exact size of a mask set
 
     /// The exact size of a (deterministic) mask set: every z is booleanised as z > 0, and a missing family keeps
-    /// everything. `remaining` is the reference's `calculate_model_size` count (weights only:
-    /// 4·d_h·#{(l,h,d) kept} + 2·#{(l,i,d) kept}); `compactShape` is the shape of the cut model and its
-    /// `encoderParameters` the real count (biases and LayerNorms included) that `evaluation.py` reports.
+    /// everything. `compactShape` is the shape of the cut model, `prunableRemaining` its share of M counted as M
+    /// is (weights and biases of the counted sublayers; `sparsity` = 1 − that / M, the size the target refers to),
+    /// `remaining` the reference's `calculate_model_size` count (weights only: 4·d_h·#{(l,h,d) kept} +
+    /// 2·#{(l,i,d) kept}) and `encoderParameters` the real count (biases and LayerNorms included) that
+    /// `evaluation.py` reports.
     public func exactSize(of masks: MaskSet) -> ExactSize {
         func kept(_ v: Variable?, _ n: Int) -> [Bool] { v.map { $0.value.scalars.map { $0 > 0 } } ?? Array(repeating: true, count: n) }
         precondition(masks.heads.count == shape.layers.count, "mask set of \(masks.heads.count) layers")
@@ -147,8 +149,12 @@ public struct SizeModel: Equatable, Sendable {
         var compact = shape
         compact.hiddenSize = hid
         compact.layers = layers
-        return ExactSize(remaining: remaining, prunableSize: prunableSize, compactShape: compact,
-                         denseEncoderParameters: shape.encoderParameters)
+        let prunableRemaining = layers.indices.reduce(0) { total, l in
+            total + (countsAttention ? compact.attentionPrunableParameters(layer: l) : 0)
+                + (countsFFN ? compact.ffnPrunableParameters(layer: l) : 0)
+        }
+        return ExactSize(remaining: remaining, prunableRemaining: prunableRemaining, prunableSize: prunableSize,
+                         compactShape: compact, denseEncoderParameters: shape.encoderParameters)
     }
 }
 
@@ -156,6 +162,8 @@ public struct SizeModel: Equatable, Sendable {
 public struct ExactSize: Equatable, Sendable {
     /// The reference's remaining count (weights of the kept (head, dim) and (unit, dim) pairs, no biases).
     public let remaining: Int
+    /// What is left of M in the cut model, counted as M is (weights and biases of the counted sublayers).
+    public let prunableRemaining: Int
     /// M of the dense shape.
     public let prunableSize: Int
     /// The shape after cutting: kept hidden dims, and per layer the heads and FFN units whose gates (and layer
@@ -164,8 +172,11 @@ public struct ExactSize: Equatable, Sendable {
     /// Every encoder-layer parameter of the dense shape (85,054,464 for BERT-base).
     public let denseEncoderParameters: Int
 
+    /// The exact sparsity: 1 − prunableRemaining/M, the fraction of M the cut model removes (0 for an unpruned
+    /// model). The target sparsity, the checkpoint gate and the compact format's `sparsity` all mean this.
+    public var sparsity: Double { 1 - Double(prunableRemaining) / Double(prunableSize) }
     /// The reference's `pruned_model_sparsity` = 1 − remaining/M (0.001 for an unpruned BERT-base: no biases).
-    public var sparsity: Double { 1 - Double(remaining) / Double(prunableSize) }
+    public var referenceSparsity: Double { 1 - Double(remaining) / Double(prunableSize) }
     /// Encoder-layer parameters of the cut model, biases and LayerNorms included.
     public var encoderParameters: Int { compactShape.encoderParameters }
     /// 1 − P_pruned/P_full over encoder-layer parameters, as `evaluation.py` counts (it rounds to 3 places).

@@ -57,8 +57,12 @@ struct Prune: ParsableCommand {
     @Option(help: "Fraction of the prunable encoder size to remove, in (0, 1).")
     var targetSparsity: Float
 
-    @Option(help: "Checkpoint gate: keep a best checkpoint only once ŝ ≥ target − ε.")
+    @Option(help: "ε of the checkpoint gate.")
     var sparsityEpsilon: Float = 0.01
+
+    @Option(help: ArgumentHelp("Checkpoint gate: exact-band (the exact sparsity of the deterministic masks within target ± ε) or expected (the paper: ŝ ≥ target − ε).",
+                               valueName: "gate"))
+    var checkpointGate: String = CheckpointGate.exactBand.rawValue
 
     @Option(help: "Epochs of the pruning run, pre-pruning and warm-up included (default 20 large / 100 small).")
     var epochs: Int?
@@ -84,8 +88,11 @@ struct Prune: ParsableCommand {
     @Option(help: "Learning rate of log α (λ gets its negative).")
     var regLr: Float = 0.01
 
-    @Flag(help: "Budget-aware controller: scale the log α and λ rates to the warm-up (see SparsityController).")
+    @Flag(help: "Budget-aware controller: scale the log α and λ rates to the warm-up, ramp from the initial ŝ, hold λ1 while ŝ closes the gap (see SparsityController).")
     var budgetAware = false
+
+    @Flag(help: "With --budget-aware: let λ1 integrate the gap at every step, as the paper (no anti-windup).")
+    var noAntiWindup = false
 
     @Option(help: "Distillation temperature.")
     var temperature: Float = 2
@@ -179,6 +186,11 @@ struct Prune: ParsableCommand {
         s.finetuneEvalSteps = finetuneEvalSteps ?? s.evalSteps
         s.finetuneEpochs = finetuneEpochs
         s.sparsityEpsilon = sparsityEpsilon
+        guard let gate = CheckpointGate(rawValue: checkpointGate) else {
+            throw UserError(description: "--checkpoint-gate is '\(checkpointGate)'; expected one of "
+                            + CheckpointGate.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        s.checkpointGate = gate
         s.learningRate = learningRate
         s.finetuneLearningRate = finetuneLr
         s.regLearningRate = regLr
@@ -188,7 +200,7 @@ struct Prune: ParsableCommand {
         s.distillation = DistillationConfig(temperature: temperature, predictionWeight: alphaCe, layerWeight: alphaLayer,
                                             labelWeight: alphaLabel, mappingVersion: LayerMappingVersion(rawValue: layerMapping)!,
                                             teacherLayers: try teacherLayers.map(parsedTeacherLayers))
-        s.controller = budgetAware ? .budgetAware() : .paper
+        s.controller = budgetAware ? .budgetAware(antiWindup: !noAntiWindup) : .paper
         do { try s.validate() } catch { throw UserError(description: "\(error)") }
         return s
     }
@@ -233,7 +245,8 @@ struct Prune: ParsableCommand {
         var arguments = ["teacher": teacherDir.path, "student": studentDir.path, "task": source.name,
                          "max_length": "\(maxLength)", "eval_batch_size": "\(evalBatchSize)",
                          "target_sparsity": "\(targetSparsity)", "sparsity_epsilon": "\(sparsityEpsilon)",
-                         "reg_lr": "\(regLr)", "budget_aware": "\(budgetAware)", "temperature": "\(temperature)",
+                         "reg_lr": "\(regLr)", "budget_aware": "\(budgetAware)",
+                         "anti_windup": "\(budgetAware && !noAntiWindup)", "checkpoint_gate": checkpointGate, "temperature": "\(temperature)",
                          "alpha_ce": "\(alphaCe)", "alpha_layer": "\(alphaLayer)", "alpha_label": "\(alphaLabel)",
                          "layer_mapping": layerMapping, "teacher_layers": teacherLayers ?? "default",
                          "epochs": "\(settings.epochs)", "pre_pruning_epochs": "\(settings.prePruningEpochs)",

@@ -73,7 +73,7 @@ final class PruningStagesTests: XCTestCase {
         print("ŝ per pruning step:", sparsity.map { String(format: "%.3f", $0) }.joined(separator: " "))
         XCTAssertEqual(stages, ["preprune", "prune", "finetune"])
         XCTAssertGreaterThan(sparsity.last!, sparsity.first! + 0.2, "the Lagrangian drives ŝ up")
-        XCTAssertGreaterThanOrEqual(summary.expectedSparsity!, 0.45)
+        XCTAssertEqual(summary.exactSparsity, 0.5, accuracy: 0.05, "the exact-band gate: the size asked for ± ε")
         XCTAssertLessThan(summary.encoderParametersAfter, summary.encoderParametersBefore)
 
         // Embeddings never moved (the student is the compact model's source, reloaded from prune/best).
@@ -106,6 +106,18 @@ final class PruningStagesTests: XCTestCase {
         XCTAssertNotNil(final.layout)
         XCTAssertEqual(final.model.shape, pruned.model.shape)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("summary.json").path))
+    }
+
+    /// The paper's one-sided gate on ŝ and the project's two-sided band on the exact sparsity.
+    func testCheckpointGates() {
+        XCTAssertTrue(CheckpointGate.expected.admits(expected: 0.89, exact: 0.95, target: 0.9, epsilon: 0.01))
+        XCTAssertFalse(CheckpointGate.expected.admits(expected: 0.88, exact: 0.90, target: 0.9, epsilon: 0.01))
+        XCTAssertTrue(CheckpointGate.exactBand.admits(expected: 0.88, exact: 0.905, target: 0.9, epsilon: 0.01))
+        XCTAssertTrue(CheckpointGate.exactBand.admits(expected: 0.95, exact: 0.891, target: 0.9, epsilon: 0.01))
+        XCTAssertFalse(CheckpointGate.exactBand.admits(expected: 0.90, exact: 0.9265, target: 0.9, epsilon: 0.01))
+        XCTAssertFalse(CheckpointGate.exactBand.admits(expected: 0.90, exact: 0.889, target: 0.9, epsilon: 0.01))
+        XCTAssertEqual(PruningSettings(targetSparsity: 0.9, epochs: 2, prePruningEpochs: 0, warmupEpochs: 1).checkpointGate,
+                       .exactBand)
     }
 
     func testResumedPruningRepeatsTheUninterruptedLosses() throws {

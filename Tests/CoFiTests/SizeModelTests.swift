@@ -163,7 +163,9 @@ final class SizeModelTests: XCTestCase {
         }
         let e = SizeModel(shape: S.bertBase).exactSize(of: masks)
         XCTAssertEqual(e.remaining, 256 * 144 * 768 + 2 * 36_864 * 768)
-        XCTAssertEqual(e.sparsity, 0.001, accuracy: 0.0001)  // the reference's count ignores biases
+        XCTAssertEqual(e.referenceSparsity, 0.001, accuracy: 0.0001)  // the reference's count ignores biases
+        XCTAssertEqual(e.sparsity, 0)
+        XCTAssertEqual(e.prunableRemaining, 85_017_600)
         XCTAssertEqual(e.encoderParameters, 85_054_464)
         XCTAssertEqual(e.encoderSparsity, 0)
         XCTAssertEqual(e.compactShape, S.bertBase)
@@ -199,7 +201,15 @@ final class SizeModelTests: XCTestCase {
             if u > 0 { real += 2 * d * u + u + d + 2 * d }
         }
         XCTAssertEqual(e.encoderParameters, real)
+        var prunable = 0
+        for (h, u) in zip(heads, units) {
+            if h > 0 { prunable += 4 * d * h * 64 + 3 * h * 64 + d }
+            if u > 0 { prunable += 2 * d * u + u + d }
+        }
+        XCTAssertEqual(e.prunableRemaining, prunable)
+        XCTAssertEqual(e.sparsity, 1 - Double(prunable) / 85_017_600, accuracy: 1e-12)
+        XCTAssertEqual(e.compactShape.prunableParameters, prunable)
         print(String(format: "exact size of the cut masks: remaining %d (sparsity %.4f), encoder params %d of %d (%.4f)",
-                     e.remaining, e.sparsity, e.encoderParameters, e.denseEncoderParameters, e.encoderSparsity))
+                     e.remaining, e.referenceSparsity, e.encoderParameters, e.denseEncoderParameters, e.encoderSparsity))
     }
 }
