@@ -1,6 +1,7 @@
 // swift-tools-version:6.0
 // cofi — CoFi structured pruning for BERT-family models, in Swift.
-// Layers (each imports only the ones above it):  CBLAS/Accelerate → Tensor → BERT → Tasks → Training → CoFi → cofi (CLI), cofi-bench.
+// Layers (each imports only the ones above it):  CBLAS/Accelerate → Tensor → BERT → Tasks → Runtime (inference) and
+// Training → CoFi → cofi (CLI), cofi-bench.
 import PackageDescription
 
 /// Release builds target the haswell level (AVX2 + FMA) on Linux x86-64 so the SIMD kernels vectorise fully.
@@ -17,6 +18,7 @@ let package = Package(
         .library(name: "Tensor", targets: ["Tensor"]),
         .library(name: "BERT", targets: ["BERT"]),
         .library(name: "Tasks", targets: ["Tasks"]),
+        .library(name: "Runtime", targets: ["Runtime"]),
         .library(name: "Training", targets: ["Training"]),
         .library(name: "CoFi", targets: ["CoFi"]),
     ],
@@ -32,17 +34,19 @@ let package = Package(
             swiftSettings: simdFlags),
         .target(name: "BERT", dependencies: ["Tensor"], exclude: ["README.md"], swiftSettings: simdFlags),
         .target(name: "Tasks", dependencies: ["BERT"], exclude: ["README.md"]),
+        .target(name: "Runtime", dependencies: ["Tasks", "BERT", "Tensor"], exclude: ["README.md"], swiftSettings: simdFlags),
         .target(name: "Training", dependencies: ["Tasks", "BERT"], exclude: ["README.md"], swiftSettings: simdFlags),
         .target(name: "CoFi", dependencies: ["Training"], exclude: ["README.md"], swiftSettings: simdFlags),
         .executableTarget(
             name: "cofi",
-            dependencies: ["BERT", "Tensor", "Tasks", "Training", "CoFi", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["BERT", "Tensor", "Tasks", "Runtime", "Training", "CoFi", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             exclude: ["README.md"]),
-        .executableTarget(name: "cofi-bench", dependencies: ["BERT", "Tensor"], exclude: ["README.md"],
+        .executableTarget(name: "cofi-bench", dependencies: ["BERT", "Tensor", "Runtime"], exclude: ["README.md"],
                          swiftSettings: simdFlags),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "BERTTests", dependencies: ["BERT", "Tensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TasksTests", dependencies: ["Tasks"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CoFiTests", dependencies: ["CoFi"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["cofi"]),

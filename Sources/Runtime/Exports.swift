@@ -1,0 +1,3 @@
+@_exported import BERT
+@_exported import Tasks
+@_exported import Tensor
