@@ -15,7 +15,7 @@ Workloads, all at T = 128 with every token real (attention mask all ones), rando
   fwd_bwd_b32  forward + backward, B = 32, train mode (dropout on), cross-entropy on random labels,
                `loss.backward()`, no optimizer step (gradients set to None between steps, outside the timing)
 
-The CoFi-s95 shape (BASELINES.md) is BERT-base cut physically: layer l keeps its first heads[l] heads (the
+The CoFi-s95 shape (BASELINES.md; built in scripts/peer_models.py) is BERT-base cut physically: layer l keeps its first heads[l] heads (the
 query/key/value rows and output.dense columns of those heads, the same as what `prune_heads` did in transformers
 4.x, which transformers 5 no longer has) and its first ffn[l] FFN units (narrower intermediate.dense /
 output.dense). A layer with 0 heads gets an identity attention and one with FFN width 0 an identity feed-forward
@@ -38,86 +38,11 @@ import sys
 import time
 
 import torch
-from torch import nn
 
-VOCAB = 30522
+# The shapes and their construction are shared with peer_runtime.py.
+from peer_models import MODELS, VOCAB, build_model, forward_flops  # noqa: F401 (forward_flops: re-exported)
+
 WORKLOADS = ["fwd_b1", "fwd_b32", "fwd_bwd_b32"]
-MODELS = {
-    # name: (hidden, head_dim, heads per layer, FFN width per layer)
-    "bert-base": (768, 64, [12] * 12, [3072] * 12),
-    "minilm-l6": (384, 32, [12] * 6, [1536] * 6),
-    "cofi-s95": (768, 64, [2, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0], [300, 260, 240, 220, 200, 200, 180, 150, 120, 100, 30, 0]),
-}
-
-
-def forward_flops(hidden: int, head_dim: int, heads: list, ffn: list, tokens: int) -> float:
-    """Encoder forward FLOPs for one sequence: the same formula as BertShape.forwardFLOPs(tokens:)."""
-    f, d, t = 0.0, float(hidden), float(tokens)
-    for h, i in zip(heads, ffn):
-        hd = float(h * head_dim)
-        f += 2 * t * d * hd * 4 + 2 * 2 * t * t * hd
-        f += 2 * t * d * float(i) * 2
-    return f
-
-
-class IdentityAttention(nn.Module):
-    """Stands in for BertAttention in a layer with no heads left: returns its input, no LayerNorm."""
-
-    def forward(self, hidden_states, *args, **kwargs):
-        return hidden_states, None
-
-
-def cut_linear_rows(lin: nn.Linear, rows: int) -> nn.Linear:
-    """A Linear keeping the first `rows` outputs of `lin`."""
-    new = nn.Linear(lin.in_features, rows)
-    with torch.no_grad():
-        new.weight.copy_(lin.weight[:rows])
-        new.bias.copy_(lin.bias[:rows])
-    return new
-
-
-def cut_linear_cols(lin: nn.Linear, cols: int) -> nn.Linear:
-    """A Linear keeping the first `cols` inputs of `lin`."""
-    new = nn.Linear(cols, lin.out_features)
-    with torch.no_grad():
-        new.weight.copy_(lin.weight[:, :cols])
-        new.bias.copy_(lin.bias)
-    return new
-
-
-def build_model(name: str):
-    from transformers import BertConfig, BertForSequenceClassification
-
-    hidden, head_dim, heads, ffn = MODELS[name]
-    cfg = BertConfig(
-        vocab_size=VOCAB,
-        hidden_size=hidden,
-        num_hidden_layers=len(heads),
-        num_attention_heads=hidden // head_dim,
-        intermediate_size=max(ffn) if name != "cofi-s95" else 3072,
-        max_position_embeddings=512,
-        num_labels=2,
-    )
-    torch.manual_seed(0)
-    model = BertForSequenceClassification(cfg)
-    dense_heads = hidden // head_dim
-    for l, (h, i) in enumerate(zip(heads, ffn)):
-        layer = model.bert.encoder.layer[l]
-        if h == 0:
-            layer.attention = IdentityAttention()
-        elif h < dense_heads:
-            sa = layer.attention.self
-            n = h * head_dim
-            sa.query, sa.key, sa.value = (cut_linear_rows(x, n) for x in (sa.query, sa.key, sa.value))
-            sa.num_attention_heads, sa.all_head_size = h, n
-            layer.attention.output.dense = cut_linear_cols(layer.attention.output.dense, n)
-        if i == 0:
-            del layer.intermediate, layer.output
-            layer.feed_forward_chunk = lambda x: x  # instance attribute shadows the method
-        elif i < layer.intermediate.dense.out_features:
-            layer.intermediate.dense = cut_linear_rows(layer.intermediate.dense, i)
-            layer.output.dense = cut_linear_cols(layer.output.dense, i)
-    return model, forward_flops(hidden, head_dim, heads, ffn, 128)
 
 
 def measure(args, body):
