@@ -23,9 +23,20 @@ public struct TaskEncoder {
 
     /// Encodes one example; `index` is its position in its dataset.
     public func encode(_ example: TextExample, index: Int) -> EncodedExample {
-        let e = tokenizer.encode(example.textA, example.textB, maxLength: maxLength, truncation: truncation,
-                                 padToMaxLength: false)
+        let e = encode(example.textA, example.textB).encoding
         return EncodedExample(ids: e.ids, typeIds: e.typeIds, label: example.label, index: index)
+    }
+
+    // Added for the Runtime's Predictor, which tells the user when their text did not fit.
+    /// Encodes one text (or pair) as `encode(_:index:)` does, and says whether truncation removed tokens: true
+    /// exactly when the untruncated `[CLS] A [SEP] (B [SEP])` is longer than `maxLength`.
+    public func encode(_ a: String, _ b: String? = nil) -> (encoding: Encoding, truncated: Bool) {
+        let tokensA = tokenizer.tokenize(a)
+        let tokensB = WordPieceTokenizer.secondText(b).map(tokenizer.tokenize)
+        let e = tokenizer.encode(tokensA: tokensA, tokensB: tokensB, maxLength: maxLength, truncation: truncation,
+                                 padToMaxLength: false)
+        let untruncated = tokensA.count + (tokensB?.count ?? 0) + (tokensB == nil ? 2 : 3)
+        return (e, e.count < untruncated)
     }
 
     /// Encodes every example of `dataset`, in order. Large datasets are split across the cores (the tokenizer is

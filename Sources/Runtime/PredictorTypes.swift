@@ -1,0 +1,118 @@
+import Foundation
+
+/// One record to predict: a text, a text pair, or a question about a context.
+public enum PredictorInput: Sendable, Equatable {
+    /// A single text (`[CLS] text [SEP]`), for a classification or regression model.
+    case text(String)
+    /// A text pair (`[CLS] a [SEP] b [SEP]`), for a classification or regression model trained on pairs.
+    case pair(String, String)
+    /// A question and the context that holds its answer, for a span (question-answering) model.
+    case question(String, context: String)
+}
+
+/// The caller's id of a record (JSON lines' `"id"`), echoed back unchanged: a string or a number.
+public enum PredictionID: Codable, Sendable, Equatable {
+    case string(String)
+    case integer(Int)
+    case number(Double)
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let i = try? c.decode(Int.self) { self = .integer(i); return }
+        if let d = try? c.decode(Double.self) { self = .number(d); return }
+        if let s = try? c.decode(String.self) { self = .string(s); return }
+        throw DecodingError.typeMismatch(PredictionID.self, .init(codingPath: decoder.codingPath,
+                                                                  debugDescription: "expected a string or a number"))
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .string(let s): try c.encode(s)
+        case .integer(let i): try c.encode(i)
+        case .number(let d): try c.encode(d)
+        }
+    }
+}
+
+/// What the model says about one record, as one JSON object (`Prediction.encoder` writes it):
+/// - classification: `{"label": "positive", "probabilities": {"negative": 0.1, "positive": 0.9}}`
+/// - regression: `{"score": 3.2}` (the head's output as it is)
+/// - span: `{"answer": "Denver Broncos", "start": 177, "end": 191, "score": 0.93}` — `start`/`end` are the answer's
+///   character span [start, end) in the context, counted in Unicode scalars (Python `str` indices), and `score` is
+///   its probability among the n-best answers (softmax of start + end logits, as Hugging Face's post-processing
+///   computes it). With no-answer allowed (SQuAD v2.0 models) the empty answer has no `start`/`end`.
+/// plus `"truncated": true` when the input was longer than the max length and its end was cut off, `"id"` when the
+/// record had one, or only `{"error": "…"}` (with the id) when the record could not be predicted.
+public struct Prediction: Codable, Sendable, Equatable {
+    public var id: PredictionID?
+    public var label: String?
+    public var probabilities: [String: Float]?
+    public var score: Float?
+    public var answer: String?
+    public var start: Int?
+    public var end: Int?
+    public var truncated: Bool?
+    public var error: String?
+
+    public init(id: PredictionID? = nil, label: String? = nil, probabilities: [String: Float]? = nil,
+                score: Float? = nil, answer: String? = nil, start: Int? = nil, end: Int? = nil,
+                truncated: Bool? = nil, error: String? = nil) {
+        self.id = id
+        self.label = label
+        self.probabilities = probabilities
+        self.score = score
+        self.answer = answer
+        self.start = start
+        self.end = end
+        self.truncated = truncated
+        self.error = error
+    }
+
+    /// A record that could not be predicted.
+    public static func failure(_ message: String, id: PredictionID? = nil) -> Prediction {
+        Prediction(id: id, error: message)
+    }
+
+    /// The one JSON writer of predictions (`cofi predict` and `cofi serve` answer byte for byte alike): keys sorted,
+    /// slashes unescaped, no whitespace.
+    public static var encoder: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }
+
+    /// The prediction as one line of JSON (no newline).
+    public func jsonLine() -> String {
+        // Every field is a string, a finite number (the predictor turns non-finite outputs into errors) or a bool.
+        String(decoding: try! Self.encoder.encode(self), as: UTF8.self)
+    }
+}
+
+/// How the predictor encodes records.
+public struct PredictorOptions: Sendable {
+    /// Tokens per sequence, special tokens included; longer texts are truncated (`longest_first` for pairs) and
+    /// flagged. nil: the model's max positions for texts, min(384, max positions) for question + context.
+    public var maxLength: Int?
+    /// Question + context: context tokens shared by consecutive windows of a long context. nil: a third of the
+    /// max length (128 at 384, Hugging Face `run_qa.py`'s default).
+    public var docStride: Int?
+    /// Sequences per engine call (a long context's windows count one each).
+    public var batchSize: Int
+    /// Question + context: n-best size, longest answer, and whether the empty answer is allowed (SQuAD v2.0).
+    public var postprocess: SQuADPostprocessOptions
+
+    public init(maxLength: Int? = nil, docStride: Int? = nil, batchSize: Int = 32,
+                postprocess: SQuADPostprocessOptions = SQuADPostprocessOptions()) {
+        self.maxLength = maxLength
+        self.docStride = docStride
+        self.batchSize = batchSize
+        self.postprocess = postprocess
+    }
+}
+
+/// A predictor that cannot be built: names the model and what was expected.
+public struct PredictorError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
