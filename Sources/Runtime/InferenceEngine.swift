@@ -131,10 +131,11 @@ public final class InferenceEngine {
         }
     }
 
-    /// Multiply-adds below which a matrix product stays on one thread (a thread hand-off costs ~10 µs).
-    static let parallelGEMMWork = 1 << 20
-    /// Floats below which an element-wise pass stays on one thread.
-    static let parallelElementWork = 1 << 15
+    /// Multiply-adds below which a matrix product or the attention of a layer stays on one thread (a thread
+    /// hand-off costs microseconds). The tests set it to 0 to run every threaded path on small models.
+    var parallelGEMMWork = 1 << 20
+    /// Floats below which an element-wise pass stays on one thread (0 in the tests, as above).
+    var parallelElementWork = 1 << 15
 
     /// c[m, n] (leading dimension ldc) = a[m, k] · w[n, k]ᵀ (+ bias[n] when given) (then GELU when `gelu`),
     /// with a and w row-major (lda, ldw = k). Split across threads by column blocks of c when big enough: each
@@ -143,7 +144,7 @@ public final class InferenceEngine {
                 bias: UnsafePointer<Float>?, gelu: Bool = false, into c: UnsafeMutablePointer<Float>, ldc: Int) {
         if m == 0 || n == 0 { return }
         let cs = SharedPointer(c)
-        let grain = m * n * k >= Self.parallelGEMMWork ? max(16, n / threads) : n
+        let grain = m * n * k >= parallelGEMMWork ? max(16, n / threads) : n
         forChunks(n, grain: grain) { _, cols in
             let cb = cs.base + cols.lowerBound
             if let bias, !gelu {
@@ -162,7 +163,7 @@ public final class InferenceEngine {
                                bias: Int, gamma: Int, beta: Int) {
         let D = shape.hiddenSize, w = weights
         let xs = SharedPointer(x)
-        forChunks(rows, grain: max(1, Self.parallelElementWork / D)) { _, r in
+        forChunks(rows, grain: max(1, parallelElementWork / D)) { _, r in
             EngineKernels.biasResidualLayerNorm(xs.base, adding: y, bias: w.at(bias), gamma: w.at(gamma),
                                                 beta: w.at(beta), rows: r, width: D, eps: self.eps)
         }
@@ -194,7 +195,7 @@ public final class InferenceEngine {
 
         let x = ws.x
         let xs = SharedPointer(x)
-        forChunks(N, grain: max(1, Self.parallelElementWork / D)) { _, r in
+        forChunks(N, grain: max(1, parallelElementWork / D)) { _, r in
             EngineKernels.embed(ids: ws.ids, positions: ws.positions, types: ws.types, rows: r,
                                 word: w.at(w.wordEmbeddings), position: w.at(w.positionEmbeddings),
                                 type: w.at(w.tokenTypeEmbeddings), gamma: w.at(w.embeddingNormGamma),
@@ -272,7 +273,7 @@ public final class InferenceEngine {
         }
         var total = 0
         for i in 0..<items { total += cost(i) }
-        let chunks = total * Dh * 2 >= Self.parallelGEMMWork ? min(threads, items) : 1
+        let chunks = total * Dh * 2 >= parallelGEMMWork ? min(threads, items) : 1
         let ctxs = SharedPointer(ctx)
         let body: (Int) -> Void = { c in
             let scores = ws.scores + c * ws.scoreStride

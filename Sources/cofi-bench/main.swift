@@ -1,33 +1,42 @@
 // cofi-bench: release-mode speed of the BERT encoder on three model shapes, for side-by-side comparison with the
 // PyTorch peer harness `scripts/peer_bench.py` (same workloads, same JSON lines; `scripts/bench.sh` runs both).
 //
-// Workloads, all at T = 128 with every token real (no padding), random weights (vocab 30,522, 2 labels):
-//   fwd_b1       forward, B = 1, inference mode, no graph (`withoutGradients`)  → latency
-//   fwd_b32      forward, B = 32, inference mode, no graph                      → throughput
-//   fwd_bwd_b32  forward + backward, B = 32, dropout on, cross-entropy on random labels; no optimizer step
-//                (gradients are dropped between steps, outside the timed region)
+// Workloads, every token real (no padding), random weights (vocab 30,522, 2 labels):
+//   fwd_b1       training-path forward, B = 1, inference mode, no graph (`withoutGradients`), for each T of
+//                `--lengths` (default 32, 128, 384)                                   → latency
+//   fwd_b32      training-path forward, B = 32, T = 128, inference mode, no graph     → throughput
+//   fwd_bwd_b32  forward + backward, B = 32, T = 128, dropout on, cross-entropy on random labels; no optimizer
+//                step (gradients are dropped between steps, outside the timed region)
+//   engine_b1    the Runtime `InferenceEngine` (packed forward-only path), B = 1, each T of `--lengths` → latency
+//   engine_b32   the engine, B = 32, T = 128                                            → throughput
 // GFLOP/s counts `BertShape.forwardFLOPs(tokens:)` per sequence (encoder linears + attention products), and 3×
-// that for forward + backward.
+// that for forward + backward. The engine's rows count the same FLOPs although, for a classification head, it
+// skips the work after the last attention sublayer on every token but [CLS]: its GFLOP/s are "effective".
 //
 // Repeats: with `--repeats N` every workload runs N timed runs. By default each workload runs as many timed runs
 // as fit in `--budget` seconds (default 10) judged from the last warm-up run, clamped to 3…50: BERT-base forward +
 // backward at B = 32 takes several seconds a step on 2 cores and so gets 3 runs, while the B = 1 latencies get 50.
-// The whole default run takes about 2–3 minutes on 2 cores. `--warmup N` (default 2) untimed runs come first.
+// The whole default run takes several minutes on 2 cores. `--warmup N` (default 2) untimed runs come first.
 //
 // Output: a table on stdout, then one JSON line per measurement:
 //   {"impl":"swift","model":…,"workload":…,"batch":…,"seq_len":…,"median_ms":…,"min_ms":…,"seq_per_s":…,
-//    "gflops":…,"repeats":…}  (fwd_bwd_b32 adds "fwd_ms" and "bwd_ms", the medians of the two phases).
+//    "gflops":…,"repeats":…,"cpu_ms":…}  (fwd_bwd_b32 adds "fwd_ms" and "bwd_ms", the medians of the two phases).
+// cpu_ms is the median process CPU time (user + system, all threads) of a run: on a loaded machine it is a
+// steadier measure of the work than the wall time, and cpu_ms / median_ms shows how many cores the run got.
 
 import BERT
 import Dispatch
 import Foundation
+import Runtime
 import Tensor
 
 // MARK: - Options
 
 struct Options {
     var models = ["bert-base", "minilm-l6", "cofi-s95"]
-    var workloads = ["fwd_b1", "fwd_b32", "fwd_bwd_b32"]
+    var workloads = ["fwd_b1", "fwd_b32", "fwd_bwd_b32", "engine_b1", "engine_b32"]
+    var lengths = [32, 128, 384]
+    var engineThreads: Int?
     var repeats: Int?
     var warmup = 2
     var budget = 10.0
@@ -37,10 +46,13 @@ struct Options {
 
 func usage() -> String {
     """
-    usage: cofi-bench [--models bert-base,minilm-l6,cofi-s95] [--workloads fwd_b1,fwd_b32,fwd_bwd_b32]
-                      [--repeats N] [--warmup N] [--budget SECONDS]
+    usage: cofi-bench [--models bert-base,minilm-l6,cofi-s95]
+                      [--workloads fwd_b1,fwd_b32,fwd_bwd_b32,engine_b1,engine_b32] [--lengths 32,128,384]
+                      [--engine-threads N] [--repeats N] [--warmup N] [--budget SECONDS]
       --models     comma-separated shapes to run (default: all three)
-      --workloads  comma-separated workloads to run (default: all three)
+      --workloads  comma-separated workloads to run (default: all five)
+      --lengths    comma-separated sequence lengths of the B = 1 workloads (default 32,128,384; at most 512)
+      --engine-threads  threads of the engine workloads (default: all cores)
       --repeats    timed runs per workload (default: as many as fit in --budget, 3…50)
       --warmup     untimed runs before timing each workload (default 2)
       --budget     seconds of timed runs per workload when --repeats is not given (default 10)
@@ -74,6 +86,14 @@ func parseOptions(_ args: [String]) -> Options {
             for w in o.workloads where !known.contains(w) {
                 fail("--workloads: unknown workload '\(w)' (known: \(known.joined(separator: ", ")))")
             }
+        case "--lengths":
+            let s = value(a)
+            let ls = s.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !ls.isEmpty, ls.allSatisfy({ $0 != nil && $0! >= 1 && $0! <= 512 }) else {
+                fail("--lengths: expected comma-separated integers in 1…512, got '\(s)'")
+            }
+            o.lengths = ls.map { $0! }
+        case "--engine-threads": o.engineThreads = int(a, min: 1)
         case "--repeats": o.repeats = int(a, min: 1)
         case "--warmup": o.warmup = int(a, min: 0)
         case "--budget":
@@ -132,6 +152,14 @@ struct ModelSpec {
 @inline(__always)
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
 
+/// CPU seconds used by the whole process so far (user + system, every thread). On a loaded machine the CPU time
+/// of a run is a steadier measure of its work than its wall time.
+func cpuTime() -> Double {
+    var u = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &u)
+    return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6
+}
+
 func median(_ xs: [Double]) -> Double {
     let s = xs.sorted()
     let n = s.count
@@ -142,13 +170,17 @@ func median(_ xs: [Double]) -> Double {
 nonisolated(unsafe) var sink: Float = 0
 
 /// Runs `body` `warmup` times untimed, then the timed runs; `body` returns the seconds of each phase it timed
-/// (one entry for a single phase). Returns the per-run phase times.
+/// (one entry for a single phase). Returns the per-run phase times, each run's process CPU seconds appended.
 func measure(_ o: Options, _ body: () -> [Double]) -> [[Double]] {
     var last = 0.0
     for _ in 0..<o.warmup { last = body().reduce(0, +) }
     if o.warmup == 0 && o.repeats == nil { last = body().reduce(0, +) }  // one probe run to size the repeats
     let runs = o.repeats ?? min(50, max(3, Int((o.budget / max(last, 1e-6)).rounded(.down))))
-    return (0..<runs).map { _ in body() }
+    return (0..<runs).map { _ in
+        let c0 = cpuTime()
+        let phases = body()
+        return phases + [cpuTime() - c0]
+    }
 }
 
 // MARK: - Workloads
@@ -198,29 +230,69 @@ func forwardInference(_ model: BertModel, _ batch: BertBatch) -> [Double] {
     return [t1 - t0]
 }
 
+/// The rows of `batch` as the engine's inputs.
+func encodedInputs(_ batch: BertBatch) -> [EncodedInput] {
+    (0..<batch.batch).map { b in
+        let r = (b * batch.seqLen)..<((b + 1) * batch.seqLen)
+        return EncodedInput(tokenIds: Array(batch.inputIds[r]), tokenTypeIds: Array(batch.tokenTypeIds[r]))
+    }
+}
+
+func engineForward(_ engine: InferenceEngine, _ inputs: [EncodedInput]) -> [Double] {
+    let t0 = now()
+    let out = try! engine.run(inputs)
+    let t1 = now()
+    sink += out[0].logits[0]
+    return [t1 - t0]
+}
+
 func runModel(_ spec: ModelSpec, _ o: Options) -> [Result] {
     let T = o.seqLen, B = o.batch
     let model = BertModel.randomlyInitialized(config: spec.config, shape: spec.shape, task: .classification(labels: 2),
                                               seed: 0)
     var rng = Xoshiro256(seed: 1234)
-    let one = randomBatch(batch: 1, seqLen: T, vocab: spec.shape.vocabSize, rng: &rng)
     let many = randomBatch(batch: B, seqLen: T, vocab: spec.shape.vocabSize, rng: &rng)
     let labels = (0..<B).map { _ in Int(rng.next() % 2) }
     let flopsPerSeq = spec.shape.forwardFLOPs(tokens: T)
     let params = model.namedParameters.map(\.1)
     var results: [Result] = []
 
+    // One sequence of each benchmarked length, shared by the training path and the engine.
+    let singles = o.lengths.map { randomBatch(batch: 1, seqLen: $0, vocab: spec.shape.vocabSize, rng: &rng) }
     if o.workloads.contains("fwd_b1") {
-        let r1 = measure(o) { forwardInference(model, one) }
-        results.append(Result(model: spec.name, workload: "fwd_b1", batch: 1, seqLen: T, runs: r1.map { $0[0] },
-                              phases: [:], flopsPerRun: flopsPerSeq))
-        report(results.last!)
+        for one in singles {
+            let r1 = measure(o) { forwardInference(model, one) }
+            results.append(Result(model: spec.name, workload: "fwd_b1", batch: 1, seqLen: one.seqLen,
+                                  runs: r1.map { $0[0] }, phases: ["cpu_ms": r1.map { $0.last! }],
+                                  flopsPerRun: spec.shape.forwardFLOPs(tokens: one.seqLen)))
+            report(results.last!)
+        }
     }
     if o.workloads.contains("fwd_b\(B)") {
         let r32 = measure(o) { forwardInference(model, many) }
         results.append(Result(model: spec.name, workload: "fwd_b\(B)", batch: B, seqLen: T, runs: r32.map { $0[0] },
-                              phases: [:], flopsPerRun: flopsPerSeq * Double(B)))
+                              phases: ["cpu_ms": r32.map { $0.last! }], flopsPerRun: flopsPerSeq * Double(B)))
         report(results.last!)
+    }
+    if o.workloads.contains("engine_b1") || o.workloads.contains("engine_b\(B)") {
+        let engine = try! InferenceEngine(model: model, threads: o.engineThreads)
+        if o.workloads.contains("engine_b1") {
+            for one in singles {
+                let input = encodedInputs(one)
+                let r = measure(o) { engineForward(engine, input) }
+                results.append(Result(model: spec.name, workload: "engine_b1", batch: 1, seqLen: one.seqLen,
+                                      runs: r.map { $0[0] }, phases: ["cpu_ms": r.map { $0.last! }],
+                                      flopsPerRun: spec.shape.forwardFLOPs(tokens: one.seqLen)))
+                report(results.last!)
+            }
+        }
+        if o.workloads.contains("engine_b\(B)") {
+            let input = encodedInputs(many)
+            let r = measure(o) { engineForward(engine, input) }
+            results.append(Result(model: spec.name, workload: "engine_b\(B)", batch: B, seqLen: T, runs: r.map { $0[0] },
+                                  phases: ["cpu_ms": r.map { $0.last! }], flopsPerRun: flopsPerSeq * Double(B)))
+            report(results.last!)
+        }
     }
     guard o.workloads.contains("fwd_bwd_b\(B)") else { return results }
 
@@ -238,7 +310,7 @@ func runModel(_ spec: ModelSpec, _ o: Options) -> [Result] {
     for p in params { p.grad = nil }
     results.append(Result(model: spec.name, workload: "fwd_bwd_b\(B)", batch: B, seqLen: T,
                           runs: rt.map { $0[0] + $0[1] },
-                          phases: ["fwd_ms": rt.map { $0[0] }, "bwd_ms": rt.map { $0[1] }],
+                          phases: ["fwd_ms": rt.map { $0[0] }, "bwd_ms": rt.map { $0[1] }, "cpu_ms": rt.map { $0[2] }],
                           flopsPerRun: 3 * flopsPerSeq * Double(B)))
     report(results.last!)
     return results
@@ -251,11 +323,11 @@ func pad(_ s: String, _ w: Int, right: Bool = false) -> String {
     return right ? String(repeating: " ", count: n) + s : s + String(repeating: " ", count: n)
 }
 
-let header = pad("model", 11) + pad("workload", 13) + pad("median ms", 11, right: true) + pad("min ms", 11, right: true)
+let header = pad("model", 11) + pad("workload", 13) + pad("T", 5, right: true) + pad("median ms", 11, right: true) + pad("min ms", 11, right: true)
     + pad("seq/s", 10, right: true) + pad("GFLOP/s", 9, right: true) + pad("runs", 6, right: true)
 
 func row(_ r: Result) -> String {
-    pad(r.model, 11) + pad(r.workload, 13) + pad(r.fmt(r.medianMs, 2), 11, right: true)
+    pad(r.model, 11) + pad(r.workload, 13) + pad("\(r.seqLen)", 5, right: true) + pad(r.fmt(r.medianMs, 2), 11, right: true)
         + pad(r.fmt(r.minMs, 2), 11, right: true) + pad(r.fmt(r.seqPerS, 2), 10, right: true)
         + pad(r.fmt(r.gflops, 1), 9, right: true) + pad("\(r.runs.count)", 6, right: true)
 }
@@ -270,7 +342,8 @@ func report(_ r: Result) {
 }
 
 let options = parseOptions(Array(CommandLine.arguments.dropFirst()))
-FileHandle.standardError.write(("[cofi-bench] \(Parallel.workers) worker threads, T = \(options.seqLen), "
+FileHandle.standardError.write(("[cofi-bench] \(Parallel.workers) worker threads, T = \(options.seqLen) "
+    + "(B = 1: \(options.lengths.map(String.init).joined(separator: ", "))), "
     + "warm-up \(options.warmup), repeats \(options.repeats.map(String.init) ?? "auto (budget \(options.budget) s)")\n")
     .data(using: .utf8)!)
 var all: [Result] = []

@@ -10,9 +10,14 @@ final class InferenceEngineTests: XCTestCase {
     /// Lengths 1…24 (the maximum) in a scrambled order, so the packed rows mix short and long sequences.
     static let mixedLengths = [7, 1, 24, 3, 16, 2, 24, 11, 5, 1, 9, 20]
 
-    func assertMatchesOracle(_ model: BertModel, lengths: [Int], threads: Int? = nil, seed: UInt64 = 11,
-                             file: StaticString = #filePath, line: UInt = #line) throws {
+    /// `forceThreads`: split every product, pass and attention across the threads however small.
+    func assertMatchesOracle(_ model: BertModel, lengths: [Int], threads: Int? = nil, forceThreads: Bool = false,
+                             seed: UInt64 = 11, file: StaticString = #filePath, line: UInt = #line) throws {
         let engine = try InferenceEngine(model: model, threads: threads)
+        if forceThreads {
+            engine.parallelGEMMWork = 0
+            engine.parallelElementWork = 0
+        }
         let inputs = EngineFixtures.inputs(lengths: lengths, shape: model.shape, seed: seed)
         let got = try engine.run(inputs)
         let want = EngineFixtures.oracle(model, inputs)
@@ -54,6 +59,19 @@ final class InferenceEngineTests: XCTestCase {
             for task in [TaskHeadKind.classification(labels: 2), .regression, .span] {
                 try assertMatchesOracle(EngineFixtures.model(layers, task: task, seed: 20 + UInt64(i)),
                                         lengths: [5, 1, 24, 13])
+            }
+        }
+    }
+
+    /// Small models stay on one thread; here every threaded path runs (2 and 3 workers, more than the pairs
+    /// of a single-sequence call, so query blocks split too).
+    func testThreadedPathsMatchTrainingPath() throws {
+        for task in [TaskHeadKind.classification(labels: 3), .span] {
+            let model = EngineFixtures.model(Self.heterogeneous, task: task, seed: 13)
+            for threads in [2, 3] {
+                try assertMatchesOracle(model, lengths: Self.mixedLengths, threads: threads, forceThreads: true)
+                try assertMatchesOracle(model, lengths: [24], threads: threads, forceThreads: true)
+                try assertMatchesOracle(model, lengths: [2, 1], threads: threads, forceThreads: true)
             }
         }
     }
