@@ -279,18 +279,19 @@ extension CompactLayout {
 
 extension CompactModel {
     /// Writes `directory/model.safetensors` (every parameter under its Hugging Face name) and
-    /// `directory/config.json` (the dense config plus the `cofi` block, keys sorted, 2-space indent), each
-    /// atomically, tensors first.
-    public func save(to directory: URL) throws {
+    /// `directory/config.json` (the dense config — `config`, else the model's own — plus the `cofi` block, keys
+    /// sorted, 2-space indent), each atomically, tensors first.
+    public func save(to directory: URL, config: BertConfig? = nil) throws {
+        let config = config ?? model.config
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var tensors: [String: Tensor] = [:]
         for (name, p) in model.namedParameters { tensors[name] = p.value }
         try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: directory.appendingPathComponent("model.safetensors"))
         let url = directory.appendingPathComponent("config.json")
-        try model.config.validate(file: url.path)
-        if let layout { try layout.validate(shape: model.shape, config: model.config, file: url.path) }
+        try config.validate(file: url.path)
+        if let layout { try layout.validate(shape: model.shape, config: config, file: url.path) }
         do {
-            try Self.configJSON(config: model.config, layout: layout).write(to: url, options: .atomic)
+            try Self.configJSON(config: config, layout: layout).write(to: url, options: .atomic)
         } catch let error as CompactFormatError {
             throw error
         } catch {

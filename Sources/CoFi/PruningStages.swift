@@ -134,7 +134,7 @@ public struct PruningError: Error, CustomStringConvertible, Equatable {
 /// model, project decision 5) and score the compact model; eligible for best as `settings.checkpointGate` says. When a result
 /// will become the trainer's new best, the gates and the layer transformation go to `gatesURL` first.
 final class MaskedEvaluator: Evaluator {
-    let inner: TaskEvaluator
+    let inner: Evaluator
     let objective: PruningObjective
     let settings: PruningSettings
     let gatesURL: URL?
@@ -143,7 +143,7 @@ final class MaskedEvaluator: Evaluator {
     private(set) var lastExactSparsity: Double = 0
     var primaryName: String { inner.primaryName }
 
-    init(inner: TaskEvaluator, objective: PruningObjective, settings: PruningSettings, gatesURL: URL?) {
+    init(inner: Evaluator, objective: PruningObjective, settings: PruningSettings, gatesURL: URL?) {
         self.inner = inner
         self.objective = objective
         self.settings = settings
@@ -151,10 +151,10 @@ final class MaskedEvaluator: Evaluator {
     }
 
     func evaluate(model: BertModel) throws -> EvaluationResult {
-        guard let controller = objective.controller else { return inner.evaluate(model: model) }
+        guard let controller = objective.controller else { return try inner.evaluate(model: model) }
         let masks = controller.l0.deterministicMasks()
         let compact = try model.compacted(masks: masks)
-        var result = inner.evaluate(model: compact.model)
+        var result = try inner.evaluate(model: compact.model)
         let s = withoutGradients { controller.l0.expectedSparsity().value.scalar }
         let exact = controller.l0.sizeModel.exactSize(of: masks).sparsity
         lastExpectedSparsity = Double(s)
@@ -223,7 +223,7 @@ public final class PruningPipeline {
     public let teacher: BertModel
     public let student: BertModel
     public let data: TrainingData
-    public let evaluator: TaskEvaluator
+    public let evaluator: Evaluator
     public let settings: PruningSettings
     /// Where the stages write; nil writes nothing (then there is no best checkpoint and no compaction).
     public let output: URL?
@@ -239,7 +239,7 @@ public final class PruningPipeline {
     private var stopFlag = false
 
     /// Checks that the teacher and student fit one another and the settings; nothing is written.
-    public init(teacher: BertModel, student: BertModel, data: TrainingData, evaluator: TaskEvaluator,
+    public init(teacher: BertModel, student: BertModel, data: TrainingData, evaluator: Evaluator,
                 settings: PruningSettings, output: URL?, export: ModelExport = ModelExport(),
                 arguments: [String: String] = [:]) throws {
         try settings.validate()
@@ -316,7 +316,7 @@ public final class PruningPipeline {
         var seconds: [String: Double] = [:]
         let stepsPerEpoch = data.batchCount
 
-        let teacherMetric = evaluator.evaluate(model: teacher).primary
+        let teacherMetric = try evaluator.evaluate(model: teacher).primary
         progress?.message("teacher dev \(evaluator.primaryName) " + String(format: "%.4f", teacherMetric))
 
         // 1. Pre-pruning: distillation only.
@@ -384,7 +384,7 @@ public final class PruningPipeline {
                                    expectedSparsity: expected, note: "cofi prune: best of the pruning stage at step \(prunedState.globalStep)")
         let compact = try student.compacted(masks: masks, source: source)
         let prunedDir = out.appendingPathComponent("pruned")
-        try compact.save(to: prunedDir)
+        try compact.save(to: prunedDir, config: export.config(for: compact.model))
         try copyTokenizer(to: prunedDir)
         seconds["compact"] = clockNow() - t2
         progress?.message("pruned model (step \(prunedState.globalStep), dev \(evaluator.primaryName) "
@@ -408,7 +408,7 @@ public final class PruningPipeline {
             finalMetric = try TrainingCheckpoint.readState(ftBest).bestMetric ?? trainer?.state.bestMetric
             seconds["finetune"] = clockNow() - t3
         }
-        try CompactModel(model: compact.model, layout: compact.layout).save(to: finalDir)
+        try CompactModel(model: compact.model, layout: compact.layout).save(to: finalDir, config: export.config(for: compact.model))
         try copyTokenizer(to: finalDir)
         _ = pruneTrainer
 

@@ -26,19 +26,7 @@ struct Finetune: ParsableCommand {
     @Option(help: "Model directory: config.json, model.safetensors and the tokenizer (vocab.txt or tokenizer.json).")
     var model: String
 
-    @Option(help: "Task: a GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, mnli-mm, qnli, rte, wnli), movie-snippets, squad or squad_v2.")
-    var task: String?
-
-    @Option(help: "Data folder of --task (GLUE: glue_data or the task's folder; movie-snippets: where it is built; SQuAD: the official JSON files).")
-    var data: String?
-
-    @Option(help: "Your training file (.csv, .tsv, .jsonl).")
-    var train: String?
-
-    @Option(help: "Your dev file, same columns as --train; its labels must occur in the training file.")
-    var dev: String?
-
-    @OptionGroup var columns: UserFileOptions
+    @OptionGroup var taskOptions: TaskOptions
 
     @Option(help: "Output directory.")
     var out: String
@@ -48,12 +36,6 @@ struct Finetune: ParsableCommand {
 
     @Option(help: "Training examples per step.")
     var batchSize: Int = 32
-
-    @Option(help: "Maximum tokens per example, [CLS] and [SEP] included (default 128; SQuAD 384).")
-    var maxLength: Int?
-
-    @Option(help: "SQuAD: context tokens shared by consecutive windows of a long context.")
-    var docStride: Int = 128
 
     @Option(help: "Seed of shuffling, dropout and a new head's initialisation.")
     var seed: UInt64 = 57
@@ -88,9 +70,6 @@ struct Finetune: ParsableCommand {
     @Option(help: "Log the training loss every N steps (metrics.jsonl; progress lines when stderr is not a terminal).")
     var loggingSteps: Int = 50
 
-    @Option(help: "Examples per evaluation batch.")
-    var evalBatchSize: Int = 32
-
     @Flag(help: "Continue the run in --out from its checkpoint (same arguments required).")
     var resume = false
 
@@ -98,21 +77,11 @@ struct Finetune: ParsableCommand {
     var force = false
 
     func validate() throws {
-        let files = train != nil || dev != nil
-        if task == nil && !files { throw ValidationError("give --task NAME, or --train FILE and --dev FILE") }
-        if task != nil && files { throw ValidationError("give either --task or --train/--dev, not both") }
-        if files && (train == nil || dev == nil) { throw ValidationError("--train and --dev go together") }
-        if data != nil && task == nil { throw ValidationError("--data goes with --task") }
         if resume && force { throw ValidationError("--resume and --force exclude each other") }
         guard learningRate.isFinite && learningRate > 0 else {
             throw ValidationError("--learning-rate is \(learningRate); expected a finite positive number")
         }
         guard batchSize > 0 else { throw ValidationError("--batch-size is \(batchSize); expected a positive number") }
-        guard evalBatchSize > 0 else { throw ValidationError("--eval-batch-size is \(evalBatchSize); expected a positive number") }
-        if let maxLength, maxLength < 3 {
-            throw ValidationError("--max-length is \(maxLength); expected at least 3 ([CLS], a token, [SEP])")
-        }
-        guard docStride >= 0 else { throw ValidationError("--doc-stride is \(docStride); expected 0 or more") }
         if let maxSteps { guard maxSteps > 0 else { throw ValidationError("--max-steps is \(maxSteps); expected a positive number") } }
         else { guard epochs > 0 else { throw ValidationError("--epochs is \(epochs); expected a positive number") } }
         guard warmupRatio.isFinite && warmupRatio >= 0 && warmupRatio <= 1 else {
@@ -157,19 +126,6 @@ struct Finetune: ParsableCommand {
         }
     }
 
-    /// What a run trains on and is scored by, read and checked before the output directory is touched.
-    struct Prepared {
-        let model: BertModel
-        let data: TrainingData
-        let evaluator: Evaluator
-        let export: ModelExport
-        let arguments: [String: String]
-        /// "14 training / 4 dev examples, 2 labels (negative, positive)"
-        let description: String
-        let taskName: String
-        let maxLength: Int
-    }
-
     private func runTraining() throws {
         let modelDir = absoluteURL(model)
         let outDir = absoluteURL(out)
@@ -178,17 +134,17 @@ struct Finetune: ParsableCommand {
 
         // Everything that can fail on the user's input fails here, before the output directory is touched.
         let tokenizer = try WordPieceTokenizer.load(directory: modelDir)
-        let prepared: Prepared
-        if let task, let squad = SQuADSource.named(task, data: data.map(absoluteURL), assets: assetsDirectory()) {
-            prepared = try prepareSQuAD(squad, tokenizer: tokenizer, modelDir: modelDir)
-        } else {
-            prepared = try prepareSequenceTask(try taskSource(), tokenizer: tokenizer, modelDir: modelDir)
-        }
+        let prepared = try taskOptions.prepare(tokenizer: tokenizer, tokenizerDirectory: modelDir, batchSize: batchSize,
+                                               seed: seed)
+        let model = try BertModel.load(directory: modelDir, task: prepared.head, seed: seed)
+        try prepared.checkLength(model)
+        var arguments = prepared.arguments
+        arguments["model"] = modelDir.path
 
         let output = try TrainingOutput.prepare(outDir, mode: resume ? .resume : (force ? .force : .fresh))
-        let trainer = try Trainer(model: prepared.model, data: prepared.data, configuration: configuration,
+        let trainer = try Trainer(model: model, data: prepared.data, configuration: configuration,
                                   evaluator: prepared.evaluator, output: output, export: prepared.export,
-                                  arguments: prepared.arguments)
+                                  arguments: arguments)
         trainer.progress = ProgressReporter(lineEvery: loggingSteps)
         if resume { try trainer.resume(from: output.checkpoint) }
 
@@ -217,69 +173,6 @@ struct Finetune: ParsableCommand {
         }
         lines.append("latest checkpoint: \(output.checkpoint.path); metrics: \(output.metrics.path)")
         print(lines.joined(separator: "\n"))
-    }
-
-    /// Sequence classification or regression: GLUE, movie-snippets or the user's files.
-    private func prepareSequenceTask(_ source: TaskSource, tokenizer: WordPieceTokenizer, modelDir: URL) throws -> Prepared {
-        let length = maxLength ?? 128
-        let (trainSet, devSet) = try source.load(train: true)
-        guard let trainSet else { throw UserError(description: "no training set") }
-        let model = try BertModel.load(directory: modelDir, task: TaskHeadKind(trainSet.kind), seed: seed)
-        try checkLength(length, model)
-        let encoder = TaskEncoder(tokenizer: tokenizer, maxLength: length)
-        let batcher = encoder.batcher(trainSet, options: BatchingOptions(batchSize: batchSize, shuffle: true, seed: seed))
-        let evaluator = try TaskEvaluator(dataset: devSet, encoder: encoder, batchSize: evalBatchSize)
-        let labels = trainSet.kind.isRegression ? "regression"
-            : "\(trainSet.numLabels) labels (\(trainSet.labelNames.joined(separator: ", ")))"
-        var arguments = ["model": modelDir.path, "task": source.name, "max_length": "\(length)",
-                         "eval_batch_size": "\(evalBatchSize)"]
-        switch source {
-        case let .glue(_, directory): arguments["data"] = directory.path
-        case let .movieSnippets(directory, _): arguments["data"] = directory.path
-        case let .files(train, dev, spec):
-            arguments["train"] = train?.path
-            arguments["dev"] = dev.path
-            arguments["text_column"] = spec.textColumn
-            arguments["pair_column"] = spec.pairColumn
-            arguments["label_column"] = spec.labelColumn
-            arguments["regression"] = "\(spec.regression)"
-        }
-        return Prepared(model: model, data: batcher, evaluator: evaluator,
-                        export: ModelExport(labels: trainSet.kind, tokenizerDirectory: modelDir), arguments: arguments,
-                        description: "\(trainSet.examples.count) training / \(devSet.examples.count) dev examples, \(labels)",
-                        taskName: source.name, maxLength: length)
-    }
-
-    /// Extractive QA: SQuAD v1.1 or v2.0 windows (run_qa.py's max length 384, doc stride 128 by default).
-    private func prepareSQuAD(_ squad: SQuADSource, tokenizer: WordPieceTokenizer, modelDir: URL) throws -> Prepared {
-        let length = maxLength ?? 384
-        let (trainSet, devSet) = try squad.load(train: true)
-        let model = try BertModel.load(directory: modelDir, task: .span, seed: seed)
-        try checkLength(length, model)
-        let options = SQuADFeatureOptions(maxLength: length, stride: docStride, padToMaxLength: false)
-        let trainFeatures = try SQuADFeature.make(dataset: trainSet!, tokenizer: tokenizer, options: options)
-        let devFeatures = try SQuADFeature.make(dataset: devSet, tokenizer: tokenizer, options: options)
-        let arguments = ["model": modelDir.path, "task": squad.name, "data": squad.directory.path,
-                         "max_length": "\(length)", "doc_stride": "\(docStride)", "eval_batch_size": "\(evalBatchSize)"]
-        return Prepared(model: model,
-                        data: SQuADTrainingData(features: trainFeatures, batchSize: batchSize, seed: seed, padId: tokenizer.padId),
-                        evaluator: SQuADEvaluator(dataset: devSet, features: devFeatures, padId: tokenizer.padId,
-                                                  batchSize: evalBatchSize),
-                        export: ModelExport(tokenizerDirectory: modelDir), arguments: arguments,
-                        description: "\(trainSet!.examples.count) training questions (\(trainFeatures.count) windows) / "
-                            + "\(devSet.examples.count) dev questions (\(devFeatures.count) windows), span extraction",
-                        taskName: squad.name, maxLength: length)
-    }
-
-    private func checkLength(_ length: Int, _ model: BertModel) throws {
-        guard length <= model.shape.maxPositions else {
-            throw UserError(description: "--max-length \(length) exceeds the model's max_position_embeddings (\(model.shape.maxPositions))")
-        }
-    }
-
-    func taskSource() throws -> TaskSource {
-        if let task { return try TaskSource.named(task, data: data.map(absoluteURL), assets: assetsDirectory()) }
-        return .files(train: absoluteURL(train!), dev: absoluteURL(dev!), spec: columns.spec())
     }
 }
 

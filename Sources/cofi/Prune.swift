@@ -12,7 +12,7 @@ struct Prune: ParsableCommand {
             Stages (cofi-spec §6): pre-pruning distillation (no masks) → pruning: one mask sample per step, \
             distillation + Lagrangian λ1(ŝ−t) + λ2(ŝ−t)², the target warmed up linearly, a new model optimiser and \
             linear schedule from the switch on, evaluation with the deterministic masks; the best dev checkpoint is \
-            kept only once the expected sparsity ŝ ≥ t − ε → fold and cut → fine-tuning of the compact model with \
+            kept only when it passes the checkpoint gate (default: the exact sparsity within t ± ε) → fold and cut → fine-tuning of the compact model with \
             distillation at a constant lr. Embeddings are frozen throughout (as the reference does).
             Defaults are the paper's recipe by task size: tasks with at least \(PruningSettings.largeTaskThreshold) \
             training examples are "large" (20 epochs in all, 1 pre-pruning, 2 warm-up, eval every 500 steps), \
@@ -27,8 +27,8 @@ struct Prune: ParsableCommand {
             model after fine-tuning: config.json with the cofi block, model.safetensors, tokenizer) and \
             summary.json. An OUT that holds anything is refused unless --force (replaces only these) or --resume \
             (continues the unfinished stage exactly). Ctrl-C saves the running stage's checkpoint and stops.
-            Task: as for finetune (--task NAME [--data DIR], or --train FILE --dev FILE); span tasks are not \
-            supported yet.
+            Task: as for finetune (--task NAME [--data DIR], or --train FILE --dev FILE; squad / squad_v2 for \
+            extractive QA, distilled on the average of the start and end distributions).
             """)
 
     @Option(help: "Fine-tuned teacher directory (config.json, model.safetensors with the task head, tokenizer).")
@@ -37,19 +37,7 @@ struct Prune: ParsableCommand {
     @Option(help: "Student directory: the pre-trained model to prune (its tokenizer is used and saved).")
     var student: String
 
-    @Option(help: "Task: a GLUE task or movie-snippets.")
-    var task: String?
-
-    @Option(help: "Data folder of --task.")
-    var data: String?
-
-    @Option(help: "Your training file (.csv, .tsv, .jsonl).")
-    var train: String?
-
-    @Option(help: "Your dev file (required with --train: the best checkpoint is chosen on it).")
-    var dev: String?
-
-    @OptionGroup var columns: UserFileOptions
+    @OptionGroup var taskOptions: TaskOptions
 
     @Option(help: "Output directory.")
     var out: String
@@ -124,12 +112,6 @@ struct Prune: ParsableCommand {
     @Option(help: "Training examples per step.")
     var batchSize: Int = 32
 
-    @Option(help: "Examples per evaluation batch.")
-    var evalBatchSize: Int = 32
-
-    @Option(help: "Maximum tokens per example.")
-    var maxLength: Int = 128
-
     @Option(help: "Print a progress line and log to metrics.jsonl every N steps.")
     var loggingSteps: Int = 50
 
@@ -142,14 +124,6 @@ struct Prune: ParsableCommand {
     static let runFiles = ["preprune", "prune", "finetune", "pruned", "final", "summary.json"]
 
     func validate() throws {
-        let files = train != nil || dev != nil
-        if task == nil && !files { throw ValidationError("give --task NAME, or --train FILE and --dev FILE") }
-        if task != nil && files { throw ValidationError("give either --task or --train/--dev, not both") }
-        if train != nil && dev == nil {
-            throw ValidationError("no dev set: cofi prune chooses its checkpoint on a dev set; give --dev FILE")
-        }
-        if dev != nil && train == nil { throw ValidationError("--dev needs --train") }
-        if data != nil && task == nil { throw ValidationError("--data goes with --task") }
         if resume && force { throw ValidationError("--resume and --force exclude each other") }
         guard targetSparsity.isFinite && targetSparsity > 0 && targetSparsity < 1 else {
             throw ValidationError("--target-sparsity is \(targetSparsity); expected a number strictly between 0 and 1")
@@ -159,8 +133,6 @@ struct Prune: ParsableCommand {
                                   + LayerMappingVersion.allCases.map(\.rawValue).joined(separator: ", "))
         }
         if let teacherLayers { _ = try parsedTeacherLayers(teacherLayers) }
-        guard maxLength >= 3 else { throw ValidationError("--max-length is \(maxLength); expected at least 3") }
-        guard evalBatchSize > 0 else { throw ValidationError("--eval-batch-size is \(evalBatchSize); expected a positive number") }
         guard loggingSteps > 0 else { throw ValidationError("--logging-steps is \(loggingSteps); expected a positive number") }
         for (name, v) in [("--eval-steps", evalSteps), ("--finetune-eval-steps", finetuneEvalSteps)] {
             if let v, v <= 0 { throw ValidationError("\(name) is \(v); expected a positive number") }
@@ -213,20 +185,11 @@ struct Prune: ParsableCommand {
 
     private func runPruning() throws {
         let teacherDir = absoluteURL(teacher), studentDir = absoluteURL(student), outDir = absoluteURL(out)
-        if let task, task.lowercased().hasPrefix("squad") {
-            throw UserError(description: "cofi prune does not support span tasks (\(task)) yet; use a sequence task")
-        }
         // Everything that can fail on the user's input fails here, before the output directory is touched.
         let tokenizer = try WordPieceTokenizer.load(directory: studentDir)
-        let source: TaskSource
-        if let task {
-            source = try TaskSource.named(task, data: data.map(absoluteURL), assets: assetsDirectory())
-        } else {
-            source = .files(train: absoluteURL(train!), dev: absoluteURL(dev!), spec: columns.spec())
-        }
-        let (trainSet, devSet) = try source.load(train: true)
-        guard let trainSet else { throw UserError(description: "no training set") }
-        let head = TaskHeadKind(trainSet.kind)
+        let prepared = try taskOptions.prepare(tokenizer: tokenizer, tokenizerDirectory: studentDir, batchSize: batchSize,
+                                               seed: seed)
+        let head = prepared.head
         let teacherWeights = teacherDir.appendingPathComponent("model.safetensors")
         let teacherFile = try SafetensorsFile(contentsOf: teacherWeights)
         guard teacherFile.contains(head.checkpointPrefix + ".weight") else {
@@ -235,15 +198,10 @@ struct Prune: ParsableCommand {
         }
         let teacherModel = try BertModel.load(directory: teacherDir, task: head, seed: seed)
         let studentModel = try BertModel.load(directory: studentDir, task: head, seed: seed)
-        for (name, m) in [("teacher", teacherModel), ("student", studentModel)] where maxLength > m.shape.maxPositions {
-            throw UserError(description: "--max-length \(maxLength) exceeds the \(name)'s max_position_embeddings (\(m.shape.maxPositions))")
-        }
-        let encoder = TaskEncoder(tokenizer: tokenizer, maxLength: maxLength)
-        let batcher = encoder.batcher(trainSet, options: BatchingOptions(batchSize: batchSize, shuffle: true, seed: seed))
-        let evaluator = try TaskEvaluator(dataset: devSet, encoder: encoder, batchSize: evalBatchSize)
-        let settings = try self.settings(trainExamples: trainSet.examples.count)
-        var arguments = ["teacher": teacherDir.path, "student": studentDir.path, "task": source.name,
-                         "max_length": "\(maxLength)", "eval_batch_size": "\(evalBatchSize)",
+        try prepared.checkLength(teacherModel, role: "teacher")
+        try prepared.checkLength(studentModel, role: "student")
+        let settings = try self.settings(trainExamples: prepared.trainExamples)
+        var arguments = prepared.arguments.merging(["teacher": teacherDir.path, "student": studentDir.path,
                          "target_sparsity": "\(targetSparsity)", "sparsity_epsilon": "\(sparsityEpsilon)",
                          "reg_lr": "\(regLr)", "budget_aware": "\(budgetAware)",
                          "anti_windup": "\(budgetAware && !noAntiWindup)", "checkpoint_gate": checkpointGate, "temperature": "\(temperature)",
@@ -251,28 +209,26 @@ struct Prune: ParsableCommand {
                          "layer_mapping": layerMapping, "teacher_layers": teacherLayers ?? "default",
                          "epochs": "\(settings.epochs)", "pre_pruning_epochs": "\(settings.prePruningEpochs)",
                          "warmup_epochs": "\(settings.warmupEpochs)",
-                         "warmup_steps": settings.warmupSteps.map { "\($0)" } ?? "none"]
-        if case let .files(train, dev, _) = source { arguments["train"] = train?.path; arguments["dev"] = dev.path }
+                         "warmup_steps": settings.warmupSteps.map { "\($0)" } ?? "none"]) { a, _ in a }
         let pipeline: PruningPipeline
         do {
-            pipeline = try PruningPipeline(teacher: teacherModel, student: studentModel, data: batcher, evaluator: evaluator,
-                                           settings: settings, output: outDir,
-                                           export: ModelExport(labels: trainSet.kind, tokenizerDirectory: studentDir),
-                                           arguments: arguments)
+            pipeline = try PruningPipeline(teacher: teacherModel, student: studentModel, data: prepared.data,
+                                           evaluator: prepared.evaluator, settings: settings, output: outDir,
+                                           export: prepared.export, arguments: arguments)
         } catch { throw UserError(description: "\(error)") }
         try prepareOutput(outDir)
 
         let progress = ProgressReporter(lineEvery: loggingSteps)
         pipeline.progress = progress
-        let large = trainSet.examples.count >= PruningSettings.largeTaskThreshold
+        let large = prepared.trainExamples >= PruningSettings.largeTaskThreshold
         progress.message(
-            "pruning \(studentDir.path) to sparsity \(targetSparsity) (ε \(sparsityEpsilon)) on \(source.name): "
-                + "\(trainSet.examples.count) training / \(devSet.examples.count) dev examples (\(large ? "large" : "small") task), "
-                + "metric \(evaluator.primaryName)\nteacher \(teacherDir.path); \(batcher.batchCount) steps per epoch, "
+            "pruning \(studentDir.path) to sparsity \(targetSparsity) (ε \(sparsityEpsilon)) on \(prepared.taskName): "
+                + "\(prepared.description) (\(large ? "large" : "small") task), "
+                + "metric \(prepared.evaluator.primaryName)\nteacher \(teacherDir.path); \(prepared.data.batchCount) steps per epoch, "
                 + "\(settings.epochs) epochs (\(settings.prePruningEpochs) pre-pruning, warm-up "
                 + (settings.warmupSteps.map { "\($0) steps" } ?? "\(settings.warmupEpochs) epochs") + "), "
                 + "\(settings.finetuneEpochs) fine-tuning epochs; lr \(learningRate), reg lr \(regLr)"
-                + (budgetAware ? " (budget-aware)" : "") + ", max length \(maxLength), seed \(seed)\noutput: \(outDir.path)")
+                + (budgetAware ? " (budget-aware)" : "") + ", max length \(prepared.maxLength), seed \(seed)\noutput: \(outDir.path)")
         signal(SIGINT, SIG_IGN)
         let interrupt = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
         interrupt.setEventHandler { [weak pipeline] in

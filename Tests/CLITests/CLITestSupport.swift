@@ -52,4 +52,26 @@ extension XCTestCase {
         p.waitUntilExit()
         return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e.data, as: UTF8.self))
     }
+
+    /// A SQuAD v1.1 data folder in `dir` cut from the reader's sample (TasksTests fixture): the short paragraphs
+    /// (under 500 characters) as train-v1.1.json, the shortest (under 100) as dev-v1.1.json — 9 training questions,
+    /// 1 dev question; small enough for debug builds.
+    func writeSQuADSample(to dir: URL) throws {
+        let sample = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("TasksTests/Fixtures/squad_v1_sample.json")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: sample)) as! [String: Any]
+        func keep(under length: Int) {
+            json["data"] = (json["data"] as! [[String: Any]]).compactMap { article -> [String: Any]? in
+                var a = article
+                let short = (article["paragraphs"] as! [[String: Any]]).filter { ($0["context"] as! String).count < length }
+                a["paragraphs"] = short
+                return short.isEmpty ? nil : a
+            }
+        }
+        keep(under: 500)
+        try JSONSerialization.data(withJSONObject: json).write(to: dir.appendingPathComponent("train-v1.1.json"))
+        keep(under: 100)
+        try JSONSerialization.data(withJSONObject: json).write(to: dir.appendingPathComponent("dev-v1.1.json"))
+    }
 }

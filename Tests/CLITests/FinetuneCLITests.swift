@@ -149,27 +149,8 @@ final class FinetuneCLITests: XCTestCase {
     }
 
     func testSQuADFinetuneAndEval() throws {
-        // The short paragraphs of the reader's v1.1 sample (TasksTests fixture) to train on, the shortest as dev
-        // (a debug build evaluates slowly).
-        let sample = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("TasksTests/Fixtures/squad_v1_sample.json")
         let squad = url("squad")
-        try FileManager.default.createDirectory(at: squad, withIntermediateDirectories: true)
-        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: sample)) as! [String: Any]
-        json["data"] = (json["data"] as! [[String: Any]]).compactMap { article -> [String: Any]? in
-            var a = article
-            let short = (article["paragraphs"] as! [[String: Any]]).filter { ($0["context"] as! String).count < 500 }
-            a["paragraphs"] = short
-            return short.isEmpty ? nil : a
-        }
-        try JSONSerialization.data(withJSONObject: json).write(to: squad.appendingPathComponent("train-v1.1.json"))
-        json["data"] = (json["data"] as! [[String: Any]]).compactMap { article -> [String: Any]? in
-            var a = article
-            let shortest = (article["paragraphs"] as! [[String: Any]]).filter { ($0["context"] as! String).count < 100 }
-            a["paragraphs"] = shortest
-            return shortest.isEmpty ? nil : a
-        }
-        try JSONSerialization.data(withJSONObject: json).write(to: squad.appendingPathComponent("dev-v1.1.json"))
+        try writeSQuADSample(to: squad)
 
         let (status, out, err) = try cofi(["finetune", "--model", miniLM.path, "--task", "squad", "--data", squad.path,
                                            "--out", url("qa").path, "--max-steps", "1", "--batch-size", "2",

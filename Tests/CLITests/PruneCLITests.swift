@@ -15,15 +15,16 @@ final class PruneCLITests: XCTestCase {
     static let words = ["good", "great", "fun", "loved", "bad", "dull", "awful", "bored", "film", "plot", "a", "the"]
 
     /// A model directory: config.json, model.safetensors (random, with a 2-class head when `head`) and vocab.txt.
-    func writeModel(_ name: String, seed: UInt64, head: Bool, hidden: Int = 16) throws -> URL {
+    func writeModel(_ name: String, seed: UInt64, head: Bool, hidden: Int = 16, span: Bool = false) throws -> URL {
         let dir = url(name)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + Self.words
         let config = BertConfig(vocabSize: vocab.count, hiddenSize: hidden, numHiddenLayers: 2, numAttentionHeads: 4,
                                 intermediateSize: 12, maxPositionEmbeddings: 32, initializerRange: 0.2)
-        let model = BertModel.randomlyInitialized(config: config, task: head ? .classification(labels: 2) : nil, seed: seed)
+        let task: TaskHeadKind? = head ? (span ? .span : .classification(labels: 2)) : nil
+        let model = BertModel.randomlyInitialized(config: config, task: task, seed: seed)
         try TrainingCheckpoint.write(to: dir, model: model,
-                                     export: ModelExport(labels: head ? .classification(names: ["negative", "positive"]) : nil,
+                                     export: ModelExport(labels: head && !span ? .classification(names: ["negative", "positive"]) : nil,
                                                          tokenizerDirectory: nil))
         // After the model: writing the checkpoint replaces the directory.
         try (vocab.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("vocab.txt"), atomically: true,
@@ -72,8 +73,11 @@ final class PruneCLITests: XCTestCase {
                      "summary.json"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent(path).path), path)
         }
-        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("final/config.json")))
-        XCTAssertNotNil((config as? [String: Any])?["cofi"])
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("final/config.json"))) as? [String: Any]
+        XCTAssertNotNil(config?["cofi"])
+        // The head is described as transformers expects, with the task's label names (the student had no head).
+        XCTAssertEqual(config?["architectures"] as? [String], ["BertForSequenceClassification"])
+        XCTAssertEqual(config?["id2label"] as? [String: String], ["0": "negative", "1": "positive"])
         // The final model evaluates with cofi eval.
         let (s2, o2, e2) = try cofi(["eval", "--model", out.appendingPathComponent("final").path, "--dev", url("dev.csv").path,
                                      "--max-length", "12"])
@@ -87,6 +91,31 @@ final class PruneCLITests: XCTestCase {
         let (s4, _, e4) = try cofi(base + ["--out", out.path, "--resume"])
         XCTAssertEqual(s4, 0, e4)
         XCTAssertTrue(e4.contains("already done"), e4)
+    }
+
+    /// Extractive QA end to end: a span teacher, SQuAD v1.1 files, the span distillation (start and end averaged),
+    /// compaction of a span model, and the F1 of the result.
+    func testPruneSQuAD() throws {
+        let squad = url("squad")
+        try writeSQuADSample(to: squad)
+        _ = try writeModel("qa-teacher", seed: 4, head: true, span: true)
+        let out = url("qa-out")
+        let (status, stdout, stderr) = try cofi(
+            ["prune", "--teacher", url("qa-teacher").path, "--student", url("student").path, "--task", "squad",
+             "--data", squad.path, "--max-length", "32", "--doc-stride", "8", "--batch-size", "16",
+             "--target-sparsity", "0.5", "--epochs", "4", "--pre-pruning-epochs", "0", "--warmup-epochs", "2",
+             "--finetune-epochs", "1", "--sparsity-epsilon", "0.2", "--budget-aware", "--eval-steps", "2",
+             "--lr", "1e-3", "--logging-steps", "2", "--out", out.path])
+        XCTAssertEqual(status, 0, stderr)
+        XCTAssertTrue(stderr.contains("on squad: 9 training questions ("), stderr)
+        XCTAssertTrue(stdout.contains("dev f1: teacher"), stdout)
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("final/config.json"))) as! [String: Any]
+        XCTAssertEqual(config["architectures"] as? [String], ["BertForQuestionAnswering"])
+        XCTAssertNotNil(config["cofi"])
+        let (s2, o2, e2) = try cofi(["eval", "--model", out.appendingPathComponent("final").path, "--task", "squad",
+                                     "--data", squad.path, "--max-length", "32", "--doc-stride", "8"])
+        XCTAssertEqual(s2, 0, e2)
+        XCTAssertTrue(o2.contains("f1"), o2)
     }
 
     func testBadInputIsNamed() throws {
