@@ -57,8 +57,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Dev set of dev_throughput: your file of texts (as cofi predict reads them: text lines, .tsv pairs or .jsonl).")
     var data: String?
 
-    @Option(help: "Maximum tokens per dev-set sequence.")
-    var maxLength: Int = 128
+    @Option(help: "Maximum tokens per dev-set sequence (default: 128, or the model's max positions if fewer).")
+    var maxLength: Int?
 
     @Option(help: "Timed calls per workload (default: as many as fit in --budget).")
     var repeats: Int?
@@ -80,7 +80,9 @@ struct Bench: ParsableCommand {
         if let repeats, repeats < 1 { throw ValidationError("--repeats is \(repeats); expected a positive number") }
         guard warmup >= 0 else { throw ValidationError("--warmup is \(warmup); expected 0 or more") }
         guard budget > 0, budget.isFinite else { throw ValidationError("--budget is \(budget); expected a positive number of seconds") }
-        guard maxLength >= 3 else { throw ValidationError("--max-length is \(maxLength); expected at least 3 ([CLS], a token, [SEP])") }
+        if let maxLength, maxLength < 3 {
+            throw ValidationError("--max-length is \(maxLength); expected at least 3 ([CLS], a token, [SEP])")
+        }
         if let threads, threads < 1 { throw ValidationError("--threads is \(threads); expected a positive number") }
     }
 
@@ -179,8 +181,9 @@ struct Bench: ParsableCommand {
             throw UserError(description: "\(directory.path): the model has no task head (no classifier or qa_outputs "
                             + "weights) — bench measures fine-tuned models: cofi finetune writes OUT/best, cofi prune OUT/final")
         }
-        guard maxLength <= bert.shape.maxPositions || texts == nil else {
-            throw UserError(description: "--max-length \(maxLength) exceeds the max_position_embeddings of \(directory.path) "
+        let length = maxLength ?? min(128, bert.shape.maxPositions)
+        guard length <= bert.shape.maxPositions || texts == nil else {
+            throw UserError(description: "--max-length \(length) exceeds the max_position_embeddings of \(directory.path) "
                             + "(\(bert.shape.maxPositions))")
         }
         let engine = try InferenceEngine(model: bert, threads: threads)
@@ -198,7 +201,7 @@ struct Bench: ParsableCommand {
             note(workloads.last!.row)
         }
         if let texts {
-            let encoder = TaskEncoder(tokenizer: tokenizer, maxLength: maxLength)
+            let encoder = TaskEncoder(tokenizer: tokenizer, maxLength: length)
             let sequences = texts.map { t -> EncodedInput in
                 let e = encoder.encode(t.0, t.1).encoding
                 return EncodedInput(tokenIds: e.ids, tokenTypeIds: e.typeIds)
