@@ -503,7 +503,9 @@ public final class PruningPipeline {
         stopLock.lock(); let stop = stopFlag; stopLock.unlock()
         if stop { trainer.requestStop() }
         defer { currentTrainer = nil }
-        try trainer.train()
+        do { try trainer.train() } catch let e as TrainerError {
+            throw PruningError("\(name) stage, \(e.description)")
+        }
         try markDone(name)
         return trainer
     }

@@ -151,6 +151,37 @@ final class PruningStagesTests: XCTestCase {
         XCTAssertLessThanOrEqual(maxDiff, 1e-6)
     }
 
+    /// A NaN in the middle of pruning (here: the teacher's classifier turns NaN after step 9, so the distillation
+    /// loss of step 10 is NaN) stops the run cleanly: the error names the stage's step and the last checkpoint, no
+    /// update is applied, and the checkpoint on disk holds only finite weights from before the NaN.
+    func testNaNLossStopsCleanlyKeepingTheLastCheckpoint() throws {
+        let f = Self.fixture()
+        let out = try temporaryDirectory()
+        var settings = Self.settings()
+        settings.finetuneEpochs = 1
+        let pipeline = try PruningPipeline(teacher: f.teacher, student: f.student, data: f.data, evaluator: f.evaluator,
+                                           settings: settings, output: out)
+        let classifier = f.teacher.head!.weight
+        pipeline.onStep = { stage, record, _ in
+            if stage == "prune" && record.step == 9 { classifier.assign(classifier.value.map { _ in Float.nan }) }
+        }
+        XCTAssertThrowsError(try pipeline.run()) { error in
+            let text = "\(error)"
+            print(text)
+            XCTAssertTrue(text.contains("prune stage, step 10"), text)
+            XCTAssertTrue(text.contains("the loss is nan"), text)
+            XCTAssertTrue(text.contains("prune/checkpoint"), text)
+        }
+        let checkpoint = out.appendingPathComponent("prune/checkpoint")
+        let state = try TrainingCheckpoint.readState(checkpoint)
+        XCTAssertLessThanOrEqual(state.globalStep, 9)
+        let weights = try SafetensorsFile(contentsOf: checkpoint.appendingPathComponent("model.safetensors"))
+        for name in weights.names {
+            XCTAssertTrue(try weights.tensor(name).scalars.allSatisfy(\.isFinite), name)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("final").path))
+    }
+
     func testBadInputIsNamed() throws {
         let f = Self.fixture()
         var s = Self.settings()
