@@ -133,22 +133,15 @@ public final class Predictor {
             return .failed("this is a question-answering (span) model; give a question and a context")
         case (.text(let a), _):
             if isBlank(a) { return .failed("the text is empty") }
-            let (e, truncated) = encoder.encode(a)
-            return .sequence(EncodedInput(tokenIds: e.ids, tokenTypeIds: e.typeIds), truncated: truncated)
+            return sequence(a, nil)
         case (.pair(let a, let b), _):
             if isBlank(a) { return .failed("the first text of the pair is empty") }
             if isBlank(b) { return .failed("the second text of the pair (text_pair) is empty") }
-            guard engine.shape.typeVocabSize >= 2 else {
-                return .failed("the model has one token type (type_vocab_size 1), so it cannot take a text pair")
-            }
-            let (e, truncated) = encoder.encode(a, b)
-            return .sequence(EncodedInput(tokenIds: e.ids, tokenTypeIds: e.typeIds), truncated: truncated)
+            return oneTokenType("a text pair") ?? sequence(a, b)
         case (.question(let q, let context), _):
             if isBlank(q) { return .failed("the question is empty") }
             if isBlank(context) { return .failed("the context is empty") }
-            guard engine.shape.typeVocabSize >= 2 else {
-                return .failed("the model has one token type (type_vocab_size 1), so it cannot take a question and a context")
-            }
+            if let failed = oneTokenType("a question and a context") { return failed }
             let id = "\(index)"
             let example = SQuADExample(id: id, context: context, question: q, answers: [])
             do {
@@ -164,6 +157,18 @@ public final class Predictor {
                 return .failed("\(error)")
             }
         }
+    }
+
+    /// A text or pair as one sequence.
+    private func sequence(_ a: String, _ b: String?) -> Plan {
+        let (e, truncated) = encoder.encode(a, b)
+        return .sequence(EncodedInput(tokenIds: e.ids, tokenTypeIds: e.typeIds), truncated: truncated)
+    }
+
+    /// The failure of a two-segment record (`what`) on a model with one token type, else nil.
+    private func oneTokenType(_ what: String) -> Plan? {
+        engine.shape.typeVocabSize >= 2 ? nil
+            : .failed("the model has one token type (type_vocab_size 1), so it cannot take \(what)")
     }
 
     /// Engine outputs for `sequences`, in order, `options.batchSize` per call. A batch the engine rejects is run
