@@ -6,7 +6,7 @@ onnxscript, all from PyPI); `scripts/runtime_bench.sh` makes it and runs this ne
 
     python3 -m venv .venv-peer && .venv-peer/bin/pip install -r scripts/requirements-peer.txt
     .venv-peer/bin/python scripts/peer_runtime.py --model DIR_OR_NAME [--model ...] [--json FILE]
-        [--impls pytorch,onnxruntime] [--workloads latency_b1_t32,...] [--repeats N] [--warmup N] [--budget S]
+        [--impls pytorch,onnxruntime] [--workloads latency_b1_t32,...] [--repeats N] [--warmup 2] [--budget 5]
         [--dev .assets/movie-snippets/dev.tsv] [--max-length 64] [--tokenizer DIR] [--work-dir DIR]
 
 Models (`--model`, repeatable; `NAME=SPEC` sets the name used in the output, otherwise it is derived from SPEC):
@@ -33,19 +33,20 @@ Checks before any timing (the run stops if one fails):
 
 Workloads (the same as `cofi bench`):
   latency_b1_t32, latency_b1_t128, latency_b1_t384
-                 batch 1, exactly T tokens, all real (attention mask all ones, segment 0); ids drawn once from a
-                 seeded generator; one timed run = one model call
+                 batch 1, exactly T tokens, all real (attention mask all ones, segment 0): [CLS], ids drawn from a
+                 generator seeded by the shape, [SEP]
   throughput_b32_t128
-                 batch 32, T = 128, all real; one timed run = one model call; seq/s = 32 / p50
+                 batch 32, T = 128, all real
   dev_throughput the --dev file (SST-2 format; movie-snippets: 1,000 texts), tokenized by the model's HF tokenizer
                  with truncation at --max-length (64), batches of 32 in file order, each padded to its longest
-                 sequence (the usual HF-style padded pipeline); one timed run = one pass over the whole file;
-                 seq/s = texts / p50. Tokenization is done once, before timing, and is NOT timed: only the model
-                 calls are.
-Each workload gets --warmup untimed runs (default 3; 1 for dev_throughput), then --repeats timed runs, or by
-default as many as fit in --budget seconds (default 10) judged from one probe run, clamped to 20..2000 for
-latencies, 5..200 for throughput_b32_t128 and 3..50 for dev_throughput. p50/p90/p99 are nearest-rank
-percentiles of the per-run wall times (time.perf_counter).
+                 sequence (the usual HF-style padded pipeline). Tokenization is done once, before timing, and is
+                 NOT timed: only the model calls are.
+Timing follows `cofi bench` (Sources/cofi/Bench.swift): each call is timed by time.perf_counter. The call workloads
+get --warmup untimed calls (default 2), then --repeats timed calls, or as many as fit in --budget seconds (default
+5) judged from the last warm-up call, clamped to 5..1000. dev_throughput warms up on the first --warmup batches,
+then times every batch call of whole passes over the dev set: --repeats passes, or as many as fit in --budget
+judged from the first (at least one); its repeats count passes. p50/p90/p99 are percentiles of the per-call times
+with linear interpolation (numpy's default); seq_per_s is the sequences of all timed calls over their total time.
 
 Output: progress on stderr; a table on stdout; with --json FILE, JSON lines:
   {"meta": {date, machine (lscpu model name), cores, load averages at start and end, versions, settings}}
@@ -96,10 +97,13 @@ def workload_shape(w: str):
     return int(b[1:]), int(t[1:])
 
 
-def percentile(sorted_values: list, p: float) -> float:
-    """Nearest-rank percentile: the ceil(p/100 · n)-th smallest value."""
-    k = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[k - 1]
+def percentile(values: list, q: float) -> float:
+    """The q-th percentile with linear interpolation between order statistics (numpy's default; as cofi bench)."""
+    s = sorted(values)
+    position = q / 100 * (len(s) - 1)
+    lo = math.floor(position)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (position - lo)
 
 
 def synthetic_inputs(batch: int, seq_len: int, vocab: int):
@@ -139,14 +143,14 @@ def cpu_flags() -> str:
 
 def parse_model_arg(arg: str):
     """`NAME=SPEC` or `SPEC` → (name, spec). A directory's default name is its last component, or the last two
-    when the last is a generic checkpoint name (best, final, checkpoint)."""
+    when the last is a generic checkpoint name (best, final, checkpoint, pruned), as cofi bench names them."""
     if "=" in arg and not os.path.exists(arg):
         name, spec = arg.split("=", 1)
         return name, spec
     if arg in NAMED:
         return arg, arg
     parts = os.path.normpath(os.path.abspath(arg)).split(os.sep)
-    name = "/".join(parts[-2:]) if parts[-1] in ("best", "final", "checkpoint") and len(parts) > 1 else parts[-1]
+    name = "/".join(parts[-2:]) if parts[-1] in ("best", "final", "checkpoint", "pruned") and len(parts) > 1 else parts[-1]
     return name, arg
 
 
@@ -280,20 +284,39 @@ def prepare(name: str, spec: str, args, work_dir: str) -> dict:
 # Child: one implementation, one model, all workloads
 
 
-def timed_runs(fn, warmup: int, repeats, budget: float, lo: int, hi: int) -> list:
-    for _ in range(warmup):
-        fn()
-    if repeats is None:
-        t0 = time.perf_counter()
-        fn()
-        probe = time.perf_counter() - t0
-        repeats = min(hi, max(lo, int(budget / max(probe, 1e-6))))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
+def timed(fn):
+    """(seconds, result) of one call."""
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def time_calls(call, warmup: int, repeats, budget: float) -> list:
+    """Seconds of each timed call: `warmup` untimed calls (at least one without --repeats, to size the run),
+    then --repeats, or as many as fit in `budget` judged from the last warm-up call, 5..1000 (as cofi bench)."""
+    last = 0.0
+    for _ in range(max(warmup, 1 if repeats is None else 0)):
+        last, _ = timed(call)
+    n = repeats if repeats is not None else min(1000, max(5, int(budget / max(last, 1e-6))))
+    return [timed(call)[0] for _ in range(n)]
+
+
+def time_passes(calls: list, warmup: int, repeats, budget: float):
+    """Seconds of every batch call of whole passes over `calls`, the number of passes and the last pass's outputs:
+    warm-up on the first `warmup` batches, then --repeats passes, or as many as fit in `budget` judged from the
+    first pass (at least one), as cofi bench does."""
+    for c in calls[:warmup]:
+        c()
+    times, passes = [], 0
+    while True:
+        outs = []
+        for c in calls:
+            t, out = timed(c)
+            times.append(t)
+            outs.append(out)
+        passes += 1
+        if passes >= (repeats if repeats is not None else max(1, int(budget / sum(times)))):
+            return times, passes, outs
 
 
 def peak_rss_mib() -> float:
@@ -354,30 +377,23 @@ def child(args) -> None:
         batch, seq_len = workload_shape(w)
         if w == "dev_throughput":
             calls = [as_call(b) for b in dev]
-            last = []
-
-            def one_pass():
-                last[:] = [c() for c in calls]
-
-            times = timed_runs(one_pass, args.warmup_dev, args.repeats, args.budget, 3, 50)
-            preds = np.concatenate([to_numpy(x).argmax(-1) for x in last])
+            times, repeats, outs = time_passes(calls, args.warmup, args.repeats, args.budget)
+            preds = np.concatenate([to_numpy(x).argmax(-1) for x in outs])
             acc = float((preds == labels).mean())
             out.append({"check": {"model": args.name, "impl": args.child, "dev_accuracy": acc}})
-            sequences = len(labels)
+            sequences = len(labels) * repeats
         else:
             call = as_call(synthetic_inputs(batch, seq_len, vocab))
-            lo, hi = (20, 2000) if batch == 1 else (5, 200)
-            times = timed_runs(call, args.warmup, args.repeats, args.budget, lo, hi)
-            sequences = batch
-        s = sorted(times)
+            times = time_calls(call, args.warmup, args.repeats, args.budget)
+            repeats, sequences = len(times), batch * len(times)
         r = {"impl": args.child, "model": args.name, "workload": w, "batch": batch, "seq_len": seq_len,
-             "p50_ms": round(percentile(s, 50) * 1e3, 3), "p90_ms": round(percentile(s, 90) * 1e3, 3),
-             "p99_ms": round(percentile(s, 99) * 1e3, 3), "seq_per_s": round(sequences / percentile(s, 50), 3),
-             "repeats": len(times)}
+             "p50_ms": round(percentile(times, 50) * 1e3, 3), "p90_ms": round(percentile(times, 90) * 1e3, 3),
+             "p99_ms": round(percentile(times, 99) * 1e3, 3), "seq_per_s": round(sequences / sum(times), 3),
+             "repeats": repeats}
         out.append(r)
         extra = f", dev accuracy {acc:.4f}" if w == "dev_throughput" else ""
         log(f"{args.child} {args.name} {w}: p50 {r['p50_ms']:.2f} ms, p90 {r['p90_ms']:.2f}, p99 {r['p99_ms']:.2f}, "
-            f"{r['seq_per_s']:.1f} seq/s, {len(times)} runs{extra}")
+            f"{r['seq_per_s']:.1f} seq/s, {repeats} {'passes' if w == 'dev_throughput' else 'calls'}{extra}")
     out.append({"impl": args.child, "model": args.name, "peak_rss_mib": peak_rss_mib()})
     for r in out:
         print(json.dumps(r), flush=True)
@@ -407,7 +423,7 @@ def print_table(results: list, checks: dict) -> None:
     rows = {(r["model"], r["workload"], r["impl"]): r for r in results if "workload" in r}
     rss = {(r["model"], r["impl"]): r["peak_rss_mib"] for r in results if "peak_rss_mib" in r}
     models = list(dict.fromkeys(r["model"] for r in results if "model" in r))
-    print("p50 ms per run (a run: one call; dev_throughput: one pass over the dev set) and sequences/s")
+    print("ms per call (dev_throughput: per batch of 32) and sequences/s")
     head = (f"{'model':<16}{'workload':<21}{'torch p50':>10}{'p90':>9}{'p99':>9}{'ort p50':>10}{'p90':>9}{'p99':>9}"
             f"{'torch seq/s':>12}{'ort seq/s':>11}")
     print(head)
@@ -436,10 +452,10 @@ def main() -> None:
                    help=f"a model directory or one of {', '.join(NAMED)}; repeatable")
     p.add_argument("--impls", default=",".join(IMPLS), help="comma-separated (default: pytorch,onnxruntime)")
     p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated (default: all five)")
-    p.add_argument("--repeats", type=int, default=None, help="timed runs per workload (default: fit --budget)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed calls before each call workload (default 3)")
-    p.add_argument("--warmup-dev", type=int, default=1, help="untimed passes before dev_throughput (default 1)")
-    p.add_argument("--budget", type=float, default=10.0, help="seconds of timed runs per workload (default 10)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed calls per workload, passes for dev_throughput (default: fit --budget)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed calls (dev set: batches) per workload (default 2)")
+    p.add_argument("--budget", type=float, default=5.0, help="seconds of timed calls per workload (default 5)")
     p.add_argument("--dev", default=os.path.join(ROOT, ".assets", "movie-snippets", "dev.tsv"),
                    help="SST-2-format dev file (default .assets/movie-snippets/dev.tsv)")
     p.add_argument("--max-length", type=int, default=64, help="tokenizer truncation for the dev set (default 64)")
@@ -466,6 +482,8 @@ def main() -> None:
             p.error(f"unknown implementation '{i}' (known: {', '.join(IMPLS)})")
     if args.repeats is not None and args.repeats < 1:
         p.error("--repeats must be at least 1")
+    if args.warmup < 0 or not args.budget > 0:
+        p.error("--warmup must be 0 or more and --budget a positive number of seconds")
     if args.child:
         return child(args)
 
@@ -486,7 +504,8 @@ def main() -> None:
             "load_average_start": [round(x, 2) for x in os.getloadavg()], "versions": versions(), "threads": THREADS,
             "dev": os.path.relpath(args.dev, ROOT), "max_length": args.max_length, "dev_batch": 32,
             "dev_throughput": "model calls only, tokenization excluded (pre-tokenized, padded per batch)",
-            "percentiles": "nearest rank"}
+            "percentiles": "linear interpolation over per-call times", "warmup": args.warmup,
+            "budget_s": args.budget, "repeats": args.repeats}
     log(f"{meta['date']} on {meta['machine']} ({meta['cores']} cores; {meta['cpu_flags']}), load average "
         f"{meta['load_average_start']}; " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
 
@@ -498,7 +517,7 @@ def main() -> None:
         for impl in args.impls:
             cmd = [sys.executable, os.path.abspath(__file__), "--child", impl, "--spec", spec, "--name", name,
                    "--onnx", prep["onnx"], "--inputs", prep["inputs"], "--workloads", ",".join(args.workloads),
-                   "--warmup", str(args.warmup), "--warmup-dev", str(args.warmup_dev), "--budget", str(args.budget)]
+                   "--warmup", str(args.warmup), "--budget", str(args.budget)]
             if args.repeats is not None:
                 cmd += ["--repeats", str(args.repeats)]
             proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
