@@ -58,10 +58,18 @@ public final class InferenceEngine {
     let weights: EngineWeights
     let workspace = Workspace()
     let lock = NSLock()
-    /// For a pooled head: the last layer with attention (nil: none), after which only [CLS] rows are needed.
-    let lastAttentionLayer: Int?
-    let maxHeadWidth: Int      // max H·Dh over layers
+    /// The forward pass as steps (see `program(layers:task:)`).
+    let program: [Step]
+    /// Multiply-adds per token of the linear layers, and per (query, key) pair of attention: the cost model
+    /// that splits a call into groups of sequences.
+    let linearWorkPerToken: Int
+    let attentionWorkPerTokenPair: Int
+    /// The widest H·Dh and FFN width over the layers. The workspace's per-row buffers keep these fixed row
+    /// strides for every layer (qkv: 3·maxHeadWidth, ctx: maxHeadWidth, ffn: maxFFNWidth), so that blocks of rows
+    /// on different threads never overlap, even when one block is a layer ahead of another.
+    let maxHeadWidth: Int
     let maxFFNWidth: Int
+    var ldQKV: Int { 3 * maxHeadWidth }
 
     /// Copies `model`'s weights. `threads` nil: all cores (`Parallel.workers`). Throws for a model without a
     /// task head, or a pooled head without a pooler.
@@ -80,7 +88,10 @@ public final class InferenceEngine {
         self.threads = n
         self.eps = Float(model.config.layerNormEps)
         self.weights = EngineWeights(model: model)
-        self.lastAttentionLayer = model.shape.layers.lastIndex { $0.heads > 0 }
+        self.program = Self.program(layers: weights.layers, task: task)
+        let D = model.shape.hiddenSize, Dh = model.shape.headDim
+        self.linearWorkPerToken = model.shape.layers.reduce(0) { $0 + 4 * $1.heads * Dh * D + 2 * $1.ffnWidth * D }
+        self.attentionWorkPerTokenPair = model.shape.layers.reduce(0) { $0 + 2 * $1.heads * Dh }
         self.maxHeadWidth = model.shape.layers.map { $0.heads * model.shape.headDim }.max() ?? 0
         self.maxFFNWidth = model.shape.layers.map(\.ffnWidth).max() ?? 0
     }
@@ -116,6 +127,73 @@ public final class InferenceEngine {
         }
     }
 
+    // MARK: - The forward program
+
+    /// A row-local operation: each output row depends only on the same row of its inputs, so any block of rows
+    /// can run on its own thread. Layer indices refer to `weights.layers`.
+    enum RowOp {
+        /// x = LayerNorm(word + position + type embeddings).
+        case embed
+        /// qkv = x · [Wq; Wk; Wv]ᵀ + b  [rows, 3·H·Dh].
+        case queryKeyValue(Int)
+        /// Keys and values only (qkv columns H·Dh ..< 3·H·Dh), for every token of the last attention layer.
+        case keyValue(Int)
+        /// Queries only (qkv columns 0 ..< H·Dh), for the [CLS] rows of the last attention layer.
+        case query(Int)
+        /// x = LayerNorm(x + ctx · Woᵀ + bo).
+        case attentionOutput(Int)
+        /// x = LayerNorm(x + GELU(x · W1ᵀ + b1) · W2ᵀ + b2).
+        case feedForward(Int)
+    }
+
+    /// One step of the forward program: row-local work, attention (which needs all rows of a sequence), or the
+    /// cut to one [CLS] row per sequence.
+    enum Step {
+        case rows([RowOp])
+        case attention(layer: Int, clsQueries: Bool)
+        case cutToCLS
+    }
+
+    /// The steps of a forward pass for `task` over layers of these shapes. Row-local work between two attention
+    /// steps is one `.rows` step, so threads meet only around attention. For a pooled head the program cuts to the
+    /// [CLS] rows right after the keys and values of the last attention layer (or after the embeddings when no
+    /// layer has attention): nothing after that point mixes tokens.
+    static func program(layers: [EngineWeights.Layer], task: TaskHeadKind) -> [Step] {
+        var steps: [Step] = []
+        var current: [RowOp] = [.embed]
+        let lastAttention = layers.lastIndex { $0.heads > 0 }
+        if task.usesPooler && lastAttention == nil {
+            steps += [.rows(current), .cutToCLS]
+            current = []
+        }
+        for (l, layer) in layers.enumerated() {
+            if layer.heads > 0 {
+                if task.usesPooler && l == lastAttention {
+                    steps += [.rows(current + [.keyValue(l)]), .cutToCLS, .rows([.query(l)]),
+                              .attention(layer: l, clsQueries: true)]
+                } else {
+                    steps += [.rows(current + [.queryKeyValue(l)]), .attention(layer: l, clsQueries: false)]
+                }
+                current = [.attentionOutput(l)]
+            }
+            if layer.ffnWidth > 0 { current.append(.feedForward(l)) }
+        }
+        if !current.isEmpty { steps.append(.rows(current)) }
+        return steps
+    }
+
+    /// Multiply-adds per row of `op`.
+    func work(_ op: RowOp) -> Int {
+        let D = shape.hiddenSize, Dh = shape.headDim, L = weights.layers
+        switch op {
+        case .embed: return 4 * D
+        case .queryKeyValue(let l): return 3 * L[l].heads * Dh * D
+        case .keyValue(let l): return 2 * L[l].heads * Dh * D
+        case .query(let l), .attentionOutput(let l): return L[l].heads * Dh * D
+        case .feedForward(let l): return 2 * L[l].ffnWidth * D
+        }
+    }
+
     // MARK: - Threads
 
     /// Runs `body(chunk, range)` over `0..<count` split into at most `threads` contiguous chunks of at least
@@ -131,21 +209,28 @@ public final class InferenceEngine {
         }
     }
 
-    /// Multiply-adds below which a matrix product or the attention of a layer stays on one thread (a thread
-    /// hand-off costs microseconds). The tests set it to 0 to run every threaded path on small models.
-    var parallelGEMMWork = 1 << 20
+    /// Multiply-adds below which a matrix product, a block of row work or the attention of a layer stays on one
+    /// thread (a thread hand-off costs microseconds). The tests set it to 0 to run every threaded path on small
+    /// models.
+    var parallelGEMMWork = 1 << 21
     /// Floats below which an element-wise pass stays on one thread (0 in the tests, as above).
     var parallelElementWork = 1 << 15
+    /// Fewest rows per thread for splitting row-local work by rows: each thread then packs every weight matrix
+    /// itself, which pays only with enough rows; fewer rows split each product by columns instead.
+    var minRowsPerThread = 64
+    /// Whether a call of several sequences may run as groups of whole sequences, one group per thread, with no
+    /// meeting point at all (the tests switch it off to check the within-sequence split on the same inputs).
+    var allowSequenceGroups = true
 
     /// c[m, n] (leading dimension ldc) = a[m, k] · w[n, k]ᵀ (+ bias[n] when given) (then GELU when `gelu`),
-    /// with a and w row-major (lda, ldw = k). Split across threads by column blocks of c when big enough: each
-    /// thread reads all of a and its own rows of w, and applies the epilogue to its own block.
+    /// with a and w row-major (lda, ldw = k). With `threads` > 1 and enough work, split by column blocks of c:
+    /// each thread reads all of a and its own rows of w, and applies the epilogue to its own block.
     func linear(_ a: UnsafePointer<Float>, lda: Int, m: Int, k: Int, weight w: UnsafePointer<Float>, n: Int,
-                bias: UnsafePointer<Float>?, gelu: Bool = false, into c: UnsafeMutablePointer<Float>, ldc: Int) {
+                bias: UnsafePointer<Float>?, gelu: Bool = false, into c: UnsafeMutablePointer<Float>, ldc: Int,
+                threads t: Int) {
         if m == 0 || n == 0 { return }
         let cs = SharedPointer(c)
-        let grain = m * n * k >= parallelGEMMWork ? max(16, n / threads) : n
-        forChunks(n, grain: grain) { _, cols in
+        let block = { (cols: Range<Int>) in
             let cb = cs.base + cols.lowerBound
             if let bias, !gelu {
                 for r in 0..<m { (cb + r * ldc).update(from: bias + cols.lowerBound, count: cols.count) }
@@ -156,16 +241,88 @@ public final class InferenceEngine {
                 EngineKernels.biasGELU(cs.base, ldc: ldc, rows: 0..<m, columns: cols, bias: bias)
             }
         }
+        if t > 1 && m * n * k >= parallelGEMMWork && n >= 32 {
+            forChunks(n, grain: max(16, n / t)) { _, cols in block(cols) }
+        } else {
+            block(0..<n)
+        }
     }
 
-    /// x[rows, D] = LayerNorm(x + y + bias) row by row, across threads when big enough.
-    func biasResidualLayerNorm(_ x: UnsafeMutablePointer<Float>, adding y: UnsafePointer<Float>, rows: Int,
-                               bias: Int, gamma: Int, beta: Int) {
-        let D = shape.hiddenSize, w = weights
-        let xs = SharedPointer(x)
-        forChunks(rows, grain: max(1, parallelElementWork / D)) { _, r in
-            EngineKernels.biasResidualLayerNorm(xs.base, adding: y, bias: w.at(bias), gamma: w.at(gamma),
-                                                beta: w.at(beta), rows: r, width: D, eps: self.eps)
+    /// x[rows] = LayerNorm(x + y + bias) row by row, split across `threads` when big enough.
+    func biasResidualLayerNorm(rows: Range<Int>, bias: Int, gamma: Int, beta: Int, threads t: Int) {
+        let D = shape.hiddenSize, w = weights, x = workspace.x, y = workspace.tmp, eps = eps
+        let run = { (r: Range<Int>) in
+            EngineKernels.biasResidualLayerNorm(x, adding: y, bias: w.at(bias), gamma: w.at(gamma), beta: w.at(beta),
+                                                rows: r, width: D, eps: eps)
+        }
+        if t > 1 && rows.count * D >= parallelElementWork {
+            forChunks(rows.count, grain: 1) { _, r in run((rows.lowerBound + r.lowerBound)..<(rows.lowerBound + r.upperBound)) }
+        } else {
+            run(rows)
+        }
+    }
+
+    /// Runs the row-local `ops` in order on `rows` of the workspace. With `threads` > 1: by blocks of rows, each
+    /// thread taking its block through every op, when there are enough rows; else op by op, each product split
+    /// by columns.
+    func runRows(_ ops: [RowOp], rows: Range<Int>, threads t: Int) {
+        if ops.isEmpty || rows.isEmpty { return }
+        let perRow = ops.reduce(0) { $0 + work($1) }
+        if t > 1 && rows.count >= 2 * minRowsPerThread && rows.count * perRow >= parallelGEMMWork {
+            forChunks(rows.count, grain: minRowsPerThread) { _, r in
+                let block = (rows.lowerBound + r.lowerBound)..<(rows.lowerBound + r.upperBound)
+                for op in ops { self.apply(op, rows: block, threads: 1) }
+            }
+        } else {
+            for op in ops { apply(op, rows: rows, threads: t) }
+        }
+    }
+
+    /// One row-local op on `rows`.
+    func apply(_ op: RowOp, rows: Range<Int>, threads t: Int) {
+        let D = shape.hiddenSize, Dh = shape.headDim, w = weights, ws = workspace
+        let m = rows.count, first = rows.lowerBound
+        let x = ws.x + first * D
+        switch op {
+        case .embed:
+            let xs = SharedPointer(ws.x), eps = eps
+            let run = { (r: Range<Int>) in
+                EngineKernels.embed(ids: ws.ids, positions: ws.positions, types: ws.types, rows: r,
+                                    word: w.at(w.wordEmbeddings), position: w.at(w.positionEmbeddings),
+                                    type: w.at(w.tokenTypeEmbeddings), gamma: w.at(w.embeddingNormGamma),
+                                    beta: w.at(w.embeddingNormBeta), width: D, eps: eps, x: xs.base)
+            }
+            if t > 1 && m * D >= parallelElementWork {
+                forChunks(m, grain: 1) { _, r in run((first + r.lowerBound)..<(first + r.upperBound)) }
+            } else {
+                run(rows)
+            }
+        case .queryKeyValue(let l):
+            let L = w.layers[l], HD = L.heads * Dh
+            linear(x, lda: D, m: m, k: D, weight: w.at(L.qkvWeight), n: 3 * HD, bias: w.at(L.qkvBias),
+                   into: ws.qkv + first * ldQKV, ldc: ldQKV, threads: t)
+        case .keyValue(let l):
+            let L = w.layers[l], HD = L.heads * Dh
+            linear(x, lda: D, m: m, k: D, weight: w.at(L.qkvWeight) + HD * D, n: 2 * HD, bias: w.at(L.qkvBias) + HD,
+                   into: ws.qkv + first * ldQKV + HD, ldc: ldQKV, threads: t)
+        case .query(let l):
+            let L = w.layers[l], HD = L.heads * Dh
+            linear(x, lda: D, m: m, k: D, weight: w.at(L.qkvWeight), n: HD, bias: w.at(L.qkvBias),
+                   into: ws.qkv + first * ldQKV, ldc: ldQKV, threads: t)
+        case .attentionOutput(let l):
+            let L = w.layers[l], HD = L.heads * Dh
+            linear(ws.ctx + first * maxHeadWidth, lda: maxHeadWidth, m: m, k: HD, weight: w.at(L.attentionOutWeight), n: D, bias: nil,
+                   into: ws.tmp + first * D, ldc: D, threads: t)
+            biasResidualLayerNorm(rows: rows, bias: L.attentionOutBias, gamma: L.attentionNormGamma,
+                                  beta: L.attentionNormBeta, threads: t)
+        case .feedForward(let l):
+            let L = w.layers[l], I = L.ffnWidth
+            linear(x, lda: D, m: m, k: D, weight: w.at(L.intermediateWeight), n: I, bias: w.at(L.intermediateBias),
+                   gelu: true, into: ws.ffn + first * maxFFNWidth, ldc: maxFFNWidth, threads: t)
+            linear(ws.ffn + first * maxFFNWidth, lda: maxFFNWidth, m: m, k: I, weight: w.at(L.ffnOutWeight), n: D, bias: nil,
+                   into: ws.tmp + first * D, ldc: D, threads: t)
+            biasResidualLayerNorm(rows: rows, bias: L.ffnOutBias, gamma: L.ffnNormGamma, beta: L.ffnNormBeta,
+                                  threads: t)
         }
     }
 
@@ -173,11 +330,11 @@ public final class InferenceEngine {
 
     /// The packed forward pass over validated inputs.
     func forward(_ inputs: [EncodedInput]) -> [SequenceOutput] {
-        let B = inputs.count, D = shape.hiddenSize, Dh = shape.headDim, w = weights
+        let B = inputs.count
         var N = 0, maxT = 0
         for s in inputs { N += s.tokenIds.count; maxT = max(maxT, s.tokenIds.count) }
         let ws = workspace
-        ws.reserve(tokens: N, sequences: B, maxLength: maxT, hidden: D, maxHeadWidth: maxHeadWidth,
+        ws.reserve(tokens: N, sequences: B, maxLength: maxT, hidden: shape.hiddenSize, maxHeadWidth: maxHeadWidth,
                    maxFFNWidth: maxFFNWidth, poolerWidth: shape.poolerWidth, outputs: task.outputs, workers: threads)
 
         // Token rows, packed: sequence b owns rows offsets[b] ..< offsets[b + 1].
@@ -193,90 +350,105 @@ public final class InferenceEngine {
         }
         ws.offsets[B] = N
 
-        let x = ws.x
-        let xs = SharedPointer(x)
-        forChunks(N, grain: max(1, parallelElementWork / D)) { _, r in
-            EngineKernels.embed(ids: ws.ids, positions: ws.positions, types: ws.types, rows: r,
-                                word: w.at(w.wordEmbeddings), position: w.at(w.positionEmbeddings),
-                                type: w.at(w.tokenTypeEmbeddings), gamma: w.at(w.embeddingNormGamma),
-                                beta: w.at(w.embeddingNormBeta), width: D, eps: eps, x: xs.base)
-        }
-
-        // `rows` is the number of live rows of x: every token, or one [CLS] row per sequence once cut.
-        var rows = N
-        var cut = false
-        func cutToCLSRows() {
-            for b in 0..<B where ws.offsets[b] != b { (x + b * D).update(from: x + ws.offsets[b] * D, count: D) }
-            rows = B
-            cut = true
-        }
-        if task.usesPooler && lastAttentionLayer == nil { cutToCLSRows() }
-
-        for (l, layer) in w.layers.enumerated() {
-            if layer.heads > 0 {
-                let H = layer.heads, HD = H * Dh, ld = 3 * HD
-                let qkv = ws.qkv, ctx = ws.ctx
-                if task.usesPooler && l == lastAttentionLayer {
-                    // Keys and values for every token, queries for the [CLS] rows only.
-                    linear(x, lda: D, m: N, k: D, weight: w.at(layer.qkvWeight) + HD * D, n: 2 * HD,
-                           bias: w.at(layer.qkvBias) + HD, into: qkv + HD, ldc: ld)
-                    cutToCLSRows()
-                    linear(x, lda: D, m: B, k: D, weight: w.at(layer.qkvWeight), n: HD,
-                           bias: w.at(layer.qkvBias), into: qkv, ldc: ld)
-                    attention(qkv: qkv, heads: H, clsQueriesOnly: true, sequences: B, ctx: ctx)
-                } else {
-                    linear(x, lda: D, m: rows, k: D, weight: w.at(layer.qkvWeight), n: 3 * HD,
-                           bias: w.at(layer.qkvBias), into: qkv, ldc: ld)
-                    attention(qkv: qkv, heads: H, clsQueriesOnly: false, sequences: B, ctx: ctx)
-                }
-                linear(ctx, lda: HD, m: rows, k: HD, weight: w.at(layer.attentionOutWeight), n: D, bias: nil,
-                       into: ws.tmp, ldc: D)
-                biasResidualLayerNorm(x, adding: ws.tmp, rows: rows, bias: layer.attentionOutBias,
-                                      gamma: layer.attentionNormGamma, beta: layer.attentionNormBeta)
-            }
-            if layer.ffnWidth > 0 {
-                let I = layer.ffnWidth
-                linear(x, lda: D, m: rows, k: D, weight: w.at(layer.intermediateWeight), n: I,
-                       bias: w.at(layer.intermediateBias), gelu: true, into: ws.ffn, ldc: I)
-                linear(ws.ffn, lda: I, m: rows, k: I, weight: w.at(layer.ffnOutWeight), n: D, bias: nil,
-                       into: ws.tmp, ldc: D)
-                biasResidualLayerNorm(x, adding: ws.tmp, rows: rows, bias: layer.ffnOutBias,
-                                      gamma: layer.ffnNormGamma, beta: layer.ffnNormBeta)
+        let groups = sequenceGroups(B)
+        if groups == 1 {
+            runGroup(0..<B, threads: threads, slot: 0)
+        } else {
+            DispatchQueue.concurrentPerform(iterations: groups) { g in
+                self.runGroup(ws.groupBounds[g]..<ws.groupBounds[g + 1], threads: 1, slot: g)
             }
         }
-        precondition(!task.usesPooler || cut, "a pooled head must have cut to the [CLS] rows")
-        return head(sequences: B, tokens: N)
+        return outputs(sequences: B)
     }
 
-    /// Multi-head attention of every sequence on its own rows: ctx[row, h·Dh…] = softmax(q kᵀ/√Dh) v per
-    /// (sequence, head). qkv holds Q | K | V side by side ([·, 3·H·Dh]); with `clsQueriesOnly`, the query of
-    /// sequence b is row b of Q (its [CLS] token, already gathered) and the context goes to row b of ctx.
-    /// Work items are (sequence, head, query block), split across threads in contiguous runs of equal cost.
-    func attention(qkv: UnsafeMutablePointer<Float>, heads H: Int, clsQueriesOnly: Bool, sequences B: Int,
-                   ctx: UnsafeMutablePointer<Float>) {
-        let Dh = shape.headDim, HD = H * Dh, ld = 3 * HD
-        let scale = 1 / Float(Dh).squareRoot()
+    /// Splits the B sequences into contiguous groups of about equal cost, one per thread, into
+    /// `workspace.groupBounds`, and returns their number — or 1 (one group, threads split the work inside it)
+    /// when there are fewer sequences than threads, too little work, or no split within 25 % of even.
+    func sequenceGroups(_ B: Int) -> Int {
         let ws = workspace
+        ws.groupBounds[0] = 0
+        ws.groupBounds[1] = B
+        guard allowSequenceGroups && threads > 1 && B >= threads else { return 1 }
+        func cost(_ b: Int) -> Int {
+            let T = ws.offsets[b + 1] - ws.offsets[b]
+            return T * linearWorkPerToken + T * T * attentionWorkPerTokenPair
+        }
+        var total = 0
+        for b in 0..<B { total += cost(b) }
+        guard total >= 2 * parallelGEMMWork else { return 1 }
+        // Sequence b joins the group whose share of the total holds the midpoint of its cumulative cost.
+        var before = 0, group = 0, largest = 0, groupCost = 0
+        for b in 0..<B {
+            let c = cost(b)
+            let g = min(threads - 1, (2 * before + c) * threads / (2 * total))
+            before += c
+            if g != group {
+                largest = max(largest, groupCost)
+                for skipped in (group + 1)...g { ws.groupBounds[skipped] = b }
+                group = g
+                groupCost = 0
+            }
+            groupCost += c
+        }
+        largest = max(largest, groupCost)
+        for g in (group + 1)...threads { ws.groupBounds[g] = B }
+        for g in 0..<threads where ws.groupBounds[g] == ws.groupBounds[g + 1] { return 1 }
+        return largest * 4 <= total * 5 / threads ? threads : 1
+    }
+
+    /// Runs the program on the sequences `seqs` (rows offsets[seqs.first] ..< offsets[seqs.end]) with `threads`
+    /// threads inside it; `slot` picks the attention scratch of a group running on its own thread. After the cut
+    /// to [CLS] rows, sequence b's row is r0 + (b − seqs.first), r0 the group's first row.
+    func runGroup(_ seqs: Range<Int>, threads t: Int, slot: Int) {
+        let ws = workspace, D = shape.hiddenSize
+        let r0 = ws.offsets[seqs.lowerBound]
+        var live = r0..<ws.offsets[seqs.upperBound]
+        for step in program {
+            switch step {
+            case .rows(let ops):
+                runRows(ops, rows: live, threads: t)
+            case .cutToCLS:
+                for b in seqs {
+                    let src = ws.offsets[b], dst = r0 + b - seqs.lowerBound
+                    if src != dst { (ws.x + dst * D).update(from: ws.x + src * D, count: D) }
+                }
+                live = r0..<(r0 + seqs.count)
+            case .attention(let l, let cls):
+                attention(layer: l, sequences: seqs, clsQueries: cls, threads: t, slot: slot)
+            }
+        }
+        head(sequences: seqs, rows: live, threads: t)
+    }
+
+    /// Multi-head attention of each sequence in `seqs` on its own rows: ctx[row, h·Dh…] = softmax(q kᵀ/√Dh) v per
+    /// (sequence, head), reading Q | K | V side by side from qkv ([·, 3·H·Dh]). With `clsQueries`, sequence b has
+    /// one query, at its [CLS] row after the cut, and its context goes to that row of ctx. With `threads` > 1, the
+    /// work items (sequence, head, query block) are split across threads in contiguous runs of equal cost.
+    func attention(layer l: Int, sequences seqs: Range<Int>, clsQueries: Bool, threads t: Int, slot: Int) {
+        let H = weights.layers[l].heads, Dh = shape.headDim, HD = H * Dh, ld = ldQKV, ldCtx = maxHeadWidth
+        let scale = 1 / Float(Dh).squareRoot()
+        let ws = workspace, qkv = ws.qkv
         let offsets = ws.offsets
-        let pairs = B * H
+        let s0 = seqs.lowerBound, r0 = offsets[s0]
+        let pairs = seqs.count * H
         // Split the queries of a (sequence, head) pair only when there are fewer pairs than threads.
-        let blocks = !clsQueriesOnly && pairs < threads ? threads : 1
+        let blocks = !clsQueries && pairs < t ? t : 1
         let items = pairs * blocks
         func queryRange(_ b: Int, _ blk: Int) -> Range<Int> {
-            if clsQueriesOnly { return 0..<1 }
+            if clsQueries { return 0..<1 }
             let T = offsets[b + 1] - offsets[b]
             return (T * blk / blocks)..<(T * (blk + 1) / blocks)
         }
         func cost(_ item: Int) -> Int {
-            let b = item / blocks / H
+            let b = s0 + item / blocks / H
             return queryRange(b, item % blocks).count * (offsets[b + 1] - offsets[b])
         }
         var total = 0
         for i in 0..<items { total += cost(i) }
-        let chunks = total * Dh * 2 >= parallelGEMMWork ? min(threads, items) : 1
-        let ctxs = SharedPointer(ctx)
+        let chunks = t > 1 && total * Dh * 2 >= parallelGEMMWork ? min(t, items) : 1
+        let ctx = SharedPointer(ws.ctx)
         let body: (Int) -> Void = { c in
-            let scores = ws.scores + c * ws.scoreStride
+            let scores = ws.scores + (chunks == 1 ? slot : c) * ws.scoreStride
             // This chunk takes the items whose cumulative cost midpoint falls in its share of the total.
             var before = 0
             for i in 0..<items {
@@ -284,42 +456,49 @@ public final class InferenceEngine {
                 let mid = 2 * before + ci  // 2 × midpoint
                 before += ci
                 guard mid * chunks >= 2 * total * c && mid * chunks < 2 * total * (c + 1) else { continue }
-                let pair = i / blocks, b = pair / H, h = pair % H
+                let pair = i / blocks, b = s0 + pair / H, h = pair % H
                 let q = queryRange(b, i % blocks)
                 if q.isEmpty { continue }
                 let first = offsets[b], T = offsets[b + 1] - first
-                let qRow = clsQueriesOnly ? b : first + q.lowerBound
+                let qRow = clsQueries ? r0 + b - s0 : first + q.lowerBound
                 EngineKernels.attentionHead(q: qkv + qRow * ld + h * Dh, ldq: ld, queries: q.count,
                                             k: qkv + first * ld + HD + h * Dh, v: qkv + first * ld + 2 * HD + h * Dh,
                                             ldkv: ld, keys: T, headDim: Dh, scale: scale, scores: scores,
-                                            ctx: ctxs.base + qRow * HD + h * Dh, ldctx: HD)
+                                            ctx: ctx.base + qRow * ldCtx + h * Dh, ldctx: ldCtx)
             }
         }
         if chunks == 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: chunks, execute: body) }
     }
 
-    /// The task head on the final rows: pooled heads read row b (the gathered [CLS] rows); the span head reads
-    /// every token row.
-    func head(sequences B: Int, tokens N: Int) -> [SequenceOutput] {
-        let D = shape.hiddenSize, w = weights, ws = workspace
-        let C = task.outputs
-        switch task {
-        case .classification, .regression:
-            let Pw = shape.poolerWidth
-            linear(ws.x, lda: D, m: B, k: D, weight: w.at(w.poolerWeight!), n: Pw, bias: w.at(w.poolerBias!),
-                   into: ws.pooled, ldc: Pw)
-            for i in 0..<(B * Pw) { ws.pooled[i] = Foundation.tanh(ws.pooled[i]) }
-            linear(ws.pooled, lda: Pw, m: B, k: Pw, weight: w.at(w.headWeight), n: C, bias: w.at(w.headBias),
-                   into: ws.logits, ldc: C)
+    /// The task head on the group's final rows: pooled heads read one [CLS] row per sequence (pooled row and
+    /// logits row b); the span head reads every token row (logits row = token row).
+    func head(sequences seqs: Range<Int>, rows: Range<Int>, threads t: Int) {
+        let D = shape.hiddenSize, w = weights, ws = workspace, C = task.outputs
+        let x = ws.x + rows.lowerBound * D
+        if task.usesPooler {
+            let Pw = shape.poolerWidth, m = seqs.count
+            let pooled = ws.pooled + seqs.lowerBound * Pw
+            linear(x, lda: D, m: m, k: D, weight: w.at(w.poolerWeight!), n: Pw, bias: w.at(w.poolerBias!),
+                   into: pooled, ldc: Pw, threads: t)
+            for i in 0..<(m * Pw) { pooled[i] = Foundation.tanh(pooled[i]) }
+            linear(pooled, lda: Pw, m: m, k: Pw, weight: w.at(w.headWeight), n: C, bias: w.at(w.headBias),
+                   into: ws.logits + seqs.lowerBound * C, ldc: C, threads: t)
+        } else {
+            linear(x, lda: D, m: rows.count, k: D, weight: w.at(w.headWeight), n: 2, bias: w.at(w.headBias),
+                   into: ws.logits + rows.lowerBound * 2, ldc: 2, threads: t)
+        }
+    }
+
+    /// One output per sequence from the logits buffer.
+    func outputs(sequences B: Int) -> [SequenceOutput] {
+        let ws = workspace, C = task.outputs
+        if task.usesPooler {
             return (0..<B).map { b in SequenceOutput(logits: Array(UnsafeBufferPointer(start: ws.logits + b * C, count: C))) }
-        case .span:
-            linear(ws.x, lda: D, m: N, k: D, weight: w.at(w.headWeight), n: 2, bias: w.at(w.headBias),
-                   into: ws.logits, ldc: 2)
-            return (0..<B).map { b in
-                let r = ws.offsets[b]..<ws.offsets[b + 1]
-                return SequenceOutput(logits: [], startLogits: r.map { ws.logits[2 * $0] },
-                                      endLogits: r.map { ws.logits[2 * $0 + 1] })
-            }
+        }
+        return (0..<B).map { b in
+            let r = ws.offsets[b]..<ws.offsets[b + 1]
+            return SequenceOutput(logits: [], startLogits: r.map { ws.logits[2 * $0] },
+                                  endLogits: r.map { ws.logits[2 * $0 + 1] })
         }
     }
 }
@@ -343,6 +522,8 @@ final class Workspace {
     var types = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
     var positions = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
     var offsets = UnsafeMutablePointer<Int>.allocate(capacity: 2)
+    /// Sequence bounds of the groups that run on their own threads ([workers + 1]).
+    var groupBounds = UnsafeMutablePointer<Int>.allocate(capacity: 2)
     /// Floats of score scratch per worker thread (the longest sequence squared).
     var scoreStride = 0
     /// Times the buffers were (re)allocated; the tests check that a smaller call reuses them.
@@ -368,6 +549,7 @@ final class Workspace {
         types = .allocate(capacity: n)
         positions = .allocate(capacity: n)
         offsets = .allocate(capacity: b + 1)
+        groupBounds = .allocate(capacity: workers + 1)
         tokenCapacity = n
         sequenceCapacity = b
         lengthCapacity = t
@@ -378,6 +560,7 @@ final class Workspace {
         x.deallocate(); qkv.deallocate(); ctx.deallocate(); ffn.deallocate(); tmp.deallocate()
         scores.deallocate(); pooled.deallocate(); logits.deallocate()
         ids.deallocate(); types.deallocate(); positions.deallocate(); offsets.deallocate()
+        groupBounds.deallocate()
     }
 
     deinit { release() }

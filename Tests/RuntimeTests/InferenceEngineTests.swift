@@ -10,19 +10,32 @@ final class InferenceEngineTests: XCTestCase {
     /// Lengths 1…24 (the maximum) in a scrambled order, so the packed rows mix short and long sequences.
     static let mixedLengths = [7, 1, 24, 3, 16, 2, 24, 11, 5, 1, 9, 20]
 
-    /// `forceThreads`: split every product, pass and attention across the threads however small.
-    func assertMatchesOracle(_ model: BertModel, lengths: [Int], threads: Int? = nil, forceThreads: Bool = false,
+    /// How a test forces the engine to split work that small models would keep on one thread.
+    enum Split {
+        /// The engine's own thresholds.
+        case automatic
+        /// Row-local work by blocks of rows; attention by items.
+        case rows
+        /// Each product by column blocks, each pass by rows; attention by items.
+        case columns
+        /// Whole sequences per thread (when the call's sequences balance), else as `rows`.
+        case groups
+    }
+
+    func assertMatchesOracle(_ model: BertModel, lengths: [Int], threads: Int? = nil, split: Split = .automatic,
                              seed: UInt64 = 11, file: StaticString = #filePath, line: UInt = #line) throws {
         let engine = try InferenceEngine(model: model, threads: threads)
-        if forceThreads {
+        if split != .automatic {
             engine.parallelGEMMWork = 0
             engine.parallelElementWork = 0
+            engine.minRowsPerThread = split == .columns ? 1 << 30 : 1
+            engine.allowSequenceGroups = split == .groups
         }
         let inputs = EngineFixtures.inputs(lengths: lengths, shape: model.shape, seed: seed)
         let got = try engine.run(inputs)
         let want = EngineFixtures.oracle(model, inputs)
         let d = EngineFixtures.maxDifference(got, want)
-        print("engine vs training path (\(model.task!), shape \(model.shape.layers.map { "\($0.heads)/\($0.ffnWidth)" }), D \(model.shape.hiddenSize), threads \(engine.threads)): max abs diff \(d), max |value| \(EngineFixtures.maxMagnitude(want))")
+        print("engine vs training path (\(model.task!), split \(split), lengths \(lengths), shape \(model.shape.layers.map { "\($0.heads)/\($0.ffnWidth)" }), D \(model.shape.hiddenSize), threads \(engine.threads)): max abs diff \(d), max |value| \(EngineFixtures.maxMagnitude(want))")
         XCTAssertLessThanOrEqual(d, 1e-5, file: file, line: line)
         XCTAssertGreaterThan(EngineFixtures.maxMagnitude(want), 0.01, "outputs too small to test anything", file: file, line: line)
     }
@@ -63,17 +76,41 @@ final class InferenceEngineTests: XCTestCase {
         }
     }
 
-    /// Small models stay on one thread; here every threaded path runs (2 and 3 workers, more than the pairs
-    /// of a single-sequence call, so query blocks split too).
+    /// Small models stay on one thread; here every threaded path runs: row blocks, column blocks, sequence
+    /// groups (balanced and not), with 2 and 3 workers (more than the pairs of a one-head single-sequence call,
+    /// so query blocks split too).
     func testThreadedPathsMatchTrainingPath() throws {
         for task in [TaskHeadKind.classification(labels: 3), .span] {
             let model = EngineFixtures.model(Self.heterogeneous, task: task, seed: 13)
             for threads in [2, 3] {
-                try assertMatchesOracle(model, lengths: Self.mixedLengths, threads: threads, forceThreads: true)
-                try assertMatchesOracle(model, lengths: [24], threads: threads, forceThreads: true)
-                try assertMatchesOracle(model, lengths: [2, 1], threads: threads, forceThreads: true)
+                for split in [Split.rows, .columns, .groups] {
+                    for lengths in [Self.mixedLengths, [24], [2, 1], [1, 1, 1, 1]] {
+                        try assertMatchesOracle(model, lengths: lengths, threads: threads, split: split)
+                    }
+                }
             }
         }
+    }
+
+    /// The program: where the [CLS] cut goes and how row-local work is grouped between attention steps.
+    func testProgramCutsAfterTheLastAttentionKeysAndValues() throws {
+        let model = EngineFixtures.model([(1, 8), (0, 16), (2, 0), (0, 4)], task: .regression)
+        let steps = try InferenceEngine(model: model).program.map { step -> String in
+            switch step {
+            case .rows(let ops): return "rows(" + ops.map { "\($0)" }.joined(separator: ", ") + ")"
+            case .attention(let l, let cls): return "attention(\(l)\(cls ? ", cls" : ""))"
+            case .cutToCLS: return "cut"
+            }
+        }
+        XCTAssertEqual(steps, [
+            "rows(embed, queryKeyValue(0))", "attention(0)",
+            "rows(attentionOutput(0), feedForward(0), feedForward(1), keyValue(2))", "cut", "rows(query(2))",
+            "attention(2, cls)", "rows(attentionOutput(2), feedForward(3))",
+        ])
+        let span = EngineFixtures.model([(1, 8), (0, 0)], task: .span)
+        XCTAssertEqual(try InferenceEngine(model: span).program.count, 3)
+        let noAttention = EngineFixtures.model([(0, 8)], task: .classification(labels: 2))
+        XCTAssertEqual(try InferenceEngine(model: noAttention).program.count, 3)  // embed, cut, FFN on [CLS] rows
     }
 
     func testDenseModelMatchesTrainingPath() throws {
@@ -253,13 +290,13 @@ final class InferenceEngineTests: XCTestCase {
     func testLinearMatchesNaive() throws {
         var rng = Xoshiro256(seed: 5)
         let engine = try InferenceEngine(model: EngineFixtures.model([(1, 4)], task: .regression), threads: 2)
-        for (m, n, k) in [(1, 3, 5), (7, 33, 19), (200, 96, 80)] {
+        for (m, n, k) in [(1, 3, 5), (7, 33, 19), (200, 96, 80), (3, 700, 900)] {
             let a = randomArray(m * k, &rng), w = randomArray(n * k, &rng), bias = randomArray(n, &rng)
             var product = [Float](repeating: 0, count: m * n)
             BLAS.gemmNaive(transA: false, transB: true, m: m, n: n, k: k, a: a, lda: k, b: w, ldb: k, c: &product, ldc: n)
             for gelu in [false, true] {
                 var c = [Float](repeating: .nan, count: m * n)
-                engine.linear(a, lda: k, m: m, k: k, weight: w, n: n, bias: bias, gelu: gelu, into: &c, ldc: n)
+                engine.linear(a, lda: k, m: m, k: k, weight: w, n: n, bias: bias, gelu: gelu, into: &c, ldc: n, threads: 2)
                 let want = (0..<(m * n)).map { i in
                     gelu ? EngineKernels.Naive.biasGELU([product[i]], bias: [bias[i % n]])[0] : product[i] + bias[i % n]
                 }
