@@ -427,6 +427,12 @@ public final class PruningPipeline {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try encoder.encode(summary).write(to: out.appendingPathComponent("summary.json"), options: .atomic)
+        do {
+            let report = try PruningReport(directory: out).write()
+            progress?.message("report: \(report.path)")
+        } catch {
+            progress?.message("warning: the report could not be written: \(error)")
+        }
         return summary
     }
 

@@ -24,8 +24,9 @@ struct Prune: ParsableCommand {
             OUT receives preprune/, prune/ (best/ = full-size weights at the best eligible evaluation, \
             best_gates.safetensors = log α, λ and the layer transformation), finetune/ (each with checkpoint/ \
             and metrics.jsonl, JSON lines), pruned/ (the compact model before fine-tuning), final/ (the compact \
-            model after fine-tuning: config.json with the cofi block, model.safetensors, tokenizer) and \
-            summary.json. An OUT that holds anything is refused unless --force (replaces only these) or --resume \
+            model after fine-tuning: config.json with the cofi block, model.safetensors, tokenizer), \
+            summary.json, and report.md with figures/ (SVG: kept structure, sparsity and λ trajectories, losses, \
+            dev metric; remade any time with `cofi report OUT`). An OUT that holds anything is refused unless --force (replaces only these) or --resume \
             (continues the unfinished stage exactly). Ctrl-C saves the running stage's checkpoint and stops.
             Task: as for finetune (--task NAME [--data DIR], or --train FILE --dev FILE; squad / squad_v2 for \
             extractive QA, distilled on the average of the start and end distributions).
@@ -121,7 +122,7 @@ struct Prune: ParsableCommand {
     @Flag(help: "Start over in --out (replaces only the run's own files).")
     var force = false
 
-    static let runFiles = ["preprune", "prune", "finetune", "pruned", "final", "summary.json"]
+    static let runFiles = ["preprune", "prune", "finetune", "pruned", "final", "summary.json", "report.md", "figures"]
 
     func validate() throws {
         if resume && force { throw ValidationError("--resume and --force exclude each other") }

@@ -106,6 +106,18 @@ final class PruningStagesTests: XCTestCase {
         XCTAssertNotNil(final.layout)
         XCTAssertEqual(final.model.shape, pruned.model.shape)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("summary.json").path))
+
+        // report.md and its figures, made from the run's files.
+        let report = try String(contentsOf: out.appendingPathComponent("report.md"), encoding: .utf8)
+        XCTAssertTrue(report.contains("| exact sparsity (of M, the prunable size) | " + String(format: "%.4f", summary.exactSparsity)), report)
+        XCTAssertTrue(report.contains("## Sparsity trajectory"), report)
+        for name in ["architecture", "sparsity", "lambda", "losses", "metric"] {
+            let svg = try String(contentsOf: out.appendingPathComponent("figures/\(name).svg"), encoding: .utf8)
+            XCTAssertTrue(svg.hasPrefix("<?xml") && svg.contains("</svg>"), name)
+            XCTAssertTrue(report.contains("figures/\(name).svg"), name)
+        }
+        let sparsitySVG = try String(contentsOf: out.appendingPathComponent("figures/sparsity.svg"), encoding: .utf8)
+        XCTAssertTrue(sparsitySVG.contains("<polyline"), "ŝ drawn")
     }
 
     /// The paper's one-sided gate on ŝ and the project's two-sided band on the exact sparsity.

@@ -1,0 +1,201 @@
+import Foundation
+
+/// The human-readable record of a `cofi prune` run: `report.md` and SVG figures in `<OUT>/figures/`, made from the
+/// run's own files — `summary.json` and the stages' `metrics.jsonl` — so it can be (re)made at any time
+/// (`cofi report OUT`) and always shows what the run measured.
+///
+/// Figures: `architecture.svg` (heads and FFN units kept per layer, as fractions of the dense layer, with the
+/// counts; dropped sublayers read 0), `sparsity.svg` (expected sparsity ŝ against the target schedule t, the
+/// exact sparsity at each evaluation, the ±ε band), `lambda.svg` (λ1, λ2), `losses.svg` (total loss and the
+/// distillation parts over all stages), `metric.svg` (the dev metric at each evaluation against the teacher's).
+public struct PruningReport {
+    /// One stage's metrics.jsonl, read.
+    struct Stage {
+        var name: String
+        var offset: Int
+        var totalSteps: Int
+        var train: [[String: Any]]
+        var evals: [[String: Any]]
+        var arguments: [String: String]
+    }
+
+    public let directory: URL
+    public let summary: PruningSummary
+    let stages: [Stage]
+
+    /// Reads `summary.json` and every stage's `metrics.jsonl` under `directory` (missing stages are skipped).
+    public init(directory: URL) throws {
+        self.directory = directory
+        let summaryURL = directory.appendingPathComponent("summary.json")
+        guard let data = try? Data(contentsOf: summaryURL) else {
+            throw PruningError("\(summaryURL.path): no summary; a report needs a finished `cofi prune` run")
+        }
+        do { summary = try JSONDecoder().decode(PruningSummary.self, from: data) } catch {
+            throw PruningError("\(summaryURL.path): not a cofi prune summary (\(error))")
+        }
+        var stages: [Stage] = []
+        var offset = 0
+        for name in ["preprune", "prune", "finetune"] {
+            let url = directory.appendingPathComponent(name).appendingPathComponent("metrics.jsonl")
+            guard let text = try? String(contentsOf: url, encoding: .utf8) else { continue }
+            var stage = Stage(name: name, offset: offset, totalSteps: 0, train: [], evals: [], arguments: [:])
+            for (i, line) in text.split(separator: "\n").enumerated() where !line.isEmpty {
+                guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
+                    throw PruningError("\(url.path):\(i + 1): not a JSON object")
+                }
+                switch object["event"] as? String {
+                case "start":
+                    stage.totalSteps = object["total_steps"] as? Int ?? stage.totalSteps
+                    stage.arguments = object["arguments"] as? [String: String] ?? stage.arguments
+                case "train": stage.train.append(object)
+                case "eval": stage.evals.append(object)
+                default: break
+                }
+            }
+            stages.append(stage)
+            offset += stage.totalSteps
+        }
+        self.stages = stages
+    }
+
+    static func value(_ object: [String: Any], _ key: String) -> Double? {
+        if let v = object[key] as? Double { return v }
+        if let v = object[key] as? Int { return Double(v) }
+        if let m = object["metrics"] as? [String: Any] { return value(m, key) }
+        return nil
+    }
+
+    func series(_ key: String, in stageNames: Set<String>, evals: Bool = false) -> [(x: Double, y: Double)] {
+        stages.filter { stageNames.contains($0.name) }.flatMap { stage in
+            (evals ? stage.evals : stage.train).compactMap { o -> (x: Double, y: Double)? in
+                guard let step = o["step"] as? Int, let v = Self.value(o, key) else { return nil }
+                return (Double(stage.offset + step), v)
+            }
+        }
+    }
+
+    var pruneArguments: [String: String] { stages.first { $0.name == "prune" }?.arguments ?? [:] }
+
+    var epsilon: Double? { pruneArguments["sparsity_epsilon"].flatMap(Double.init) }
+
+    var boundaries: [(label: String, x: Double)] {
+        stages.map { ($0.name, Double($0.offset)) }
+    }
+
+    /// The SVG figures by file name.
+    public func figures() -> [String: String] {
+        let c = SVGChart.palette
+        var out: [String: String] = [:]
+        let s = summary
+        var arch = SVGChart(title: "Kept structure per layer (hidden dims \(s.hiddenSize) of \(s.originalHiddenSize))",
+                            xLabel: "layer", yLabel: "% of the dense layer kept")
+        arch.height = 320
+        let heads = zip(s.layers, s.originalLayers).map { $1.heads == 0 ? 0 : 100 * Double($0.heads) / Double($1.heads) }
+        let units = zip(s.layers, s.originalLayers).map { $1.ffnUnits == 0 ? 0 : 100 * Double($0.ffnUnits) / Double($1.ffnUnits) }
+        out["architecture.svg"] = arch.bars(
+            categories: s.layers.indices.map { "\($0 + 1)" },
+            series: [("attention heads", heads, zip(s.layers, s.originalLayers).map { "\($0.heads)/\($1.heads)" }, c[0]),
+                     ("FFN units", units, zip(s.layers, s.originalLayers).map { "\($0.ffnUnits)/\($1.ffnUnits)" }, c[1])],
+            maxValue: 100)
+
+        let prune: Set<String> = ["prune"]
+        var hLines: [(label: String, y: Double, color: String)] = []
+        if let e = epsilon, e > 0 {
+            hLines.append(("", s.targetSparsity + e, "#bbbbbb"))
+            hLines.append(("", s.targetSparsity - e, "#bbbbbb"))
+        }
+        hLines.append(("target \(SVGChart.label(s.targetSparsity))" + (epsilon.map { $0 > 0 ? " ± \(SVGChart.label($0))" : "" } ?? ""),
+                       s.targetSparsity, "#555555"))
+        out["sparsity.svg"] = SVGChart(title: "Sparsity while pruning", xLabel: "step", yLabel: "sparsity").lines(
+            [.init(name: "expected ŝ", points: series("expected_sparsity", in: prune), color: c[0]),
+             .init(name: "target t(k)", points: series("target_sparsity", in: prune), color: c[1], dashed: true),
+             .init(name: "exact (evaluations)", points: series("exact_sparsity", in: prune, evals: true), color: c[2], markers: true)],
+            hLines: hLines, vLines: boundaries.filter { $0.label == "prune" })
+        out["lambda.svg"] = SVGChart(title: "Lagrange multipliers", xLabel: "step", yLabel: "value").lines(
+            [.init(name: "λ1", points: series("lambda_1", in: prune), color: c[0]),
+             .init(name: "λ2", points: series("lambda_2", in: prune), color: c[1])],
+            vLines: boundaries.filter { $0.label == "prune" })
+        let all = Set(stages.map(\.name))
+        out["losses.svg"] = SVGChart(title: "Training losses", xLabel: "step (all stages)", yLabel: "loss").lines(
+            [.init(name: "total", points: series("loss", in: all), color: c[6]),
+             .init(name: "prediction distillation", points: series("distill_pred", in: all), color: c[0]),
+             .init(name: "layer distillation", points: series("distill_layer", in: all), color: c[1])],
+            vLines: boundaries)
+        let metric = s.metricName
+        out["metric.svg"] = SVGChart(title: "Dev \(metric)", xLabel: "step (all stages)", yLabel: metric).lines(
+            [.init(name: "dev \(metric) (deterministic masks / compact model)",
+                   points: stages.filter { $0.name != "preprune" }.flatMap { st in
+                       st.evals.compactMap { o -> (x: Double, y: Double)? in
+                           guard let step = o["step"] as? Int, let v = Self.value(o, "value") else { return nil }
+                           return (Double(st.offset + step), v)
+                       }
+                   }, color: c[0], markers: true)],
+            hLines: s.teacherMetric.map { [("teacher \(String(format: "%.4f", $0))", $0, c[1])] } ?? [],
+            vLines: boundaries)
+        return out
+    }
+
+    /// report.md.
+    public func markdown() -> String {
+        let s = summary
+        func f(_ v: Double?, _ digits: Int = 4) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "–" }
+        var lines = ["# CoFi pruning report", ""]
+        let args = pruneArguments
+        if let teacher = args["teacher"], let student = args["student"] {
+            lines.append("Teacher `\(teacher)`, student `\(student)`, task `\(args["task"] ?? "?")`.")
+            lines.append("")
+        }
+        lines += ["## Result", "",
+                  "| | value |", "| --- | ---: |",
+                  "| target sparsity | \(f(s.targetSparsity, 2)) |",
+                  "| exact sparsity (of M, the prunable size) | \(f(s.exactSparsity)) |",
+                  "| expected sparsity ŝ at the kept checkpoint | \(f(s.expectedSparsity)) |",
+                  "| encoder parameters | \(s.encoderParametersBefore) → \(s.encoderParametersAfter) |",
+                  "| hidden dims | \(s.hiddenSize) of \(s.originalHiddenSize) |",
+                  "| dev \(s.metricName): teacher | \(f(s.teacherMetric)) |",
+                  "| dev \(s.metricName): pruned (step \(s.prunedStep.map(String.init) ?? "–")) | \(f(s.prunedMetric)) |",
+                  "| dev \(s.metricName): fine-tuned compact model | \(f(s.finalMetric)) |", ""]
+        lines += ["## Architecture", "", "![kept structure](figures/architecture.svg)", "",
+                  "| layer | heads | FFN units | attention | FFN |", "| ---: | ---: | ---: | --- | --- |"]
+        for (l, (a, b)) in zip(s.layers, s.originalLayers).enumerated() {
+            lines.append("| \(l + 1) | \(a.heads) of \(b.heads) | \(a.ffnUnits) of \(b.ffnUnits) | "
+                         + (a.heads == 0 ? "dropped" : "kept") + " | " + (a.ffnUnits == 0 ? "dropped" : "kept") + " |")
+        }
+        lines += ["", "## Sparsity trajectory", "", "![sparsity](figures/sparsity.svg)", "",
+                  "![lambda](figures/lambda.svg)", "",
+                  "| step | target t | expected ŝ | exact | dev \(s.metricName) | λ1 | λ2 |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        if let prune = stages.first(where: { $0.name == "prune" }) {
+            let trainByStep = Dictionary(prune.train.compactMap { o in (o["step"] as? Int).map { ($0, o) } }, uniquingKeysWith: { a, _ in a })
+            for e in prune.evals {
+                guard let step = e["step"] as? Int else { continue }
+                let t = trainByStep[step]
+                lines.append("| \(step) | \(f(t.flatMap { Self.value($0, "target_sparsity") })) | \(f(Self.value(e, "expected_sparsity"))) | "
+                             + "\(f(Self.value(e, "exact_sparsity"))) | \(f(Self.value(e, "value"))) | "
+                             + "\(f(t.flatMap { Self.value($0, "lambda_1") }, 3)) | \(f(t.flatMap { Self.value($0, "lambda_2") }, 3)) |")
+            }
+        }
+        lines += ["", "## Training", "", "![losses](figures/losses.svg)", "", "![metric](figures/metric.svg)", "",
+                  "Wall time: " + ["preprune", "prune", "compact", "finetune"].compactMap { k in
+                      s.stageSeconds[k].map { "\(k) \(String(format: "%.0f", $0)) s" } }.joined(separator: ", ") + ".", ""]
+        if !args.isEmpty {
+            lines += ["## Arguments", "", "| argument | value |", "| --- | --- |"]
+            for (k, v) in args.sorted(by: { $0.key < $1.key }) { lines.append("| \(k) | `\(v)` |") }
+            lines.append("")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// Writes report.md and figures/*.svg into the run directory (each atomically); returns report.md's URL.
+    @discardableResult
+    public func write() throws -> URL {
+        let figuresDir = directory.appendingPathComponent("figures")
+        try FileManager.default.createDirectory(at: figuresDir, withIntermediateDirectories: true)
+        for (name, svg) in figures() {
+            try Data(svg.utf8).write(to: figuresDir.appendingPathComponent(name), options: .atomic)
+        }
+        let url = directory.appendingPathComponent("report.md")
+        try Data(markdown().utf8).write(to: url, options: .atomic)
+        return url
+    }
+}
