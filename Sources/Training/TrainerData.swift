@@ -53,7 +53,7 @@ public enum TaskSource {
                 try MovieSnippets.prepare(rawFile: rawFile, directory: directory)
             } else if !fm.fileExists(atPath: directory.appendingPathComponent("dev.tsv").path) {
                 throw TrainerError("\(MovieSnippets.name): neither a built task in \(directory.path) nor the raw file "
-                                   + "\(rawFile?.path ?? MovieSnippets.rawFileSubpath); fetch it with scripts/fetch-assets.sh")
+                                   + "\(rawFile?.path ?? MovieSnippets.rawFileSubpath); fetch it with `cofi fetch`")
             }
             result = (train ? try MovieSnippets.read(.train, from: directory) : nil, try MovieSnippets.read(.dev, from: directory))
         case let .files(trainURL, devURL, spec):

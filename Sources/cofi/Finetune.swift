@@ -133,6 +133,7 @@ struct Finetune: ParsableCommand {
         try configuration.validate()
 
         // Everything that can fail on the user's input fails here, before the output directory is touched.
+        try fetchDefaultAssets(for: modelDir)
         let tokenizer = try WordPieceTokenizer.load(directory: modelDir)
         let prepared = try taskOptions.prepare(tokenizer: tokenizer, tokenizerDirectory: modelDir, batchSize: batchSize,
                                                seed: seed)

