@@ -83,6 +83,9 @@ struct Prune: ParsableCommand {
     @Flag(help: "With --budget-aware: let λ1 integrate the gap at every step, as the paper (no anti-windup).")
     var noAntiWindup = false
 
+    @Option(help: "With --budget-aware: how many times the minimal gate travel the rates allow during the warm-up (larger: faster gates and λ).")
+    var controllerSafety: Float = 2.5
+
     @Option(help: "Distillation temperature.")
     var temperature: Float = 2
 
@@ -134,6 +137,9 @@ struct Prune: ParsableCommand {
                                   + LayerMappingVersion.allCases.map(\.rawValue).joined(separator: ", "))
         }
         if let teacherLayers { _ = try parsedTeacherLayers(teacherLayers) }
+        guard controllerSafety.isFinite && controllerSafety > 0 else {
+            throw ValidationError("--controller-safety is \(controllerSafety); expected a positive number")
+        }
         guard loggingSteps > 0 else { throw ValidationError("--logging-steps is \(loggingSteps); expected a positive number") }
         for (name, v) in [("--eval-steps", evalSteps), ("--finetune-eval-steps", finetuneEvalSteps)] {
             if let v, v <= 0 { throw ValidationError("\(name) is \(v); expected a positive number") }
@@ -173,7 +179,7 @@ struct Prune: ParsableCommand {
         s.distillation = DistillationConfig(temperature: temperature, predictionWeight: alphaCe, layerWeight: alphaLayer,
                                             labelWeight: alphaLabel, mappingVersion: LayerMappingVersion(rawValue: layerMapping)!,
                                             teacherLayers: try teacherLayers.map(parsedTeacherLayers))
-        s.controller = budgetAware ? .budgetAware(antiWindup: !noAntiWindup) : .paper
+        s.controller = budgetAware ? .budgetAware(safety: controllerSafety, antiWindup: !noAntiWindup) : .paper
         do { try s.validate() } catch { throw UserError(description: "\(error)") }
         return s
     }
@@ -206,7 +212,7 @@ struct Prune: ParsableCommand {
         var arguments = prepared.arguments.merging(["teacher": teacherDir.path, "student": studentDir.path,
                          "target_sparsity": "\(targetSparsity)", "sparsity_epsilon": "\(sparsityEpsilon)",
                          "reg_lr": "\(regLr)", "budget_aware": "\(budgetAware)",
-                         "anti_windup": "\(budgetAware && !noAntiWindup)", "checkpoint_gate": checkpointGate, "temperature": "\(temperature)",
+                         "anti_windup": "\(budgetAware && !noAntiWindup)", "controller_safety": "\(controllerSafety)", "checkpoint_gate": checkpointGate, "temperature": "\(temperature)",
                          "alpha_ce": "\(alphaCe)", "alpha_layer": "\(alphaLayer)", "alpha_label": "\(alphaLabel)",
                          "layer_mapping": layerMapping, "teacher_layers": teacherLayers ?? "default",
                          "epochs": "\(settings.epochs)", "pre_pruning_epochs": "\(settings.prePruningEpochs)",
