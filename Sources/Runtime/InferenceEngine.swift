@@ -196,12 +196,14 @@ public final class InferenceEngine {
 
     // MARK: - Threads
 
-    /// Runs `body(chunk, range)` over `0..<count` split into at most `threads` contiguous chunks of at least
-    /// `grain` iterations, concurrently when there is more than one. Boundaries depend only on the arguments.
+    /// Runs `body(chunk, range)` over `0..<count` split into at most `maxChunks` (default `threads`) contiguous
+    /// chunks of at least `grain` iterations, concurrently when there is more than one. Boundaries depend only on
+    /// the arguments. Threads claim chunks as they come free (`concurrentPerform`), so with more chunks than
+    /// threads, a thread that the OS schedules late on a busy machine leaves its share to the others.
     @inline(__always)
-    func forChunks(_ count: Int, grain: Int, _ body: (Int, Range<Int>) -> Void) {
+    func forChunks(_ count: Int, grain: Int, maxChunks: Int? = nil, _ body: (Int, Range<Int>) -> Void) {
         if count <= 0 { return }
-        let chunks = min(threads, max(1, count / max(grain, 1)))
+        let chunks = min(maxChunks ?? threads, max(1, count / max(grain, 1)))
         if chunks == 1 { body(0, 0..<count); return }
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
             let lo = count * c / chunks, hi = count * (c + 1) / chunks
@@ -218,6 +220,9 @@ public final class InferenceEngine {
     /// Fewest rows per thread for splitting row-local work by rows: each thread then packs every weight matrix
     /// itself, which pays only with enough rows; fewer rows split each product by columns instead.
     var minRowsPerThread = 64
+    /// Chunks per thread for column-split products and attention (cheap to over-split: a column block repacks
+    /// only the small activation operand), so that a late thread delays nothing.
+    static let chunksPerThread = 2
     /// Whether a call of several sequences may run as groups of whole sequences, one group per thread, with no
     /// meeting point at all (the tests switch it off to check the within-sequence split on the same inputs).
     var allowSequenceGroups = true
@@ -242,7 +247,9 @@ public final class InferenceEngine {
             }
         }
         if t > 1 && m * n * k >= parallelGEMMWork && n >= 32 {
-            forChunks(n, grain: max(16, n / t)) { _, cols in block(cols) }
+            forChunks(n, grain: max(16, n / (Self.chunksPerThread * t)), maxChunks: Self.chunksPerThread * t) { _, cols in
+                block(cols)
+            }
         } else {
             block(0..<n)
         }
@@ -335,7 +342,8 @@ public final class InferenceEngine {
         for s in inputs { N += s.tokenIds.count; maxT = max(maxT, s.tokenIds.count) }
         let ws = workspace
         ws.reserve(tokens: N, sequences: B, maxLength: maxT, hidden: shape.hiddenSize, maxHeadWidth: maxHeadWidth,
-                   maxFFNWidth: maxFFNWidth, poolerWidth: shape.poolerWidth, outputs: task.outputs, workers: threads)
+                   maxFFNWidth: maxFFNWidth, poolerWidth: shape.poolerWidth, outputs: task.outputs,
+                   scoreSlots: Self.chunksPerThread * threads)
 
         // Token rows, packed: sequence b owns rows offsets[b] ..< offsets[b + 1].
         var row = 0
@@ -431,8 +439,9 @@ public final class InferenceEngine {
         let offsets = ws.offsets
         let s0 = seqs.lowerBound, r0 = offsets[s0]
         let pairs = seqs.count * H
-        // Split the queries of a (sequence, head) pair only when there are fewer pairs than threads.
-        let blocks = !clsQueries && pairs < t ? t : 1
+        // Split the queries of a (sequence, head) pair only when there are fewer pairs than chunks.
+        let wanted = Self.chunksPerThread * t
+        let blocks = !clsQueries && t > 1 && pairs < wanted ? (wanted + pairs - 1) / pairs : 1
         let items = pairs * blocks
         func queryRange(_ b: Int, _ blk: Int) -> Range<Int> {
             if clsQueries { return 0..<1 }
@@ -445,7 +454,7 @@ public final class InferenceEngine {
         }
         var total = 0
         for i in 0..<items { total += cost(i) }
-        let chunks = t > 1 && total * Dh * 2 >= parallelGEMMWork ? min(t, items) : 1
+        let chunks = t > 1 && total * Dh * 2 >= parallelGEMMWork ? min(Self.chunksPerThread * t, items) : 1
         let ctx = SharedPointer(ws.ctx)
         let body: (Int) -> Void = { c in
             let scores = ws.scores + (chunks == 1 ? slot : c) * ws.scoreStride
@@ -524,7 +533,7 @@ final class Workspace {
     var offsets = UnsafeMutablePointer<Int>.allocate(capacity: 2)
     /// Sequence bounds of the groups that run on their own threads ([workers + 1]).
     var groupBounds = UnsafeMutablePointer<Int>.allocate(capacity: 2)
-    /// Floats of score scratch per worker thread (the longest sequence squared).
+    /// Floats of score scratch per attention chunk or sequence group (the longest sequence squared).
     var scoreStride = 0
     /// Times the buffers were (re)allocated; the tests check that a smaller call reuses them.
     private(set) var allocations = 0
@@ -532,7 +541,7 @@ final class Workspace {
     /// Makes every buffer big enough for `tokens` packed rows of `sequences` sequences no longer than
     /// `maxLength`; reallocates only when a capacity grows.
     func reserve(tokens N: Int, sequences B: Int, maxLength T: Int, hidden D: Int, maxHeadWidth HD: Int,
-                 maxFFNWidth I: Int, poolerWidth Pw: Int, outputs C: Int, workers: Int) {
+                 maxFFNWidth I: Int, poolerWidth Pw: Int, outputs C: Int, scoreSlots: Int) {
         if N <= tokenCapacity && B <= sequenceCapacity && T <= lengthCapacity { return }
         let n = max(N, tokenCapacity), b = max(B, sequenceCapacity), t = max(T, lengthCapacity)
         release()
@@ -542,14 +551,14 @@ final class Workspace {
         ffn = .allocate(capacity: max(1, n * I))
         tmp = .allocate(capacity: n * D)
         scoreStride = t * t
-        scores = .allocate(capacity: workers * scoreStride)
+        scores = .allocate(capacity: scoreSlots * scoreStride)
         pooled = .allocate(capacity: b * Pw)
         logits = .allocate(capacity: max(2 * n, b * C))
         ids = .allocate(capacity: n)
         types = .allocate(capacity: n)
         positions = .allocate(capacity: n)
         offsets = .allocate(capacity: b + 1)
-        groupBounds = .allocate(capacity: workers + 1)
+        groupBounds = .allocate(capacity: scoreSlots + 1)
         tokenCapacity = n
         sequenceCapacity = b
         lengthCapacity = t

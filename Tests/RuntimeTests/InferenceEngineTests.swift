@@ -260,6 +260,17 @@ final class InferenceEngineTests: XCTestCase {
         XCTAssertLessThanOrEqual(maxDiff(x, want), 1e-5)
     }
 
+    func testSoftmaxRowMatchesNaive() {
+        var rng = Xoshiro256(seed: 6)
+        for n in [1, 7, 8, 9, 16, 130] {
+            let x0 = randomArray(n, &rng, scale: 30)
+            var x = x0
+            x.withUnsafeMutableBufferPointer { EngineKernels.softmaxRow($0.baseAddress!, n) }
+            XCTAssertLessThanOrEqual(maxDiff(x, EngineKernels.Naive.softmax(x0)), 1e-6, "n \(n)")
+            XCTAssertEqual(x.reduce(0, +), 1, accuracy: 1e-5)
+        }
+    }
+
     func testAttentionHeadMatchesNaive() {
         var rng = Xoshiro256(seed: 4)
         let H = 3, Dh = 8, ld = 3 * H * Dh
