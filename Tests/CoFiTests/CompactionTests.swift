@@ -280,7 +280,7 @@ final class CompactionTests: XCTestCase {
                 .deletingLastPathComponent().appendingPathComponent(".assets/all-MiniLM-L6-v2")
         }
         guard FileManager.default.fileExists(atPath: dir.appendingPathComponent("model.safetensors").path) else {
-            throw CheckpointError("\(dir.path): the real model is missing; run scripts/fetch-assets.sh first")
+            throw CheckpointError("\(dir.path): the real model is missing; run `swift run cofi fetch` first")
         }
         return try BertModel.load(directory: dir)
     }

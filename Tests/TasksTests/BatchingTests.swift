@@ -133,7 +133,7 @@ final class BatchingTests: XCTestCase {
 
     // MARK: encoding with the real tokenizer
 
-    /// The real all-MiniLM-L6-v2 tokenizer (scripts/fetch-assets.sh, or $COFI_ASSETS).
+    /// The real all-MiniLM-L6-v2 tokenizer (`cofi fetch`, or $COFI_ASSETS).
     func realTokenizer() throws -> WordPieceTokenizer {
         let dir: URL
         if let assets = ProcessInfo.processInfo.environment["COFI_ASSETS"] {
@@ -143,8 +143,8 @@ final class BatchingTests: XCTestCase {
                 .deletingLastPathComponent().appendingPathComponent(".assets/all-MiniLM-L6-v2")
         }
         guard FileManager.default.fileExists(atPath: dir.appendingPathComponent("vocab.txt").path) else {
-            XCTFail("\(dir.path): the real tokenizer is missing; run scripts/fetch-assets.sh first")
-            throw DataError(file: dir.path, message: "missing; run scripts/fetch-assets.sh")
+            XCTFail("\(dir.path): the real tokenizer is missing; run `swift run cofi fetch` first")
+            throw DataError(file: dir.path, message: "missing; run `swift run cofi fetch`")
         }
         return try WordPieceTokenizer.load(directory: dir)
     }
@@ -182,7 +182,7 @@ final class BatchingTests: XCTestCase {
         let tokenizer = try realTokenizer()
         let raw = MovieSnippetsTests.rawFile
         guard FileManager.default.fileExists(atPath: raw.path) else {
-            return XCTFail("\(raw.path): the movie-snippets raw file is missing; run scripts/fetch-assets.sh first")
+            return XCTFail("\(raw.path): the movie-snippets raw file is missing; run `swift run cofi fetch` first")
         }
         let dir = try dataScratchDirectory()
         try MovieSnippets.build(rawFile: raw, into: dir)

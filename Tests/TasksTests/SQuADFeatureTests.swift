@@ -4,7 +4,7 @@ import BERT
 @testable import Tasks
 
 /// SQuAD features against HF `run_qa.py` with `BertTokenizerFast` (Fixtures/squad_golden.json), on the real
-/// all-MiniLM-L6-v2 vocabulary (fetched by scripts/fetch-assets.sh into .assets/, or $COFI_ASSETS).
+/// all-MiniLM-L6-v2 vocabulary (fetched by `cofi fetch` into .assets/, or $COFI_ASSETS).
 final class SQuADFeatureTests: XCTestCase {
     static var tokenizerDirectory: URL {
         if let dir = ProcessInfo.processInfo.environment["COFI_ASSETS"] {
@@ -17,7 +17,7 @@ final class SQuADFeatureTests: XCTestCase {
     func tokenizer() throws -> WordPieceTokenizer {
         let dir = Self.tokenizerDirectory
         guard FileManager.default.fileExists(atPath: dir.appendingPathComponent("vocab.txt").path) else {
-            throw SQuADError(file: dir.path, "the MiniLM tokenizer is missing; run scripts/fetch-assets.sh first")
+            throw SQuADError(file: dir.path, "the MiniLM tokenizer is missing; run `swift run cofi fetch` first")
         }
         return try WordPieceTokenizer.load(directory: dir)
     }

@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 @testable import Tasks
 
-/// The real all-MiniLM-L6-v2 tokenizer files (fetched by scripts/fetch-assets.sh into .assets/, or $COFI_ASSETS),
+/// The real all-MiniLM-L6-v2 tokenizer files (fetched by `cofi fetch` into .assets/, or $COFI_ASSETS),
 /// loaded once per test process.
 enum TokenizerAssets {
     static var directory: URL {
@@ -17,7 +17,7 @@ enum TokenizerAssets {
         let dir = directory
         for name in ["vocab.txt", "tokenizer.json"]
         where !FileManager.default.fileExists(atPath: dir.appendingPathComponent(name).path) {
-            throw TokenizerError("\(dir.path)/\(name) is missing: run scripts/fetch-assets.sh first (or set COFI_ASSETS)")
+            throw TokenizerError("\(dir.path)/\(name) is missing: run `swift run cofi fetch` first (or set COFI_ASSETS)")
         }
         return dir
     }
@@ -274,7 +274,7 @@ final class TokenizerSpeedTests: XCTestCase {
         let file = TokenizerAssets.directory.deletingLastPathComponent()
             .appendingPathComponent("movie-review-snippets/movieReviewSnippets_GroundTruth.txt")
         guard let raw = try? String(contentsOf: file, encoding: .utf8) else {
-            throw TokenizerError("\(file.path) is missing: run scripts/fetch-assets.sh first (or set COFI_ASSETS)")
+            throw TokenizerError("\(file.path) is missing: run `swift run cofi fetch` first (or set COFI_ASSETS)")
         }
         let texts = raw.split(separator: "\r\n").dropFirst().map { String($0.split(separator: "\t", maxSplits: 2)[2]) }
         XCTAssertEqual(texts.count, 10_605)

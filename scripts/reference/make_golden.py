@@ -23,7 +23,7 @@ the stored outputs are exactly the float64 results for the stored inputs (up to 
 Tensor names: see scripts/reference/README.md.
 
 Run:  .venv-ref/bin/python scripts/reference/make_golden.py   (from the repository root; needs .assets/, see
-scripts/fetch-assets.sh)
+`cofi fetch`)
 """
 
 from __future__ import annotations
@@ -664,7 +664,7 @@ def minilm_fixture() -> None:
     from transformers import BertModel, BertTokenizerFast
 
     if not os.path.isfile(os.path.join(MINILM_DIR, "model.safetensors")):
-        sys.exit(f"error: {MINILM_DIR} is missing; run scripts/fetch-assets.sh first")
+        sys.exit(f"error: {MINILM_DIR} is missing; run `swift run cofi fetch` first")
     tok = BertTokenizerFast.from_pretrained(MINILM_DIR)
     enc = tok(MINILM_SENTENCES, padding="longest", return_tensors="pt")
     assert tok.pad_token_id == 0

