@@ -82,10 +82,12 @@ public struct Prediction: Codable, Sendable, Equatable {
         return e
     }
 
-    /// The prediction as one line of JSON (no newline).
+    /// The prediction as one line of JSON (no newline). The predictor never makes non-finite numbers (it turns
+    /// such outputs into errors); a prediction built with one elsewhere is written as an error naming it.
     public func jsonLine() -> String {
-        // Every field is a string, a finite number (the predictor turns non-finite outputs into errors) or a bool.
-        String(decoding: try! Self.encoder.encode(self), as: UTF8.self)
+        if let data = try? Self.encoder.encode(self) { return String(decoding: data, as: UTF8.self) }
+        let fallback = Prediction.failure("the prediction holds a number JSON cannot write (NaN or infinity)", id: id)
+        return String(decoding: try! Self.encoder.encode(fallback), as: UTF8.self)
     }
 }
 

@@ -202,5 +202,7 @@ final class PredictorTests: XCTestCase {
         XCTAssertEqual(span.jsonLine(), #"{"answer":"Ann Lee","end":10,"id":"q/1","score":0.5,"start":3}"#)
         XCTAssertEqual(Prediction.failure("the text is empty", id: .number(1.5)).jsonLine(),
                        #"{"error":"the text is empty","id":1.5}"#)
+        XCTAssertEqual(Prediction(id: .integer(1), score: .nan).jsonLine(),
+                       #"{"error":"the prediction holds a number JSON cannot write (NaN or infinity)","id":1}"#)
     }
 }
