@@ -149,6 +149,21 @@ final class InferenceEngineTests: XCTestCase {
         XCTAssertTrue(try engine.run([]).isEmpty)
     }
 
+    /// Calls from several threads at once are serialised by the engine's lock: each gets its own right answer.
+    func testConcurrentCallsEachGetTheirOwnAnswer() throws {
+        let model = EngineFixtures.model(Self.heterogeneous, task: .span, seed: 14)
+        let engine = try InferenceEngine(model: model)
+        let batches = (0..<6).map { i in
+            EngineFixtures.inputs(lengths: Array(Self.mixedLengths.shuffled().prefix(2 + i)), shape: model.shape, seed: UInt64(i))
+        }
+        let want = try batches.map { try engine.run($0) }
+        let results = UnsafeMutableBufferPointer<[SequenceOutput]>.allocate(capacity: batches.count)
+        results.initialize(repeating: [])
+        defer { results.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: batches.count) { i in results[i] = try! engine.run(batches[i]) }
+        for i in batches.indices { XCTAssertEqual(results[i], want[i], "batch \(i)") }
+    }
+
     func testRealMiniLMWithClassificationHeadMatchesTrainingPath() throws {
         let model = try RealMiniLM.load(task: .classification(labels: 2))
         let engine = try InferenceEngine(model: model)
