@@ -9,6 +9,9 @@
 //                step (gradients are dropped between steps, outside the timed region)
 //   engine_b1    the Runtime `InferenceEngine` (packed forward-only path), B = 1, each T of `--lengths` → latency
 //   engine_b32   the engine, B = 32, T = 128                                            → throughput
+//   fwd_mixed_b32, engine_mixed_b32   B = 32 sequences of seeded random lengths 8…128 (mean ≈ 68): the training
+//                path pads them to the longest (attention mask), the engine packs them without padding. GFLOP/s
+//                count the real tokens only, so the padded path's padding shows as lost throughput.
 // GFLOP/s counts `BertShape.forwardFLOPs(tokens:)` per sequence (encoder linears + attention products), and 3×
 // that for forward + backward. The engine's rows count the same FLOPs although, for a classification head, it
 // skips the work after the last attention sublayer on every token but [CLS]: its GFLOP/s are "effective".
@@ -34,7 +37,7 @@ import Tensor
 
 struct Options {
     var models = ["bert-base", "minilm-l6", "cofi-s95"]
-    var workloads = ["fwd_b1", "fwd_b32", "fwd_bwd_b32", "engine_b1", "engine_b32"]
+    var workloads = ["fwd_b1", "fwd_b32", "fwd_bwd_b32", "engine_b1", "engine_b32", "fwd_mixed_b32", "engine_mixed_b32"]
     var lengths = [32, 128, 384]
     var engineThreads: Int?
     var repeats: Int?
@@ -47,10 +50,11 @@ struct Options {
 func usage() -> String {
     """
     usage: cofi-bench [--models bert-base,minilm-l6,cofi-s95]
-                      [--workloads fwd_b1,fwd_b32,fwd_bwd_b32,engine_b1,engine_b32] [--lengths 32,128,384]
+                      [--workloads fwd_b1,fwd_b32,fwd_bwd_b32,engine_b1,engine_b32,fwd_mixed_b32,engine_mixed_b32]
+                      [--lengths 32,128,384]
                       [--engine-threads N] [--repeats N] [--warmup N] [--budget SECONDS]
       --models     comma-separated shapes to run (default: all three)
-      --workloads  comma-separated workloads to run (default: all five)
+      --workloads  comma-separated workloads to run (default: all seven)
       --lengths    comma-separated sequence lengths of the B = 1 workloads (default 32,128,384; at most 512)
       --engine-threads  threads of the engine workloads (default: all cores)
       --repeats    timed runs per workload (default: as many as fit in --budget, 3…50)
@@ -294,6 +298,33 @@ func runModel(_ spec: ModelSpec, _ o: Options) -> [Result] {
             report(results.last!)
         }
     }
+    if o.workloads.contains("fwd_mixed_b\(B)") || o.workloads.contains("engine_mixed_b\(B)") {
+        var lrng = Xoshiro256(seed: 99)
+        let lengths = (0..<B).map { _ in 8 + Int(lrng.next() % UInt64(T - 7)) }
+        let inputs = lengths.map { n in
+            EncodedInput(tokenIds: (0..<n).map { _ in 1 + Int(lrng.next() % UInt64(spec.shape.vocabSize - 1)) })
+        }
+        let longest = lengths.max()!
+        var ids = [Int](repeating: 0, count: B * longest), mask = [Int](repeating: 0, count: B * longest)
+        for (b, input) in inputs.enumerated() {
+            for (t, id) in input.tokenIds.enumerated() { ids[b * longest + t] = id; mask[b * longest + t] = 1 }
+        }
+        let padded = BertBatch(batch: B, seqLen: longest, inputIds: ids, attentionMask: mask)
+        let realFLOPs = lengths.reduce(0.0) { $0 + spec.shape.forwardFLOPs(tokens: $1) }
+        if o.workloads.contains("fwd_mixed_b\(B)") {
+            let r = measure(o) { forwardInference(model, padded) }
+            results.append(Result(model: spec.name, workload: "fwd_mixed_b\(B)", batch: B, seqLen: longest,
+                                  runs: r.map { $0[0] }, phases: ["cpu_ms": r.map { $0.last! }], flopsPerRun: realFLOPs))
+            report(results.last!)
+        }
+        if o.workloads.contains("engine_mixed_b\(B)") {
+            let engine = try! InferenceEngine(model: model, threads: o.engineThreads)
+            let r = measure(o) { engineForward(engine, inputs) }
+            results.append(Result(model: spec.name, workload: "engine_mixed_b\(B)", batch: B, seqLen: longest,
+                                  runs: r.map { $0[0] }, phases: ["cpu_ms": r.map { $0.last! }], flopsPerRun: realFLOPs))
+            report(results.last!)
+        }
+    }
     guard o.workloads.contains("fwd_bwd_b\(B)") else { return results }
 
     var mode = ForwardMode(training: true, rng: Xoshiro256(seed: 1))
@@ -323,11 +354,11 @@ func pad(_ s: String, _ w: Int, right: Bool = false) -> String {
     return right ? String(repeating: " ", count: n) + s : s + String(repeating: " ", count: n)
 }
 
-let header = pad("model", 11) + pad("workload", 13) + pad("T", 5, right: true) + pad("median ms", 11, right: true) + pad("min ms", 11, right: true)
+let header = pad("model", 11) + pad("workload", 17) + pad("T", 5, right: true) + pad("median ms", 11, right: true) + pad("min ms", 11, right: true)
     + pad("seq/s", 10, right: true) + pad("GFLOP/s", 9, right: true) + pad("runs", 6, right: true)
 
 func row(_ r: Result) -> String {
-    pad(r.model, 11) + pad(r.workload, 13) + pad("\(r.seqLen)", 5, right: true) + pad(r.fmt(r.medianMs, 2), 11, right: true)
+    pad(r.model, 11) + pad(r.workload, 17) + pad("\(r.seqLen)", 5, right: true) + pad(r.fmt(r.medianMs, 2), 11, right: true)
         + pad(r.fmt(r.minMs, 2), 11, right: true) + pad(r.fmt(r.seqPerS, 2), 10, right: true)
         + pad(r.fmt(r.gflops, 1), 9, right: true) + pad("\(r.runs.count)", 6, right: true)
 }
