@@ -39,7 +39,8 @@ public struct InferenceError: Error, CustomStringConvertible, Equatable {
 /// included, and the hidden width possibly cut), for serving.
 ///
 /// Owns a copy of the model's weights in its own layout (`EngineWeights`: one arena, Q/K/V stacked) and a
-/// workspace of activation buffers that grows to the largest call and is then reused. No gradient tape, no
+/// workspace of activation buffers that grows to the largest pass (a call of more than 8,192 tokens runs as
+/// consecutive passes of whole sequences) and is then reused. No gradient tape, no
 /// allocation per layer. Sequences of different lengths run packed: the linear layers see the concatenated
 /// token rows [ΣT, D]; attention runs per sequence and head on that sequence's own length. For a pooled head
 /// (classification, regression) only the [CLS] rows are carried past the last attention sublayer, since nothing
@@ -102,11 +103,26 @@ public final class InferenceEngine {
     /// Throws for an empty sequence, a length over maxPositions, or an id outside the vocabulary / type vocabulary.
     public func run(_ inputs: [EncodedInput]) throws -> [SequenceOutput] {
         try validate(inputs)
-        if inputs.isEmpty { return [] }
         lock.lock()
         defer { lock.unlock() }
-        return forward(inputs)
+        var outputs: [SequenceOutput] = []
+        outputs.reserveCapacity(inputs.count)
+        var start = 0
+        while start < inputs.count {
+            var end = start, tokens = 0
+            while end < inputs.count && (end == start || tokens + inputs[end].tokenIds.count <= maxTokensPerPass) {
+                tokens += inputs[end].tokenIds.count
+                end += 1
+            }
+            outputs += forward(inputs[start..<end])
+            start = end
+        }
+        return outputs
     }
+
+    /// Tokens above which one call runs as consecutive passes, each packing as many whole sequences as fit, so
+    /// the workspace stays bounded however many sequences a call brings (8,192 tokens: B = 64 at T = 128).
+    var maxTokensPerPass = 8192
 
     func validate(_ inputs: [EncodedInput]) throws {
         for (i, input) in inputs.enumerated() {
@@ -338,7 +354,7 @@ public final class InferenceEngine {
     // MARK: - Forward
 
     /// The packed forward pass over validated inputs.
-    func forward(_ inputs: [EncodedInput]) -> [SequenceOutput] {
+    func forward(_ inputs: ArraySlice<EncodedInput>) -> [SequenceOutput] {
         let B = inputs.count
         var N = 0, maxT = 0
         for s in inputs { N += s.tokenIds.count; maxT = max(maxT, s.tokenIds.count) }

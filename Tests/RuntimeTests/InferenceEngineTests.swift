@@ -149,6 +149,19 @@ final class InferenceEngineTests: XCTestCase {
         XCTAssertTrue(try engine.run([]).isEmpty)
     }
 
+    /// A call bigger than one pass runs as consecutive passes of whole sequences, with the same answers.
+    func testCallsBiggerThanOnePassRunInPasses() throws {
+        for task in [TaskHeadKind.classification(labels: 2), .span] {
+            let model = EngineFixtures.model(Self.heterogeneous, task: task, seed: 15)
+            let engine = try InferenceEngine(model: model)
+            engine.maxTokensPerPass = 30  // below the longest sequence too: that one runs alone
+            let inputs = EngineFixtures.inputs(lengths: Self.mixedLengths, shape: model.shape, seed: 5)
+            let got = try engine.run(inputs)
+            XCTAssertLessThanOrEqual(EngineFixtures.maxDifference(got, EngineFixtures.oracle(model, inputs)), 1e-5)
+            XCTAssertLessThanOrEqual(engine.workspace.tokenCapacity, 30)
+        }
+    }
+
     /// Calls from several threads at once are serialised by the engine's lock: each gets its own right answer.
     func testConcurrentCallsEachGetTheirOwnAnswer() throws {
         let model = EngineFixtures.model(Self.heterogeneous, task: .span, seed: 14)
