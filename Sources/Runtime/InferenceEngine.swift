@@ -40,12 +40,14 @@ public struct InferenceError: Error, CustomStringConvertible, Equatable {
 ///
 /// Owns a copy of the model's weights in its own layout (`EngineWeights`: one arena, Q/K/V stacked) and a
 /// workspace of activation buffers that grows to the largest pass (a call of more than 8,192 tokens runs as
-/// consecutive passes of whole sequences) and is then reused. No gradient tape, no
-/// allocation per layer. Sequences of different lengths run packed: the linear layers see the concatenated
-/// token rows [ΣT, D]; attention runs per sequence and head on that sequence's own length. For a pooled head
-/// (classification, regression) only the [CLS] rows are carried past the last attention sublayer, since nothing
-/// after it mixes tokens. Matrix products and element-wise passes are split across `threads` only when the work
-/// pays for a thread (OpenBLAS itself is pinned to one thread, see `BLAS`).
+/// consecutive passes of whole sequences) and is then reused. No gradient tape, no allocation per layer.
+/// Sequences of different lengths run packed: the linear layers see the concatenated token rows [ΣT, D];
+/// attention runs per sequence and head on that sequence's own length. The forward is a `program` of row-local
+/// chains and attention steps; for a pooled head (classification, regression) only the [CLS] rows are carried
+/// past the keys and values of the last attention layer, since nothing after that mixes tokens. Threads
+/// (OpenBLAS itself is pinned to one, see `BLAS`): balanced multi-sequence calls run as whole-sequence groups, one
+/// per thread; otherwise row chains split by row blocks (many rows) or each product by column blocks, and
+/// attention by (sequence, head, query block) items — each only when the work pays for a thread.
 ///
 /// `run` is serialised by a lock: one engine may be shared, but calls on it do not overlap.
 public final class InferenceEngine {
