@@ -33,7 +33,7 @@ Checks before any timing (the run stops if one fails):
 
 Workloads (the same as `cofi bench`):
   latency_b1_t32, latency_b1_t128, latency_b1_t384
-                 batch 1, exactly T tokens, all real (attention mask all ones, segment 0): [CLS], ids drawn from a
+                 batch 1, exactly T tokens (capped at the model's max positions, as cofi bench does), all real (attention mask all ones, segment 0): [CLS], ids drawn from a
                  generator seeded by the shape, [SEP]
   throughput_b32_t128
                  batch 32, T = 128, all real
@@ -250,7 +250,8 @@ def prepare(name: str, spec: str, args, work_dir: str) -> dict:
     padded = [b["input_ids"].size for b in batches]
     log(f"{name}: dev {args.dev}: {len(texts)} texts, {len(batches)} batches of 32, {sum(lengths)} real / "
         f"{sum(padded)} padded tokens (tokenizer {tok_class} of {tokenizer_dir}, max length {args.max_length})")
-    arrays = {"labels": np.asarray(labels, dtype=np.int64), "vocab": np.asarray(vocab)}
+    arrays = {"labels": np.asarray(labels, dtype=np.int64), "vocab": np.asarray(vocab),
+              "max_positions": np.asarray(model.config.max_position_embeddings)}
     for i, b in enumerate(batches):
         for k in INPUT_NAMES:
             arrays[f"dev{i}_{k}"] = b[k]
@@ -263,7 +264,9 @@ def prepare(name: str, spec: str, args, work_dir: str) -> dict:
         export_onnx(model, onnx_path)
         log(f"{name}: exported {onnx_path} ({os.path.getsize(onnx_path) / 2**20:.1f} MiB, {time.perf_counter() - t0:.1f} s)")
         sess = ort_session(onnx_path)
-        cases = [synthetic_inputs(1, 32, vocab), synthetic_inputs(1, 384, vocab), synthetic_inputs(32, 128, vocab), batches[0]]
+        longest = min(384, model.config.max_position_embeddings)
+        cases = [synthetic_inputs(1, 32, vocab), synthetic_inputs(1, longest, vocab), synthetic_inputs(32, 128, vocab),
+                 batches[0]]
         worst = 0.0
         wrapper = logits_only(model)
         for feed in cases:
@@ -337,7 +340,7 @@ def child(args) -> None:
     import numpy as np
 
     data = np.load(args.inputs)
-    vocab = int(data["vocab"])
+    vocab, max_positions = int(data["vocab"]), int(data["max_positions"])
     labels = data["labels"]
     n_dev = sum(1 for k in data.files if k.endswith("_input_ids"))
     dev = [{k: data[f"dev{i}_{k}"] for k in INPUT_NAMES} for i in range(n_dev)]
@@ -375,6 +378,8 @@ def child(args) -> None:
     out = []
     for w in args.workloads:
         batch, seq_len = workload_shape(w)
+        if seq_len is not None:
+            seq_len = min(seq_len, max_positions)  # as cofi bench: T capped at the model's max positions
         if w == "dev_throughput":
             calls = [as_call(b) for b in dev]
             times, repeats, outs = time_passes(calls, args.warmup, args.repeats, args.budget)
