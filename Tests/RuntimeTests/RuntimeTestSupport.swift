@@ -75,7 +75,7 @@ enum EngineFixtures {
     }
 }
 
-/// The real all-MiniLM-L6-v2 under `.assets/` (or `$COFI_ASSETS`).
+/// The real all-MiniLM-L6-v2 under `.assets/` (fetched by `cofi fetch`), or under `$COFI_ASSETS`.
 enum RealMiniLM {
     static var directory: URL {
         if let dir = ProcessInfo.processInfo.environment["COFI_ASSETS"] {
@@ -88,7 +88,7 @@ enum RealMiniLM {
     /// The model with a freshly initialised `task` head; fails (not skips) when the assets are missing.
     static func load(task: TaskHeadKind) throws -> BertModel {
         guard FileManager.default.fileExists(atPath: directory.appendingPathComponent("model.safetensors").path) else {
-            throw CheckpointError("\(directory.path): the real model is missing; run scripts/fetch-assets.sh first")
+            throw CheckpointError("\(directory.path): the real model is missing; run `swift run cofi fetch` first")
         }
         return try BertModel.load(directory: directory, task: task, seed: 3)
     }
