@@ -61,7 +61,7 @@ done
 MODEL="$(cd "$MODEL" && pwd)"
 [[ -z "$BASELINE" ]] || BASELINE="$(cd "$BASELINE" && pwd)"
 DEV="$ROOT/.assets/movie-snippets/dev.tsv"
-[[ -f "$DEV" ]] || die "$DEV: no such file (run scripts/fetch-assets.sh, then any cofi command with --task movie-snippets builds it)"
+[[ -f "$DEV" ]] || die "$DEV: no such file (run cofi fetch, then any cofi command with --task movie-snippets builds it)"
 
 # The names cofi bench gives directories: the last component, with the parent for best/ final/ checkpoint/ pruned/.
 display_name() {
