@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 // cofi — CoFi structured pruning for BERT-family models, in Swift.
-// Layers (each imports only the ones above it):  CBLAS/Accelerate → Tensor → BERT → Tasks → Runtime (inference) and
-// Training → CoFi → cofi (CLI), cofi-bench.
+// Layers (each imports only the ones above it):  CBLAS/Accelerate → Tensor → BERT → Tasks → Runtime (inference) →
+// Serving (HTTP), and Tasks → Training → CoFi; all → cofi (CLI), cofi-bench.
 import PackageDescription
 
 /// Release builds target the haswell level (AVX2 + FMA) on Linux x86-64 so the SIMD kernels vectorise fully.
@@ -24,6 +24,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", providers: [.apt(["libopenblas-dev"])]),
@@ -35,11 +36,13 @@ let package = Package(
         .target(name: "BERT", dependencies: ["Tensor"], exclude: ["README.md"], swiftSettings: simdFlags),
         .target(name: "Tasks", dependencies: ["BERT"], exclude: ["README.md"]),
         .target(name: "Runtime", dependencies: ["Tasks", "BERT", "Tensor"], exclude: ["README.md"], swiftSettings: simdFlags),
+        .target(name: "Serving", dependencies: ["Runtime", .product(name: "Hummingbird", package: "hummingbird")],
+                exclude: ["README.md"]),
         .target(name: "Training", dependencies: ["Tasks", "BERT"], exclude: ["README.md"], swiftSettings: simdFlags),
         .target(name: "CoFi", dependencies: ["Training"], exclude: ["README.md"], swiftSettings: simdFlags),
         .executableTarget(
             name: "cofi",
-            dependencies: ["BERT", "Tensor", "Tasks", "Runtime", "Training", "CoFi", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["BERT", "Tensor", "Tasks", "Runtime", "Serving", "Training", "CoFi", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             exclude: ["README.md"]),
         .executableTarget(name: "cofi-bench", dependencies: ["BERT", "Tensor", "Runtime"], exclude: ["README.md"],
                          swiftSettings: simdFlags),
