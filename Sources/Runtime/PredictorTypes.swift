@@ -118,3 +118,97 @@ public struct PredictorError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
+
+// MARK: - JSON records
+
+/// One record as JSON — `cofi predict`'s JSON-lines records and `cofi serve`'s request records alike:
+/// `{"text": …}`, `{"text": …, "text_pair": …}` or `{"question": …, "context": …}`, with an optional `"id"` (a string
+/// or a number) that is echoed back; other keys are ignored. The one JSON reader of records, so that both commands
+/// accept the same records and name the same faults.
+public struct PredictorRecord: Sendable, Equatable {
+    public var input: PredictorInput
+    public var id: PredictionID?
+
+    public init(input: PredictorInput, id: PredictionID? = nil) {
+        self.input = input
+        self.id = id
+    }
+
+    /// The record in `object` (a value as `JSONSerialization` returns it), or what is wrong with it — with the
+    /// record's id when the id itself was readable, so that the error can be echoed with it.
+    public static func decode(jsonObject object: Any) -> Result<PredictorRecord, PredictorRecordError> {
+        guard let fields = object as? [String: Any] else {
+            return .failure(PredictorRecordError("a JSON \(jsonKind(object)), expected an object such as "
+                                                 + "{\"text\": \"…\"} or {\"question\": \"…\", \"context\": \"…\"}"))
+        }
+        var id: PredictionID? = nil
+        if let raw = fields["id"], !(raw is NSNull) {
+            guard let parsed = jsonID(raw) else {
+                return .failure(PredictorRecordError("\"id\" is a \(jsonKind(raw)); expected a string or a number"))
+            }
+            id = parsed
+        }
+        func fail(_ message: String) -> Result<PredictorRecord, PredictorRecordError> {
+            .failure(PredictorRecordError(message, id: id))
+        }
+        var strings: [String: String] = [:]
+        for key in ["text", "text_pair", "question", "context"] {
+            guard let raw = fields[key], !(raw is NSNull) else { continue }
+            guard let s = raw as? String else { return fail("\"\(key)\" is a \(jsonKind(raw)); expected a string") }
+            strings[key] = s
+        }
+        switch (strings["text"], strings["text_pair"], strings["question"], strings["context"]) {
+        case (let a?, nil, nil, nil): return .success(PredictorRecord(input: .text(a), id: id))
+        case (let a?, let b?, nil, nil): return .success(PredictorRecord(input: .pair(a, b), id: id))
+        case (nil, nil, let q?, let c?): return .success(PredictorRecord(input: .question(q, context: c), id: id))
+        case (nil, _?, nil, nil): return fail("\"text_pair\" without \"text\"; expected both")
+        case (nil, nil, _?, nil): return fail("\"question\" without \"context\"; expected both")
+        case (nil, nil, nil, _?): return fail("\"context\" without \"question\"; expected both")
+        case (nil, nil, nil, nil):
+            return fail("no \"text\" or \"question\" key; expected {\"text\": …}, {\"text\": …, \"text_pair\": …} "
+                        + "or {\"question\": …, \"context\": …}")
+        default:
+            return fail("both \"text\"/\"text_pair\" and \"question\"/\"context\"; expected one kind of record")
+        }
+    }
+
+    /// A JSON id value: a string or a number (not a boolean); a whole number below 9e15 becomes `.integer`.
+    public static func jsonID(_ raw: Any) -> PredictionID? {
+        if let s = raw as? String { return .string(s) }
+        guard let n = raw as? NSNumber, !isBoolean(n) else { return nil }
+        let type = String(cString: n.objCType)
+        if type == "d" || type == "f" {
+            let d = n.doubleValue
+            return d == d.rounded() && abs(d) < 9e15 ? .integer(Int(d)) : .number(d)
+        }
+        return .integer(n.intValue)
+    }
+
+    /// What a JSON value is, for messages: "string", "number", "boolean", "array", "object" or "null".
+    public static func jsonKind(_ value: Any) -> String {
+        switch value {
+        case is String: return "string"
+        case let n as NSNumber: return isBoolean(n) ? "boolean" : "number"
+        case is [Any]: return "array"
+        case is [String: Any]: return "object"
+        case is NSNull: return "null"
+        default: return "value"
+        }
+    }
+
+    private static func isBoolean(_ n: NSNumber) -> Bool { String(cString: n.objCType) == "c" }
+}
+
+/// A JSON value that is not a record: what is wrong and what was expected, and the record's id when it had a
+/// readable one.
+public struct PredictorRecordError: Error, CustomStringConvertible, Sendable, Equatable {
+    public let message: String
+    public let id: PredictionID?
+
+    public init(_ message: String, id: PredictionID? = nil) {
+        self.message = message
+        self.id = id
+    }
+
+    public var description: String { message }
+}

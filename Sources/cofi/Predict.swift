@@ -249,7 +249,8 @@ struct RecordParser {
         }
     }
 
-    /// A JSON-lines record: `text` (+ `text_pair`) or `question` + `context`, and an optional `id`.
+    /// A JSON-lines record (`PredictorRecord.decode`, shared with `cofi serve`): `text` (+ `text_pair`) or
+    /// `question` + `context`, and an optional `id`.
     private func parseJSON(_ text: String, line: Int) -> Result<(PredictorInput, PredictionID?), RecordError> {
         let object: Any
         do {
@@ -258,65 +259,9 @@ struct RecordParser {
             let detail = (error as NSError).userInfo["NSDebugDescription"] as? String ?? "\(error)"
             return .failure(RecordError(line: line, message: "malformed JSON (\(detail)); expected one JSON object per line"))
         }
-        guard let fields = object as? [String: Any] else {
-            return .failure(RecordError(line: line, message: "a JSON \(Self.kind(object)), expected an object such as "
-                                        + "{\"text\": \"…\"} or {\"question\": \"…\", \"context\": \"…\"}"))
-        }
-        var id: PredictionID? = nil
-        if let raw = fields["id"], !(raw is NSNull) {
-            guard let parsed = Self.id(raw) else {
-                return .failure(RecordError(line: line, message: "\"id\" is a \(Self.kind(raw)); expected a string or a number"))
-            }
-            id = parsed
-        }
-        func fail(_ message: String) -> Result<(PredictorInput, PredictionID?), RecordError> {
-            .failure(RecordError(line: line, message: message, id: id))
-        }
-        var strings: [String: String] = [:]
-        for key in ["text", "text_pair", "question", "context"] {
-            guard let raw = fields[key], !(raw is NSNull) else { continue }
-            guard let s = raw as? String else { return fail("\"\(key)\" is a \(Self.kind(raw)); expected a string") }
-            strings[key] = s
-        }
-        switch (strings["text"], strings["text_pair"], strings["question"], strings["context"]) {
-        case (let a?, nil, nil, nil): return .success((.text(a), id))
-        case (let a?, let b?, nil, nil): return .success((.pair(a, b), id))
-        case (nil, nil, let q?, let c?): return .success((.question(q, context: c), id))
-        case (nil, _?, nil, nil): return fail("\"text_pair\" without \"text\"; expected both")
-        case (nil, nil, _?, nil): return fail("\"question\" without \"context\"; expected both")
-        case (nil, nil, nil, _?): return fail("\"context\" without \"question\"; expected both")
-        case (nil, nil, nil, nil):
-            return fail("no \"text\" or \"question\" key; expected {\"text\": …}, {\"text\": …, \"text_pair\": …} "
-                        + "or {\"question\": …, \"context\": …}")
-        default:
-            return fail("both \"text\"/\"text_pair\" and \"question\"/\"context\"; expected one kind of record")
-        }
-    }
-
-    /// A JSON id value: a string or a number (not a boolean).
-    static func id(_ raw: Any) -> PredictionID? {
-        if let s = raw as? String { return .string(s) }
-        guard let n = raw as? NSNumber, !isBoolean(n) else { return nil }
-        let type = String(cString: n.objCType)
-        if type == "d" || type == "f" {
-            let d = n.doubleValue
-            return d == d.rounded() && abs(d) < 9e15 ? .integer(Int(d)) : .number(d)
-        }
-        return .integer(n.intValue)
-    }
-
-    static func isBoolean(_ n: NSNumber) -> Bool { String(cString: n.objCType) == "c" }
-
-    /// What a JSON value is, for messages.
-    static func kind(_ value: Any) -> String {
-        switch value {
-        case is String: return "string"
-        case let n as NSNumber: return isBoolean(n) ? "boolean" : "number"
-        case is [Any]: return "array"
-        case is [String: Any]: return "object"
-        case is NSNull: return "null"
-        default: return "value"
-        }
+        return PredictorRecord.decode(jsonObject: object)
+            .map { ($0.input, $0.id) }
+            .mapError { RecordError(line: line, message: $0.message, id: $0.id) }
     }
 }
 

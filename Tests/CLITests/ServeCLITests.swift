@@ -1,0 +1,343 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Runtime
+import XCTest
+
+/// `cofi serve` as a user runs it, on a tiny random classifier: started on a free loopback port, it answers
+/// concurrent requests exactly as `cofi predict` answers the same records, gathers them into shared batches, answers
+/// bad requests with 4xx and JSON errors while staying up, and stops cleanly on SIGTERM.
+final class ServeCLITests: XCTestCase {
+    var work: URL!
+    var classifier: URL { work.appendingPathComponent("classifier") }
+
+    override func setUpWithError() throws {
+        work = FileManager.default.temporaryDirectory.appendingPathComponent("cofi-serve-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        try TinyModels.write(classifier, task: .classification(labels: 2), seed: 3)
+    }
+
+    override func tearDownWithError() throws {
+        if let work { try? FileManager.default.removeItem(at: work) }
+    }
+
+    // MARK: - Helpers
+
+    /// A running `cofi serve`: its process, its URL (from the "listening on" line) and what it logged.
+    final class Server: @unchecked Sendable {
+        let process: Process
+        let url: URL
+        private let lock = NSLock()
+        private var errData = Data()
+        private let errDone = DispatchSemaphore(value: 0)
+
+        init(process: Process, url: URL, stderr: Pipe) {
+            self.process = process
+            self.url = url
+            Thread {
+                while true {
+                    let chunk = stderr.fileHandleForReading.availableData
+                    if chunk.isEmpty { break }
+                    self.lock.lock()
+                    self.errData += chunk
+                    self.lock.unlock()
+                }
+                self.errDone.signal()
+            }.start()
+        }
+
+        /// stderr so far (all of it once the process has ended and `stop()` returned).
+        var stderr: String {
+            lock.lock()
+            defer { lock.unlock() }
+            return String(decoding: errData, as: UTF8.self)
+        }
+
+        /// SIGTERM, then waits for the exit (and the end of stderr); returns the exit status.
+        @discardableResult
+        func stop() -> Int32 {
+            if process.isRunning { process.terminate() }
+            process.waitUntilExit()
+            _ = errDone.wait(timeout: .now() + 10)
+            return process.terminationStatus
+        }
+    }
+
+    /// Starts `cofi serve --model classifier --port 0 extra…`, waits (up to 2 minutes) for its "listening on" line,
+    /// and makes sure the process is stopped when the test ends, whatever happens.
+    func startServer(_ extra: [String] = [], file: StaticString = #filePath, line: UInt = #line) throws -> Server {
+        let p = Process()
+        p.executableURL = productsDirectory.appendingPathComponent("cofi")
+        p.arguments = ["serve", "--model", classifier.path, "--port", "0"] + extra
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        addTeardownBlock {
+            if p.isRunning {
+                p.terminate()
+                p.waitUntilExit()
+            }
+        }
+        // The first stdout line, read on another thread so that a server that never prints cannot hang the test.
+        final class Box: @unchecked Sendable { var line: String? }
+        let box = Box()
+        let read = DispatchSemaphore(value: 0)
+        Thread {
+            var bytes = Data()
+            while !bytes.contains(UInt8(ascii: "\n")) {
+                let chunk = out.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                bytes += chunk
+            }
+            box.line = String(decoding: bytes, as: UTF8.self)
+            read.signal()
+        }.start()
+        let server: Server
+        if read.wait(timeout: .now() + 120) == .timedOut {
+            server = Server(process: p, url: URL(string: "http://127.0.0.1:1")!, stderr: err)
+            server.stop()
+            XCTFail("no \"listening on\" line within 2 minutes; stderr: \(server.stderr)", file: file, line: line)
+            throw ServeTestError("cofi serve did not start")
+        }
+        let first = box.line ?? ""
+        let prefix = "listening on http://127.0.0.1:"
+        guard first.hasPrefix(prefix), first.hasSuffix("\n"),
+              let port = Int(first.dropFirst(prefix.count).dropLast()), port > 0 else {
+            let s = Server(process: p, url: URL(string: "http://127.0.0.1:1")!, stderr: err)
+            s.stop()
+            XCTFail("expected \"\(prefix)PORT\", got \(first.debugDescription); stderr: \(s.stderr)", file: file, line: line)
+            throw ServeTestError("cofi serve did not start")
+        }
+        return Server(process: p, url: URL(string: "http://127.0.0.1:\(port)")!, stderr: err)
+    }
+
+    /// One HTTP exchange; returns (status, body). Fails the test on a transport error.
+    func send(_ method: String, _ url: URL, _ body: Data? = nil, session: URLSession = .shared) throws -> (Int, Data) {
+        var request = URLRequest(url: url, timeoutInterval: 120)
+        request.httpMethod = method
+        if let body {
+            request.httpBody = body
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        final class Box: @unchecked Sendable { var result: Result<(Int, Data), Error>? }
+        let box = Box()
+        let done = DispatchSemaphore(value: 0)
+        session.dataTask(with: request) { data, response, error in
+            if let error {
+                box.result = .failure(error)
+            } else {
+                box.result = .success(((response as? HTTPURLResponse)?.statusCode ?? -1, data ?? Data()))
+            }
+            done.signal()
+        }.resume()
+        guard done.wait(timeout: .now() + 180) == .success, let result = box.result else {
+            throw ServeTestError("no answer from \(method) \(url.path) within 3 minutes")
+        }
+        return try result.get()
+    }
+
+    func object(_ data: Data, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
+        try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any], String(decoding: data, as: UTF8.self),
+                      file: file, line: line)
+    }
+
+    /// An answer object equals `cofi predict`'s line for the same record: the same keys, label, id, truncation and
+    /// error (after the locator, "line N: " there and "inputs[K]: " here), probabilities equal to float rounding
+    /// (the engine's sums may round differently in another batch).
+    func assertSame(_ answer: [String: Any], _ expected: [String: Any], _ what: String,
+                    file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(Set(answer.keys), Set(expected.keys), what, file: file, line: line)
+        XCTAssertEqual(answer["label"] as? String, expected["label"] as? String, what, file: file, line: line)
+        XCTAssertEqual(answer["truncated"] as? Bool, expected["truncated"] as? Bool, what, file: file, line: line)
+        XCTAssertEqual((answer["id"] as? NSObject)?.description, (expected["id"] as? NSObject)?.description, what,
+                       file: file, line: line)
+        func message(_ o: [String: Any], without locator: String) -> String? {
+            guard let e = o["error"] as? String else { return nil }
+            guard let r = e.range(of: locator, options: .regularExpression) else { return e }
+            return String(e[r.upperBound...])
+        }
+        XCTAssertEqual(message(answer, without: #"^inputs\[[0-9]+\]: "#), message(expected, without: #"^line [0-9]+: "#),
+                       what, file: file, line: line)
+        let p = answer["probabilities"] as? [String: Double] ?? [:], q = expected["probabilities"] as? [String: Double] ?? [:]
+        XCTAssertEqual(Set(p.keys), Set(q.keys), what, file: file, line: line)
+        for (name, value) in q { XCTAssertEqual(p[name] ?? -1, value, accuracy: 1e-6, what, file: file, line: line) }
+    }
+
+    // MARK: - Tests
+
+    func testConcurrentRequestsEqualPredictAndShareBatches() throws {
+        let long = Array(repeating: "the film was good and fun", count: 12).joined(separator: " ")
+        var records: [String] = [
+            #"{"id": "a", "text": "the film was good"}"#,
+            #"{"text": "awful"}"#,
+            #"{"id": 3, "text": "the plot", "text_pair": "was dull"}"#,
+            #"{"text": "a great story and a good plot"}"#,
+            #"{"id": 5, "text": "\#(long)"}"#,                       // truncated
+            #"{"id": 6, "text": "   "}"#,                            // the predictor's error: empty text
+            #"{"id": 7, "text_pair": "fun"}"#,                       // not a record
+            #"{"id": 8, "question": "who directed it", "context": "ann lee"}"#,  // wrong kind for a classifier
+            #"{"text": "ann lee directed it in paris", "extra": [1, 2]}"#,
+            #"{"id": 10.5, "text": "bad", "text_pair": "the story was great"}"#,
+        ]
+        let words = TinyModels.words
+        for k in 0 ..< 14 {  // more texts of different lengths
+            let text = (0 ... (k % 7 + 1)).map { words[($0 * 5 + k * 3) % words.count] }.joined(separator: " ")
+            records.append(#"{"id": "t\#(k)", "text": "\#(text)"}"#)
+        }
+        let (status, stdout, stderr) = try runCofi(["predict", "--model", classifier.path, "--format", "jsonl"],
+                                                   input: Data((records.joined(separator: "\n") + "\n").utf8))
+        XCTAssertEqual(status, 0, stderr)
+        let expected = try stdout.split(separator: "\n").map { try object(Data($0.utf8)) }
+        XCTAssertEqual(expected.count, records.count, stdout)
+        XCTAssertNotNil(expected[4]["truncated"], "the long text must be truncated: \(stdout)")
+        XCTAssertGreaterThan(Set(expected.compactMap { ($0["probabilities"] as? [String: Double])?["positive"] }).count, 5,
+                             "the random model must tell inputs apart")
+
+        let server = try startServer(["--max-wait-ms", "300", "--max-batch", "64"])
+        let (_, before) = try send("GET", server.url.appendingPathComponent("health"))
+        let statsBefore = try XCTUnwrap(try object(before)["statistics"] as? [String: Int])
+
+        // 16 requests at once from 16 threads: singles (every record that is one) and {"inputs": […]} of 1–4 records.
+        let singles = records.indices.filter { $0 != 6 }
+        let requests: [[Int]] = (0 ..< 16).map { r in
+            r % 2 == 0 ? [singles[(r / 2 * 3) % singles.count]]
+                       : (0 ..< (r % 4 + 1)).map { (r * 5 + $0 * 7 + 1) % records.count }
+        }
+        XCTAssertTrue(requests.contains { $0.contains(6) }, "a bad record inside a batch must be among the requests")
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.httpMaximumConnectionsPerHost = 16
+        let session = URLSession(configuration: configuration)
+        final class Answers: @unchecked Sendable {
+            let lock = NSLock()
+            var byRequest: [Int: Result<(Int, Data), Error>] = [:]
+        }
+        let answers = Answers()
+        let start = DispatchSemaphore(value: 0)
+        let finished = DispatchGroup()
+        for (r, indices) in requests.enumerated() {
+            let body = indices.count == 1 && r % 2 == 0
+                ? records[indices[0]]
+                : #"{"inputs": ["# + indices.map { records[$0] }.joined(separator: ", ") + "]}"
+            finished.enter()
+            Thread {
+                start.wait()
+                let result = Result { try self.send("POST", server.url.appendingPathComponent("predict"), Data(body.utf8),
+                                                    session: session) }
+                answers.lock.lock()
+                answers.byRequest[r] = result
+                answers.lock.unlock()
+                finished.leave()
+            }.start()
+        }
+        for _ in requests { start.signal() }
+        XCTAssertEqual(finished.wait(timeout: .now() + 300), .success, "the requests did not all finish")
+
+        for (r, indices) in requests.enumerated() {
+            let (code, data) = try XCTUnwrap(answers.byRequest[r]).get()
+            XCTAssertEqual(code, 200, String(decoding: data, as: UTF8.self))
+            let body = try object(data)
+            if r % 2 == 0 {
+                assertSame(body, expected[indices[0]], "request \(r): \(records[indices[0]])")
+            } else {
+                let outputs = try XCTUnwrap(body["outputs"] as? [[String: Any]], "request \(r)")
+                XCTAssertEqual(outputs.count, indices.count, "request \(r)")
+                for (k, (output, i)) in zip(outputs, indices).enumerated() {
+                    assertSame(output, expected[i], "request \(r), inputs[\(k)]: \(records[i])")
+                    if let e = output["error"] as? String { XCTAssertTrue(e.hasPrefix("inputs[\(k)]: "), e) }
+                }
+            }
+        }
+
+        // The 16 requests were gathered into fewer engine batches than requests.
+        let (_, after) = try send("GET", server.url.appendingPathComponent("health"))
+        let stats = try XCTUnwrap(try object(after)["statistics"] as? [String: Int])
+        let recordCount = requests.map { $0.filter { $0 != 6 }.count }.reduce(0, +)
+        XCTAssertEqual(stats["requests"]! - statsBefore["requests"]!, requests.count)
+        XCTAssertEqual(stats["records"]! - statsBefore["records"]!, recordCount)
+        XCTAssertLessThan(stats["batches"]! - statsBefore["batches"]!, requests.count, "\(stats)")
+        XCTAssertGreaterThan(stats["largest_batch"]!, 1, "\(stats)")
+
+        XCTAssertEqual(server.stop(), 0, server.stderr)
+        XCTAssertEqual(server.stderr.components(separatedBy: "POST /predict 200").count - 1, requests.count, server.stderr)
+    }
+
+    func testBadRequestsGetJSONErrorsAndTheServerStaysUp() throws {
+        let server = try startServer(["--max-body-bytes", "2048", "--max-inputs", "4", "--max-wait-ms", "0"])
+        let predict = server.url.appendingPathComponent("predict")
+        func expectError(_ method: String, _ url: URL, _ body: String?, status: Int, _ fragment: String,
+                         line: UInt = #line) throws {
+            let (code, data) = try send(method, url, body.map { Data($0.utf8) })
+            XCTAssertEqual(code, status, String(decoding: data, as: UTF8.self), line: line)
+            let o = try object(data, line: line)
+            XCTAssertEqual(Array(o.keys), ["error"], line: line)
+            let message = o["error"] as? String ?? ""
+            XCTAssertTrue(message.contains(fragment), "\(message) does not say \(fragment)", line: line)
+        }
+        func expectAnswer(line: UInt = #line) throws {
+            let (code, data) = try send("POST", predict, Data(#"{"id": 1, "text": "the film was good"}"#.utf8))
+            XCTAssertEqual(code, 200, line: line)
+            let o = try object(data, line: line)
+            XCTAssertEqual(o["id"] as? Int, 1, line: line)
+            XCTAssertNotNil(o["label"], String(decoding: data, as: UTF8.self), line: line)
+        }
+
+        let (code, data) = try send("GET", server.url.appendingPathComponent("health"))
+        XCTAssertEqual(code, 200)
+        let health = try object(data)
+        XCTAssertEqual(health["status"] as? String, "ok")
+        XCTAssertEqual(health["model"] as? String, "classifier")
+        XCTAssertEqual(health["task"] as? String, "classification")
+        XCTAssertEqual(health["labels"] as? [String], ["negative", "positive"])
+        XCTAssertEqual(health["max_length"] as? Int, 32)
+        XCTAssertEqual(health["max_inputs"] as? Int, 4)
+        XCTAssertEqual(health["max_body_bytes"] as? Int, 2048)
+
+        try expectError("POST", predict, #"{"text": ""# + String(repeating: "the film ", count: 500) + #""}"#,
+                        status: 413, "larger than 2048 bytes")
+        try expectAnswer()
+        try expectError("POST", predict, #"{"text": "the film"#, status: 400, "malformed JSON")
+        try expectError("POST", predict, "", status: 400, "empty body")
+        try expectError("POST", predict, "[1, 2]", status: 400, "a JSON array; expected a record")
+        try expectError("POST", predict, #"{"inputs": "the film"}"#, status: 400, "\"inputs\" is a string")
+        try expectError("POST", predict, #"{"txt": "the film"}"#, status: 400, "no \"text\" or \"question\" key")
+        try expectError("POST", predict, #"{"text": 3}"#, status: 400, "\"text\" is a number; expected a string")
+        let five = #"{"inputs": ["# + Array(repeating: #"{"text": "fun"}"#, count: 5).joined(separator: ",") + "]}"
+        try expectError("POST", predict, five, status: 413, "5 inputs; at most 4")
+        try expectError("GET", server.url.appendingPathComponent("nope"), nil, status: 404, "no route GET /nope")
+        try expectError("GET", predict, nil, status: 404, "expected POST /predict or GET /health")
+        try expectAnswer()
+        // A record the predictor refuses is an answer, not a bad request.
+        let (emptyCode, emptyData) = try send("POST", predict, Data(#"{"id": "e", "text": " "}"#.utf8))
+        XCTAssertEqual(emptyCode, 200)
+        XCTAssertEqual(String(decoding: emptyData, as: UTF8.self), #"{"error":"the text is empty","id":"e"}"#)
+
+        // A second server on the same port says so and exits.
+        let (busy, _, busyError) = try runCofi(["serve", "--model", classifier.path, "--port", "\(server.url.port!)"])
+        XCTAssertNotEqual(busy, 0)
+        XCTAssertTrue(busyError.contains("cannot serve on 127.0.0.1:\(server.url.port!)"), busyError)
+        try expectAnswer()
+
+        XCTAssertEqual(server.stop(), 0, server.stderr)
+        for logged in ["GET /health 200", "POST /predict 413", "POST /predict 400", "GET /nope 404",
+                       "POST /predict 200 1 records"] {
+            XCTAssertTrue(server.stderr.contains(logged), "stderr lacks \(logged): \(server.stderr)")
+        }
+    }
+
+    func testModelDirectoryErrorsAndBadOptions() throws {
+        let (status, _, stderr) = try runCofi(["serve", "--model", work.appendingPathComponent("missing").path])
+        XCTAssertNotEqual(status, 0)
+        XCTAssertTrue(stderr.contains("no such directory"), stderr)
+        let (s2, _, e2) = try runCofi(["serve", "--model", classifier.path, "--max-batch", "0"])
+        XCTAssertNotEqual(s2, 0)
+        XCTAssertTrue(e2.contains("--max-batch is 0"), e2)
+    }
+}
+
+/// A failure of the test's own machinery (no answer, no server), thrown so that the test fails.
+struct ServeTestError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
