@@ -105,7 +105,7 @@ public final class PredictionServer: @unchecked Sendable {
 
     /// Serves until SIGINT or SIGTERM, then finishes the requests in flight and returns. `onListening` gets the
     /// server's URL (`http://HOST:PORT`, with the port actually bound when `configuration.port` is 0) once it
-    /// accepts connections. Throws when the address cannot be bound.
+    /// accepts connections. Throws when the address cannot be bound. Runs once: the batcher stops with it.
     public func run(onListening: @escaping @Sendable (String) -> Void) async throws {
         let router = Router()
         router.middlewares.add(RequestLogMiddleware(log: log))

@@ -95,6 +95,11 @@ struct Serve: ParsableCommand {
                                                 batchWindow: maxWaitMs / 1000)
         let server = PredictionServer(predictor: predictor, modelName: Self.name(of: directory),
                                       configuration: configuration)
+        let health = server.health
+        FileHandle.standardError.write(Data(("serving \(health.model) (\(health.task)"
+            + (health.labels.isEmpty ? "" : ": \(health.labels.joined(separator: ", "))")
+            + ", max length \(health.maxLength)); batches of up to \(maxBatch) records gathered for up to "
+            + "\(maxWaitMs) ms\n").utf8))
         // The root command is synchronous: the server runs in a task and this thread waits for it.
         final class Outcome: @unchecked Sendable { var error: Error? }
         let outcome = Outcome()

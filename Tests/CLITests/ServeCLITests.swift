@@ -113,12 +113,14 @@ final class ServeCLITests: XCTestCase {
         return Server(process: p, url: URL(string: "http://127.0.0.1:\(port)")!, stderr: err)
     }
 
-    /// One HTTP exchange; returns (status, body). Fails the test on a transport error.
-    func send(_ method: String, _ url: URL, _ body: Data? = nil, session: URLSession = .shared) throws -> (Int, Data) {
+    /// One HTTP exchange; returns (status, body). `streamed`: the body goes as a stream (chunked, no
+    /// Content-Length). Throws on a transport error.
+    func send(_ method: String, _ url: URL, _ body: Data? = nil, streamed: Bool = false,
+              session: URLSession = .shared) throws -> (Int, Data) {
         var request = URLRequest(url: url, timeoutInterval: 120)
         request.httpMethod = method
         if let body {
-            request.httpBody = body
+            if streamed { request.httpBodyStream = InputStream(data: body) } else { request.httpBody = body }
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         }
         final class Box: @unchecked Sendable { var result: Result<(Int, Data), Error>? }
@@ -266,9 +268,9 @@ final class ServeCLITests: XCTestCase {
     func testBadRequestsGetJSONErrorsAndTheServerStaysUp() throws {
         let server = try startServer(["--max-body-bytes", "2048", "--max-inputs", "4", "--max-wait-ms", "0"])
         let predict = server.url.appendingPathComponent("predict")
-        func expectError(_ method: String, _ url: URL, _ body: String?, status: Int, _ fragment: String,
-                         line: UInt = #line) throws {
-            let (code, data) = try send(method, url, body.map { Data($0.utf8) })
+        func expectError(_ method: String, _ url: URL, _ body: String?, streamed: Bool = false, status: Int,
+                         _ fragment: String, line: UInt = #line) throws {
+            let (code, data) = try send(method, url, body.map { Data($0.utf8) }, streamed: streamed)
             XCTAssertEqual(code, status, String(decoding: data, as: UTF8.self), line: line)
             let o = try object(data, line: line)
             XCTAssertEqual(Array(o.keys), ["error"], line: line)
@@ -294,8 +296,11 @@ final class ServeCLITests: XCTestCase {
         XCTAssertEqual(health["max_inputs"] as? Int, 4)
         XCTAssertEqual(health["max_body_bytes"] as? Int, 2048)
 
-        try expectError("POST", predict, #"{"text": ""# + String(repeating: "the film ", count: 500) + #""}"#,
-                        status: 413, "larger than 2048 bytes")
+        // Too large by its Content-Length, and too large as it is read (a chunked body has no length).
+        let large = #"{"text": ""# + String(repeating: "the film ", count: 500) + #""}"#
+        try expectError("POST", predict, large, status: 413, "larger than 2048 bytes")
+        try expectAnswer()
+        try expectError("POST", predict, large, streamed: true, status: 413, "larger than 2048 bytes")
         try expectAnswer()
         try expectError("POST", predict, #"{"text": "the film"#, status: 400, "malformed JSON")
         try expectError("POST", predict, "", status: 400, "empty body")
