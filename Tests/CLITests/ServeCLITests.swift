@@ -5,9 +5,9 @@ import FoundationNetworking
 import Runtime
 import XCTest
 
-/// `cofi serve` as a user runs it, on a tiny random classifier: started on a free loopback port, it answers
-/// concurrent requests exactly as `cofi predict` answers the same records, gathers them into shared batches, answers
-/// bad requests with 4xx and JSON errors while staying up, and stops cleanly on SIGTERM.
+/// `cofi serve` as a user runs it, on tiny random models (a classifier, a span model): started on a free loopback
+/// port, it answers concurrent requests as `cofi predict` answers the same records, gathers them into shared
+/// batches, answers bad requests with 4xx and JSON errors while staying up, and stops cleanly on SIGTERM.
 final class ServeCLITests: XCTestCase {
     var work: URL!
     var classifier: URL { work.appendingPathComponent("classifier") }
@@ -64,12 +64,13 @@ final class ServeCLITests: XCTestCase {
         }
     }
 
-    /// Starts `cofi serve --model classifier --port 0 extra…`, waits (up to 2 minutes) for its "listening on" line,
+    /// Starts `cofi serve --model MODEL (default: the classifier) --port 0 extra…`, waits (up to 2 minutes) for its "listening on" line,
     /// and makes sure the process is stopped when the test ends, whatever happens.
-    func startServer(_ extra: [String] = [], file: StaticString = #filePath, line: UInt = #line) throws -> Server {
+    func startServer(_ extra: [String] = [], model: URL? = nil, file: StaticString = #filePath,
+                     line: UInt = #line) throws -> Server {
         let p = Process()
         p.executableURL = productsDirectory.appendingPathComponent("cofi")
-        p.arguments = ["serve", "--model", classifier.path, "--port", "0"] + extra
+        p.arguments = ["serve", "--model", (model ?? classifier).path, "--port", "0"] + extra
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
@@ -145,13 +146,18 @@ final class ServeCLITests: XCTestCase {
                       file: file, line: line)
     }
 
-    /// An answer object equals `cofi predict`'s line for the same record: the same keys, label, id, truncation and
-    /// error (after the locator, "line N: " there and "inputs[K]: " here), probabilities equal to float rounding
-    /// (the engine's sums may round differently in another batch).
+    /// An answer object equals `cofi predict`'s line for the same record: the same keys, label, answer span, id,
+    /// truncation and error (after the locator, "line N: " there and "inputs[K]: " here), probabilities and scores
+    /// equal to float rounding (the engine's sums may round differently in another batch).
     func assertSame(_ answer: [String: Any], _ expected: [String: Any], _ what: String,
                     file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertEqual(Set(answer.keys), Set(expected.keys), what, file: file, line: line)
         XCTAssertEqual(answer["label"] as? String, expected["label"] as? String, what, file: file, line: line)
+        XCTAssertEqual(answer["answer"] as? String, expected["answer"] as? String, what, file: file, line: line)
+        XCTAssertEqual(answer["start"] as? Int, expected["start"] as? Int, what, file: file, line: line)
+        XCTAssertEqual(answer["end"] as? Int, expected["end"] as? Int, what, file: file, line: line)
+        XCTAssertEqual(answer["score"] as? Double ?? -1, expected["score"] as? Double ?? -1, accuracy: 1e-6, what,
+                       file: file, line: line)
         XCTAssertEqual(answer["truncated"] as? Bool, expected["truncated"] as? Bool, what, file: file, line: line)
         XCTAssertEqual((answer["id"] as? NSObject)?.description, (expected["id"] as? NSObject)?.description, what,
                        file: file, line: line)
@@ -329,6 +335,43 @@ final class ServeCLITests: XCTestCase {
                        "POST /predict 200 1 records"] {
             XCTAssertTrue(server.stderr.contains(logged), "stderr lacks \(logged): \(server.stderr)")
         }
+    }
+
+    func testQuestionAnsweringModelAnswersAsPredict() throws {
+        let qa = work.appendingPathComponent("qa")
+        try TinyModels.write(qa, task: .span, seed: 4)
+        let context = "the film was made in paris . ann lee directed it . the story was fun and the plot was good ."
+        let records = [
+            #"{"id": 1, "question": "who directed it", "context": "\#(context)"}"#,
+            #"{"id": 2, "question": "where was the film made", "context": "\#(context)"}"#,
+            #"{"question": "what was fun", "context": "the story was fun"}"#,
+            #"{"id": 4, "text": "the film"}"#,  // wrong kind for a span model
+            #"{"question": "who directed it"}"#,  // not a record
+        ]
+        let options = ["--max-length", "16", "--doc-stride", "4"]  // long contexts: several windows each
+        let (status, stdout, stderr) = try runCofi(["predict", "--model", qa.path, "--format", "jsonl"] + options,
+                                                   input: Data((records.joined(separator: "\n") + "\n").utf8))
+        XCTAssertEqual(status, 0, stderr)
+        let expected = try stdout.split(separator: "\n").map { try object(Data($0.utf8)) }
+        XCTAssertEqual(expected.count, records.count, stdout)
+        XCTAssertNotNil(expected[0]["answer"], stdout)
+
+        let server = try startServer(options, model: qa)
+        let (code, data) = try send("POST", server.url.appendingPathComponent("predict"),
+                                    Data((#"{"inputs": ["# + records.joined(separator: ",") + "]}").utf8))
+        XCTAssertEqual(code, 200, String(decoding: data, as: UTF8.self))
+        let outputs = try XCTUnwrap(try object(data)["outputs"] as? [[String: Any]])
+        XCTAssertEqual(outputs.count, records.count)
+        for (k, (output, e)) in zip(outputs, expected).enumerated() { assertSame(output, e, "inputs[\(k)]: \(records[k])") }
+        let (single, singleData) = try send("POST", server.url.appendingPathComponent("predict"), Data(records[1].utf8))
+        XCTAssertEqual(single, 200)
+        assertSame(try object(singleData), expected[1], records[1])
+        let (_, healthData) = try send("GET", server.url.appendingPathComponent("health"))
+        let health = try object(healthData)
+        XCTAssertEqual(health["task"] as? String, "span")
+        XCTAssertEqual(health["labels"] as? [String], [])
+        XCTAssertEqual(health["max_length"] as? Int, 16)
+        XCTAssertEqual(server.stop(), 0, server.stderr)
     }
 
     func testModelDirectoryErrorsAndBadOptions() throws {
