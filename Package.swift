@@ -25,6 +25,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", providers: [.apt(["libopenblas-dev"])]),
@@ -36,7 +38,9 @@ let package = Package(
         .target(name: "BERT", dependencies: ["Tensor"], exclude: ["README.md"], swiftSettings: simdFlags),
         .target(name: "Tasks", dependencies: ["BERT"], exclude: ["README.md"]),
         .target(name: "Runtime", dependencies: ["Tasks", "BERT", "Tensor"], exclude: ["README.md"], swiftSettings: simdFlags),
-        .target(name: "Serving", dependencies: ["Runtime", .product(name: "Hummingbird", package: "hummingbird")],
+        .target(name: "Serving", dependencies: ["Runtime", .product(name: "Hummingbird", package: "hummingbird"),
+                                                .product(name: "Logging", package: "swift-log"),
+                                                .product(name: "HTTPTypes", package: "swift-http-types")],
                 exclude: ["README.md"]),
         .target(name: "Training", dependencies: ["Tasks", "BERT"], exclude: ["README.md"], swiftSettings: simdFlags),
         .target(name: "CoFi", dependencies: ["Training"], exclude: ["README.md"], swiftSettings: simdFlags),
