@@ -50,14 +50,7 @@ struct Predict: ParsableCommand {
     @Option(help: "text format: the separator of a pair within a line (e.g. ' ||| ').")
     var pairSeparator: String?
 
-    @Option(help: "Maximum tokens per input, special tokens included; longer inputs are truncated and flagged (default: the model's max positions; question + context: 384).")
-    var maxLength: Int?
-
-    @Option(help: "Question + context: context tokens shared by consecutive windows (default: a third of --max-length).")
-    var docStride: Int?
-
-    @Flag(help: "Question + context: allow the empty answer (models fine-tuned on SQuAD v2.0).")
-    var allowNoAnswer = false
+    @OptionGroup var encoding: PredictorFlags
 
     @Option(help: "Input lines read and answered together.")
     var batchSize: Int = 8
@@ -65,16 +58,8 @@ struct Predict: ParsableCommand {
     @Flag(help: "Skip empty lines (no output line) instead of answering them with an error.")
     var skipEmpty = false
 
-    @Option(help: "Threads of the inference engine (default: all cores).")
-    var threads: Int?
-
     func validate() throws {
         guard batchSize > 0 else { throw ValidationError("--batch-size is \(batchSize); expected a positive number") }
-        if let maxLength, maxLength < 3 {
-            throw ValidationError("--max-length is \(maxLength); expected at least 3 ([CLS], a token, [SEP])")
-        }
-        if let docStride, docStride < 0 { throw ValidationError("--doc-stride is \(docStride); expected 0 or more") }
-        if let threads, threads < 1 { throw ValidationError("--threads is \(threads); expected a positive number") }
         if let pairSeparator, pairSeparator.isEmpty { throw ValidationError("--pair-separator is empty") }
         if pairSeparator != nil, let format, format != .text {
             throw ValidationError("--pair-separator goes with --format text (tsv pairs are split at the tab)")
@@ -86,9 +71,7 @@ struct Predict: ParsableCommand {
     }
 
     private func predict() throws {
-        var options = PredictorOptions(maxLength: maxLength, docStride: docStride)
-        options.postprocess.version2WithNegative = allowNoAnswer
-        let predictor = try ModelDirectory.predictor(absoluteURL(model), options: options, threads: threads)
+        let predictor = try encoding.predictor(absoluteURL(model))
         let inputURL = input.map(absoluteURL)
         let reader = try LineReader(file: inputURL)
         let parser = RecordParser(format: format ?? inputURL.map(InputFormat.infer) ?? .text,
@@ -128,7 +111,43 @@ struct Predict: ParsableCommand {
     }
 }
 
-// MARK: - Model directories
+// MARK: - Predictor flags and model directories
+
+/// The flags of a predictor — max length, doc stride, no-answer, threads — for every command that predicts
+/// (`cofi predict`, `cofi serve`).
+struct PredictorFlags: ParsableArguments {
+    @Option(help: "Maximum tokens per input, special tokens included; longer inputs are truncated and flagged (default: the model's max positions; question + context: 384).")
+    var maxLength: Int?
+
+    @Option(help: "Question + context: context tokens shared by consecutive windows (default: a third of --max-length).")
+    var docStride: Int?
+
+    @Flag(help: "Question + context: allow the empty answer (models fine-tuned on SQuAD v2.0).")
+    var allowNoAnswer = false
+
+    @Option(help: "Threads of the inference engine (default: all cores).")
+    var threads: Int?
+
+    func validate() throws {
+        if let maxLength, maxLength < 3 {
+            throw ValidationError("--max-length is \(maxLength); expected at least 3 ([CLS], a token, [SEP])")
+        }
+        if let docStride, docStride < 0 { throw ValidationError("--doc-stride is \(docStride); expected 0 or more") }
+        if let threads, threads < 1 { throw ValidationError("--threads is \(threads); expected a positive number") }
+    }
+
+    /// The predictor options these flags give, with `batchSize` sequences per engine call.
+    func options(batchSize: Int = PredictorOptions().batchSize) -> PredictorOptions {
+        var options = PredictorOptions(maxLength: maxLength, docStride: docStride, batchSize: batchSize)
+        options.postprocess.version2WithNegative = allowNoAnswer
+        return options
+    }
+
+    /// A predictor for the model in `directory` (see `ModelDirectory.predictor`).
+    func predictor(_ directory: URL, batchSize: Int = PredictorOptions().batchSize) throws -> Predictor {
+        try ModelDirectory.predictor(directory, options: options(batchSize: batchSize), threads: threads)
+    }
+}
 
 /// Opening a user's model directory for prediction (`cofi predict`, `cofi bench`, `cofi serve`), with errors that
 /// say what is missing and which cofi command makes it.
