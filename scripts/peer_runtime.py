@@ -160,6 +160,9 @@ def build_torch_model(spec: str):
 
     from peer_models import build_model, load_model_dir, shape_of
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars
     if spec in NAMED:
         model, _ = build_model(spec)
         return model.eval(), shape_of(spec), "random-init"

@@ -39,6 +39,7 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 die() { echo "error: $*" >&2; exit 1; }
 
+ARGS_TEXT="$*"
 MODEL="" BASELINE="" BUDGET=5 WARMUP=2 REPEATS="" MAXLEN=64 EVAL=1 PEER_MODELS=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -135,7 +136,7 @@ for m in "${PEER_MODELS[@]}"; do PEER_ARGS+=(--model "$m"); done
     --json "$OUT_DIR/peer.jsonl" | tee "$OUT_DIR/peer.txt"
 
 # 6. The joined table.
-"$PY" - "$OUT_DIR" "$NAME" "$BASE_NAME" "$COMMIT" "$LOAD_COFI" "$LOAD_PEER" "$(load)" "$*" <<'EOF' | tee "$OUT_DIR/table.txt"
+"$PY" - "$OUT_DIR" "$NAME" "$BASE_NAME" "$COMMIT" "$LOAD_COFI" "$LOAD_PEER" "$(load)" "$ARGS_TEXT" <<'EOF' | tee "$OUT_DIR/table.txt"
 import glob, json, os, sys
 
 out_dir, name, base_name, commit, load_cofi, load_peer, load_end, argv = sys.argv[1:]
