@@ -41,14 +41,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Port to listen on (0: a free port, printed in the \"listening on\" line).")
     var port = 8080
 
-    @Option(help: "Maximum tokens per input, special tokens included; longer inputs are truncated and flagged (default: the model's max positions; question + context: 384).")
-    var maxLength: Int?
-
-    @Option(help: "Question + context: context tokens shared by consecutive windows (default: a third of --max-length).")
-    var docStride: Int?
-
-    @Flag(help: "Question + context: allow the empty answer (models fine-tuned on SQuAD v2.0).")
-    var allowNoAnswer = false
+    @OptionGroup var encoding: PredictorFlags
 
     @Option(help: "Records predicted together, across requests (also the engine's sequences per call).")
     var maxBatch = 32
@@ -62,15 +55,8 @@ struct Serve: ParsableCommand {
     @Option(help: "Most records per request; more are answered 413.")
     var maxInputs = 256
 
-    @Option(help: "Threads of the inference engine (default: all cores).")
-    var threads: Int?
-
     func validate() throws {
         guard (0 ... 65535).contains(port) else { throw ValidationError("--port is \(port); expected 0 … 65535") }
-        if let maxLength, maxLength < 3 {
-            throw ValidationError("--max-length is \(maxLength); expected at least 3 ([CLS], a token, [SEP])")
-        }
-        if let docStride, docStride < 0 { throw ValidationError("--doc-stride is \(docStride); expected 0 or more") }
         guard maxBatch > 0 else { throw ValidationError("--max-batch is \(maxBatch); expected a positive number") }
         guard maxWaitMs >= 0, maxWaitMs.isFinite else {
             throw ValidationError("--max-wait-ms is \(maxWaitMs); expected 0 or more")
@@ -79,16 +65,13 @@ struct Serve: ParsableCommand {
             throw ValidationError("--max-body-bytes is \(maxBodyBytes); expected a positive number")
         }
         guard maxInputs > 0 else { throw ValidationError("--max-inputs is \(maxInputs); expected a positive number") }
-        if let threads, threads < 1 { throw ValidationError("--threads is \(threads); expected a positive number") }
     }
 
     func run() throws {
-        var options = PredictorOptions(maxLength: maxLength, docStride: docStride, batchSize: maxBatch)
-        options.postprocess.version2WithNegative = allowNoAnswer
         let directory = absoluteURL(model)
         let predictor: Predictor
         do {
-            predictor = try ModelDirectory.predictor(directory, options: options, threads: threads)
+            predictor = try encoding.predictor(directory, batchSize: maxBatch)
         } catch let e as UserError { throw e } catch { throw UserError(description: "\(error)") }
         let configuration = ServerConfiguration(host: host, port: port, maxBodyBytes: maxBodyBytes,
                                                 maxInputs: maxInputs, maxBatch: maxBatch,
