@@ -241,6 +241,11 @@ for m in models:
     if e and acc and any(abs(x - e["value"]) > 1e-9 for x in acc.values()):
         line += "  <-- MISMATCH with cofi eval"
     print(line)
+busy = [float(x.split()[0]) for x in (load_cofi, load_peer, load_end)]
+if max(busy) >= 1.0:
+    print(f"WARNING: the machine was not idle (1-minute load average up to {max(busy):.2f} on {meta.get('cores', '?')} "
+          "cores): every side runs 2 threads, so times are inflated and ratios unreliable — PyTorch's most of all. "
+          "Rerun on an idle machine for numbers to publish.")
 print(f"command: scripts/runtime_bench.sh {argv}")
 EOF
 echo "raw results in $OUT_DIR" >&2
