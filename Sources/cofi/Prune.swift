@@ -209,7 +209,7 @@ struct Prune: ParsableCommand {
         try prepared.checkLength(teacherModel, role: "teacher")
         try prepared.checkLength(studentModel, role: "student")
         let settings = try self.settings(trainExamples: prepared.trainExamples)
-        var arguments = prepared.arguments.merging(["teacher": teacherDir.path, "student": studentDir.path,
+        let arguments = prepared.arguments.merging(["teacher": teacherDir.path, "student": studentDir.path,
                          "target_sparsity": "\(targetSparsity)", "sparsity_epsilon": "\(sparsityEpsilon)",
                          "reg_lr": "\(regLr)", "budget_aware": "\(budgetAware)",
                          "anti_windup": "\(budgetAware && !noAntiWindup)", "controller_safety": "\(controllerSafety)", "checkpoint_gate": checkpointGate, "temperature": "\(temperature)",
