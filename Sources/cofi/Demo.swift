@@ -56,7 +56,7 @@ struct Demo: ParsableCommand {
         }
 
         step("fetching the model and data")
-        var fetch = try Fetch.parse([])
+        let fetch = try Fetch.parse([])
         try fetch.run()
         let miniLM = assetsDirectory().appendingPathComponent(Asset.miniLM.directory)
 
@@ -68,7 +68,7 @@ struct Demo: ParsableCommand {
             step("teacher already fine-tuned: \(teacherBest.path)")
         } else {
             step("fine-tuning the teacher")
-            var finetune = try Finetune.parse(
+            let finetune = try Finetune.parse(
                 ["--model", miniLM.path, "--task", MovieSnippets.name, "--max-length", "64", "--epochs", full ? "3" : "1",
                  "--out", teacherDir.path]
                 + (teacherState != nil ? ["--resume"] : []))
@@ -91,7 +91,7 @@ struct Demo: ParsableCommand {
             }
             let running = fm.fileExists(atPath: pruneDir.appendingPathComponent("prune").path)
                 || fm.fileExists(atPath: pruneDir.appendingPathComponent("preprune").path)
-            var prune = try Prune.parse(args + (running ? ["--resume"] : []))
+            let prune = try Prune.parse(args + (running ? ["--resume"] : []))
             try prune.run()
         }
         let summary = try JSONDecoder().decode(PruningSummary.self, from: Data(contentsOf: summaryURL))
@@ -99,7 +99,7 @@ struct Demo: ParsableCommand {
 
         step("benchmarking the compact model against the teacher")
         let benchURL = outDir.appendingPathComponent("bench.jsonl")
-        var bench = try Bench.parse(["--model", finalDir.path, "--name", "compact", "--baseline", teacherBest.path,
+        let bench = try Bench.parse(["--model", finalDir.path, "--name", "compact", "--baseline", teacherBest.path,
                                      "--baseline-name", "teacher", "--task", MovieSnippets.name, "--max-length", "64",
                                      "--budget", full ? "5" : "2", "--json", benchURL.path])
         try bench.run()
