@@ -352,7 +352,7 @@ enum JSONValue: Decodable {
         case .bool(let b): out += b ? "true" : "false"
         case .integer(let i): out += String(i)
         case .number(let d): out += d.description  // shortest round-trip form: 0.1, 1e-12
-        case .string(let s): out += Self.quoted(s)
+        case .string(let s): out += MetricsLog.quote(s)
         case .array(let items):
             if items.contains(where: \.isContainer) {
                 out += "[\n"
@@ -375,27 +375,11 @@ enum JSONValue: Decodable {
             out += "{\n"
             let keys = members.keys.sorted()
             for (k, key) in keys.enumerated() {
-                out += inner + Self.quoted(key) + ": "
+                out += inner + MetricsLog.quote(key) + ": "
                 members[key]!.write(to: &out, indent: inner)
                 out += k + 1 < keys.count ? ",\n" : "\n"
             }
             out += indent + "}"
         }
-    }
-
-    static func quoted(_ s: String) -> String {
-        var r = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": r += "\\\""
-            case "\\": r += "\\\\"
-            case "\n": r += "\\n"
-            case "\r": r += "\\r"
-            case "\t": r += "\\t"
-            case _ where u.value < 0x20: r += String(format: "\\u%04x", u.value)
-            default: r.unicodeScalars.append(u)
-            }
-        }
-        return r + "\""
     }
 }

@@ -373,7 +373,7 @@ public final class PruningPipeline {
 
         // 3. Fold and cut the best checkpoint.
         let t2 = clockNow()
-        try loadWeights(student, from: best.appendingPathComponent("model.safetensors"))
+        try TrainingCheckpoint.loadWeights(into: student, from: best.appendingPathComponent("model.safetensors"))
         let gates = try SafetensorsFile(contentsOf: gatesURL)
         var gateTensors: [String: Tensor] = [:]
         for name in gates.names { gateTensors[name] = try gates.tensor(name) }
@@ -404,7 +404,7 @@ public final class PruningPipeline {
                                                                     evalSteps: settings.finetuneEvalSteps),
                                        evaluator: evaluator, resume: resume)
             let ftBest = out.appendingPathComponent("finetune/best")
-            try loadWeights(compact.model, from: ftBest.appendingPathComponent("model.safetensors"))
+            try TrainingCheckpoint.loadWeights(into: compact.model, from: ftBest.appendingPathComponent("model.safetensors"))
             finalMetric = try TrainingCheckpoint.readState(ftBest).bestMetric ?? trainer?.state.bestMetric
             seconds["finetune"] = clockNow() - t3
         }
@@ -448,7 +448,7 @@ public final class PruningPipeline {
         let dir = stageDirectory(name)
         if let dir, isDone(name) {
             let ckpt = dir.appendingPathComponent("checkpoint")
-            try loadWeights(model, from: ckpt.appendingPathComponent("model.safetensors"))
+            try TrainingCheckpoint.loadWeights(into: model, from: ckpt.appendingPathComponent("model.safetensors"))
             let url = ckpt.appendingPathComponent(TrainingCheckpoint.objectiveFile)
             if FileManager.default.fileExists(atPath: url.path) {
                 let f = try SafetensorsFile(contentsOf: url)
@@ -525,19 +525,6 @@ public final class PruningPipeline {
             try? fm.removeItem(at: to)
             try fm.copyItem(at: from, to: to)
         }
-    }
-}
-
-/// Assigns every parameter of `model` from the safetensors file at `url` (same names and shapes).
-func loadWeights(_ model: BertModel, from url: URL) throws {
-    let file = try SafetensorsFile(contentsOf: url)
-    for (name, p) in model.namedParameters {
-        guard file.contains(name) else { throw PruningError("\(url.path): missing tensor '\(name)'") }
-        let t = try file.tensor(name)
-        guard t.shape == p.shape else {
-            throw PruningError("\(url.path): tensor '\(name)' has shape \(t.shape), the model has \(p.shape)")
-        }
-        p.assign(t)
     }
 }
 

@@ -172,7 +172,9 @@ public final class MetricsLog {
         return quote("\(v)")
     }
 
-    static func quote(_ s: String) -> String {
+    /// `s` as a JSON string literal (quotes, backslashes and control characters escaped) — the one JSON string
+    /// escaper of the project's hand-written JSON (metrics lines, the compact config).
+    public static func quote(_ s: String) -> String {
         var out = "\""
         for u in s.unicodeScalars {
             switch u {

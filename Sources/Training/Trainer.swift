@@ -152,16 +152,7 @@ public final class Trainer {
                                + "\(saved.stepsPerEpoch) batches per epoch; now \(data.exampleCount) in \(stepsPerEpoch))")
         }
 
-        let weightsURL = checkpoint.appendingPathComponent("model.safetensors")
-        let weights = try SafetensorsFile(contentsOf: weightsURL)
-        for (name, p) in model.namedParameters {
-            guard weights.contains(name) else { throw TrainerError("\(weightsURL.path): missing tensor '\(name)'") }
-            let t = try weights.tensor(name)
-            guard t.shape == p.shape else {
-                throw TrainerError("\(weightsURL.path): tensor '\(name)' has shape \(t.shape), the model has \(p.shape)")
-            }
-            p.assign(t)
-        }
+        try TrainingCheckpoint.loadWeights(into: model, from: checkpoint.appendingPathComponent("model.safetensors"))
         // The objective first: which optimisers it has may depend on its restored state.
         let objectiveURL = checkpoint.appendingPathComponent(TrainingCheckpoint.objectiveFile)
         if FileManager.default.fileExists(atPath: objectiveURL.path) {

@@ -102,6 +102,20 @@ public struct ModelExport {
 
 /// Writing and reading checkpoint directories.
 public enum TrainingCheckpoint {
+    /// Assigns every parameter of `model` from the safetensors file at `url` (same names and shapes), naming the
+    /// file and the tensor when one is missing or of another shape.
+    public static func loadWeights(into model: BertModel, from url: URL) throws {
+        let file = try SafetensorsFile(contentsOf: url)
+        for (name, p) in model.namedParameters {
+            guard file.contains(name) else { throw TrainerError("\(url.path): missing tensor '\(name)'") }
+            let t = try file.tensor(name)
+            guard t.shape == p.shape else {
+                throw TrainerError("\(url.path): tensor '\(name)' has shape \(t.shape), the model has \(p.shape)")
+            }
+            p.assign(t)
+        }
+    }
+
     public static let stateFile = "trainer_state.json"
     public static let optimizerFile = "optimizer.safetensors"
     public static let objectiveFile = "objective.safetensors"
