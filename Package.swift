@@ -1,12 +1,20 @@
 // swift-tools-version:6.0
 // cofi — CoFi structured pruning for BERT-family models, in Swift.
-// Layers (each imports only the ones above it):  CBLAS/Accelerate → Tensor → BERT → Tasks → Runtime (inference) →
+// Layers (each imports only the ones above it):  CBLAS/Accelerate → Tensor → BERT → Tasks → Runtime (inference, on
+// PackedGEMM's AVX-512 kernels where the processor has them) →
 // Serving (HTTP), and Tasks → Training → CoFi; all → cofi (CLI), cofi-bench.
 import PackageDescription
 
 /// Release builds target the haswell level (AVX2 + FMA) on Linux x86-64 so the SIMD kernels vectorise fully.
 let simdFlags: [SwiftSetting] = [
     .unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma", "-target-cpu", "haswell"], .when(platforms: [.linux], configuration: .release)),
+]
+
+/// The pre-packed GEMM kernels compile for the x86-64-v4 level (AVX-512) in Linux release builds, where a 16-lane
+/// vector is one register; `PackedGEMM.isSupported` checks the processor at run time (BLAS serves otherwise).
+let avx512Flags: [SwiftSetting] = [
+    .unsafeFlags(["-Xcc", "-march=x86-64-v4"], .when(platforms: [.linux], configuration: .release)),
+    .define("AVX512_KERNELS", .when(platforms: [.linux], configuration: .release)),
 ]
 
 let package = Package(
@@ -37,7 +45,8 @@ let package = Package(
             swiftSettings: simdFlags),
         .target(name: "BERT", dependencies: ["Tensor"], exclude: ["README.md"], swiftSettings: simdFlags),
         .target(name: "Tasks", dependencies: ["BERT"], exclude: ["README.md"]),
-        .target(name: "Runtime", dependencies: ["Tasks", "BERT", "Tensor"], exclude: ["README.md"], swiftSettings: simdFlags),
+        .target(name: "PackedGEMM", exclude: ["README.md"], swiftSettings: avx512Flags),
+        .target(name: "Runtime", dependencies: ["Tasks", "BERT", "Tensor", "PackedGEMM"], exclude: ["README.md"], swiftSettings: simdFlags),
         .target(name: "Serving", dependencies: ["Runtime", .product(name: "Hummingbird", package: "hummingbird"),
                                                 .product(name: "Logging", package: "swift-log"),
                                                 .product(name: "HTTPTypes", package: "swift-http-types")],
@@ -53,7 +62,7 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "BERTTests", dependencies: ["BERT", "Tensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TasksTests", dependencies: ["Tasks"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "PackedGEMM"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CoFiTests", dependencies: ["CoFi"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["cofi"]),

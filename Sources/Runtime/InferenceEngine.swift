@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import PackedGEMM
 
 /// One sequence: token ids and token-type ids of the same length (1...maxPositions); no padding.
 public struct EncodedInput: Sendable, Equatable {
@@ -76,7 +77,12 @@ public final class InferenceEngine {
 
     /// Copies `model`'s weights. `threads` nil: all cores (`Parallel.workers`). Throws for a model without a
     /// task head, or a pooled head without a pooler.
-    public init(model: BertModel, threads: Int? = nil) throws {
+    public convenience init(model: BertModel, threads: Int? = nil) throws {
+        try self.init(model: model, threads: threads, packedWeights: PackedGEMM.isSupported)
+    }
+
+    /// `packedWeights`: run the linear layers on `PackedGEMM` (the default wherever it is supported) or on BLAS.
+    init(model: BertModel, threads: Int?, packedWeights: Bool) throws {
         guard let task = model.task, model.head != nil else {
             throw InferenceError("the model has no task head (classification, regression or span); load it with "
                 + "BertModel.load(directory:task:) to attach one")
@@ -90,7 +96,7 @@ public final class InferenceEngine {
         self.task = task
         self.threads = n
         self.eps = Float(model.config.layerNormEps)
-        self.weights = EngineWeights(model: model)
+        self.weights = EngineWeights(model: model, packed: packedWeights)
         self.program = Self.program(layers: weights.layers, task: task)
         let D = model.shape.hiddenSize, Dh = model.shape.headDim
         self.linearWorkPerToken = model.shape.layers.reduce(0) { $0 + 4 * $1.heads * Dh * D + 2 * $1.ffnWidth * D }
@@ -247,26 +253,53 @@ public final class InferenceEngine {
     /// meeting point at all (the tests switch it off to check the within-sequence split on the same inputs).
     var allowSequenceGroups = true
 
-    /// c[m, n] (leading dimension ldc) = a[m, k] · w[n, k]ᵀ (+ bias[n] when given) (then GELU when `gelu`),
-    /// with a and w row-major (lda, ldw = k). With `threads` > 1 and enough work, split by column blocks of c:
-    /// each thread reads all of a and its own rows of w, and applies the epilogue to its own block.
-    func linear(_ a: UnsafePointer<Float>, lda: Int, m: Int, k: Int, weight w: UnsafePointer<Float>, n: Int,
-                bias: UnsafePointer<Float>?, gelu: Bool = false, into c: UnsafeMutablePointer<Float>, ldc: Int,
-                threads t: Int) {
+    /// c[m, outputs] (leading dimension ldc) = a[m, k] · Wᵀ (+ bias when `addBias`) (then bias + GELU when
+    /// `gelu`) for the outputs of W's `segments` (default all), written at their own columns of c (c points at
+    /// column 0 of the whole output); a row-major (lda ≥ k). Packed weights run on `PackedGEMM`, arena weights on
+    /// BLAS. With `threads` > 1 and enough work, split by column blocks of c (whole panels when packed): each
+    /// thread reads all of a and its own outputs of W, and applies the epilogue to its own block.
+    func linear(_ a: UnsafePointer<Float>, lda: Int, m: Int, _ layer: EngineWeights.Linear,
+                segments: Range<Int>? = nil, addBias: Bool = true, gelu: Bool = false,
+                into c: UnsafeMutablePointer<Float>, ldc: Int, threads t: Int) {
+        let segs = segments ?? 0..<layer.segments
+        let width = layer.segmentWidth, k = layer.k
+        let n = segs.count * width, firstColumn = segs.lowerBound * width
         if m == 0 || n == 0 { return }
+        let bias = layer.biasPointer!
         let cs = SharedPointer(c)
+        let split = t > 1 && m * n * k >= parallelGEMMWork && n >= 32
+        if let packed = layer.packed {
+            let panels = packed.segmentPanels[segs.lowerBound].lowerBound..<packed.segmentPanels[segs.upperBound - 1].upperBound
+            let block = { (ps: Range<Int>) in
+                let p0 = panels.lowerBound + ps.lowerBound, p1 = panels.lowerBound + ps.upperBound
+                PackedGEMM.multiply(a, lda: lda, m: m, by: packed, panels: p0..<p1, bias: addBias && !gelu ? bias : nil,
+                                    into: cs.base, ldc: ldc)
+                if gelu {
+                    let columns = packed.panelColumn[p0]..<(packed.panelColumn[p1 - 1] + packed.panelOutputs[p1 - 1])
+                    EngineKernels.biasGELU(cs.base, ldc: ldc, rows: 0..<m, columns: columns, bias: bias)
+                }
+            }
+            if split && panels.count > 1 {
+                forChunks(panels.count, grain: 1, maxChunks: Self.chunksPerThread * t) { _, ps in block(ps) }
+            } else {
+                block(0..<panels.count)
+            }
+            return
+        }
+        let w = layer.weightPointer! + firstColumn * k
         let block = { (cols: Range<Int>) in
-            let cb = cs.base + cols.lowerBound
-            if let bias, !gelu {
-                for r in 0..<m { (cb + r * ldc).update(from: bias + cols.lowerBound, count: cols.count) }
+            let j0 = firstColumn + cols.lowerBound
+            let cb = cs.base + j0
+            if addBias && !gelu {
+                for r in 0..<m { (cb + r * ldc).update(from: bias + j0, count: cols.count) }
             }
             BLAS.gemmSerial(transA: false, transB: true, m: m, n: cols.count, k: k, a: a, lda: lda,
-                            b: w + cols.lowerBound * k, ldb: k, beta: bias != nil && !gelu ? 1 : 0, c: cb, ldc: ldc)
-            if gelu, let bias {
-                EngineKernels.biasGELU(cs.base, ldc: ldc, rows: 0..<m, columns: cols, bias: bias)
+                            b: w + cols.lowerBound * k, ldb: k, beta: addBias && !gelu ? 1 : 0, c: cb, ldc: ldc)
+            if gelu {
+                EngineKernels.biasGELU(cs.base, ldc: ldc, rows: 0..<m, columns: j0..<(j0 + cols.count), bias: bias)
             }
         }
-        if t > 1 && m * n * k >= parallelGEMMWork && n >= 32 {
+        if split {
             forChunks(n, grain: max(16, n / (Self.chunksPerThread * t)), maxChunks: Self.chunksPerThread * t) { _, cols in
                 block(cols)
             }
@@ -325,30 +358,23 @@ public final class InferenceEngine {
                 run(rows)
             }
         case .queryKeyValue(let l):
-            let L = w.layers[l], HD = L.heads * Dh
-            linear(x, lda: D, m: m, k: D, weight: w.at(L.qkvWeight), n: 3 * HD, bias: w.at(L.qkvBias),
-                   into: ws.qkv + first * ldQKV, ldc: ldQKV, threads: t)
+            linear(x, lda: D, m: m, w.layers[l].qkv, into: ws.qkv + first * ldQKV, ldc: ldQKV, threads: t)
         case .keyValue(let l):
-            let L = w.layers[l], HD = L.heads * Dh
-            linear(x, lda: D, m: m, k: D, weight: w.at(L.qkvWeight) + HD * D, n: 2 * HD, bias: w.at(L.qkvBias) + HD,
-                   into: ws.qkv + first * ldQKV + HD, ldc: ldQKV, threads: t)
+            linear(x, lda: D, m: m, w.layers[l].qkv, segments: 1..<3, into: ws.qkv + first * ldQKV, ldc: ldQKV, threads: t)
         case .query(let l):
-            let L = w.layers[l], HD = L.heads * Dh
-            linear(x, lda: D, m: m, k: D, weight: w.at(L.qkvWeight), n: HD, bias: w.at(L.qkvBias),
-                   into: ws.qkv + first * ldQKV, ldc: ldQKV, threads: t)
+            linear(x, lda: D, m: m, w.layers[l].qkv, segments: 0..<1, into: ws.qkv + first * ldQKV, ldc: ldQKV, threads: t)
         case .attentionOutput(let l):
-            let L = w.layers[l], HD = L.heads * Dh
-            linear(ws.ctx + first * maxHeadWidth, lda: maxHeadWidth, m: m, k: HD, weight: w.at(L.attentionOutWeight), n: D, bias: nil,
+            let L = w.layers[l]
+            linear(ws.ctx + first * maxHeadWidth, lda: maxHeadWidth, m: m, L.attentionOut, addBias: false,
                    into: ws.tmp + first * D, ldc: D, threads: t)
-            biasResidualLayerNorm(rows: rows, bias: L.attentionOutBias, gamma: L.attentionNormGamma,
+            biasResidualLayerNorm(rows: rows, bias: L.attentionOut.bias, gamma: L.attentionNormGamma,
                                   beta: L.attentionNormBeta, threads: t)
         case .feedForward(let l):
-            let L = w.layers[l], I = L.ffnWidth
-            linear(x, lda: D, m: m, k: D, weight: w.at(L.intermediateWeight), n: I, bias: w.at(L.intermediateBias),
-                   gelu: true, into: ws.ffn + first * maxFFNWidth, ldc: maxFFNWidth, threads: t)
-            linear(ws.ffn + first * maxFFNWidth, lda: maxFFNWidth, m: m, k: I, weight: w.at(L.ffnOutWeight), n: D, bias: nil,
+            let L = w.layers[l]
+            linear(x, lda: D, m: m, L.intermediate, gelu: true, into: ws.ffn + first * maxFFNWidth, ldc: maxFFNWidth, threads: t)
+            linear(ws.ffn + first * maxFFNWidth, lda: maxFFNWidth, m: m, L.ffnOut, addBias: false,
                    into: ws.tmp + first * D, ldc: D, threads: t)
-            biasResidualLayerNorm(rows: rows, bias: L.ffnOutBias, gamma: L.ffnNormGamma, beta: L.ffnNormBeta,
+            biasResidualLayerNorm(rows: rows, bias: L.ffnOut.bias, gamma: L.ffnNormGamma, beta: L.ffnNormBeta,
                                   threads: t)
         }
     }
@@ -507,14 +533,11 @@ public final class InferenceEngine {
         if task.usesPooler {
             let Pw = shape.poolerWidth, m = seqs.count
             let pooled = ws.pooled + seqs.lowerBound * Pw
-            linear(x, lda: D, m: m, k: D, weight: w.at(w.poolerWeight!), n: Pw, bias: w.at(w.poolerBias!),
-                   into: pooled, ldc: Pw, threads: t)
+            linear(x, lda: D, m: m, w.pooler!, into: pooled, ldc: Pw, threads: t)
             for i in 0..<(m * Pw) { pooled[i] = Foundation.tanh(pooled[i]) }
-            linear(pooled, lda: Pw, m: m, k: Pw, weight: w.at(w.headWeight), n: C, bias: w.at(w.headBias),
-                   into: ws.logits + seqs.lowerBound * C, ldc: C, threads: t)
+            linear(pooled, lda: Pw, m: m, w.head, into: ws.logits + seqs.lowerBound * C, ldc: C, threads: t)
         } else {
-            linear(x, lda: D, m: rows.count, k: D, weight: w.at(w.headWeight), n: 2, bias: w.at(w.headBias),
-                   into: ws.logits + rows.lowerBound * 2, ldc: 2, threads: t)
+            linear(x, lda: D, m: rows.count, w.head, into: ws.logits + rows.lowerBound * 2, ldc: 2, threads: t)
         }
     }
 

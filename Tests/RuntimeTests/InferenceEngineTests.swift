@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import PackedGEMM
 @testable import Runtime
 
 /// The inference engine against the training-path forward (its oracle) on random models of every shape a CoFi
@@ -22,9 +23,13 @@ final class InferenceEngineTests: XCTestCase {
         case groups
     }
 
+    /// `packed` nil: the engine's default backend (`PackedGEMM` wherever it runs, which includes every debug
+    /// build); false: the linear layers on BLAS.
     func assertMatchesOracle(_ model: BertModel, lengths: [Int], threads: Int? = nil, split: Split = .automatic,
-                             seed: UInt64 = 11, file: StaticString = #filePath, line: UInt = #line) throws {
-        let engine = try InferenceEngine(model: model, threads: threads)
+                             packed: Bool? = nil, seed: UInt64 = 11, file: StaticString = #filePath,
+                             line: UInt = #line) throws {
+        let engine = try InferenceEngine(model: model, threads: threads,
+                                         packedWeights: packed ?? PackedGEMM.isSupported)
         if split != .automatic {
             engine.parallelGEMMWork = 0
             engine.parallelElementWork = 0
@@ -35,7 +40,7 @@ final class InferenceEngineTests: XCTestCase {
         let got = try engine.run(inputs)
         let want = EngineFixtures.oracle(model, inputs)
         let d = EngineFixtures.maxDifference(got, want)
-        print("engine vs training path (\(model.task!), split \(split), lengths \(lengths), shape \(model.shape.layers.map { "\($0.heads)/\($0.ffnWidth)" }), D \(model.shape.hiddenSize), threads \(engine.threads)): max abs diff \(d), max |value| \(EngineFixtures.maxMagnitude(want))")
+        print("engine vs training path (\(model.task!), \(engine.weights.packed ? "packed" : "BLAS"), split \(split), lengths \(lengths), shape \(model.shape.layers.map { "\($0.heads)/\($0.ffnWidth)" }), D \(model.shape.hiddenSize), threads \(engine.threads)): max abs diff \(d), max |value| \(EngineFixtures.maxMagnitude(want))")
         XCTAssertLessThanOrEqual(d, 1e-5, file: file, line: line)
         XCTAssertGreaterThan(EngineFixtures.maxMagnitude(want), 0.01, "outputs too small to test anything", file: file, line: line)
     }
@@ -61,6 +66,7 @@ final class InferenceEngineTests: XCTestCase {
         for task in [TaskHeadKind.classification(labels: 2), .span] {
             let model = EngineFixtures.model([(2, 30), (0, 12), (3, 0)], hidden: 21, task: task, seed: 10)
             try assertMatchesOracle(model, lengths: Self.mixedLengths)
+            try assertMatchesOracle(model, lengths: Self.mixedLengths, packed: false)
         }
     }
 
@@ -88,6 +94,10 @@ final class InferenceEngineTests: XCTestCase {
                         try assertMatchesOracle(model, lengths: lengths, threads: threads, split: split)
                     }
                 }
+            }
+            // The BLAS backend (processors without AVX-512 in release builds) on the same splits.
+            for split in [Split.rows, .columns, .groups] {
+                try assertMatchesOracle(model, lengths: Self.mixedLengths, threads: 2, split: split, packed: false)
             }
         }
     }
@@ -325,21 +335,53 @@ final class InferenceEngineTests: XCTestCase {
         }
     }
 
-    /// The engine's threaded linear layer (column blocks, bias, GELU epilogue) against the naive product.
+    /// The engine's threaded linear layer (column blocks, bias, GELU epilogue, a segment alone) against the naive
+    /// product, on packed weights and on BLAS.
     func testLinearMatchesNaive() throws {
         var rng = Xoshiro256(seed: 5)
         let engine = try InferenceEngine(model: EngineFixtures.model([(1, 4)], task: .regression), threads: 2)
+        engine.parallelGEMMWork = 0
         for (m, n, k) in [(1, 3, 5), (7, 33, 19), (200, 96, 80), (3, 700, 900)] {
             let a = randomArray(m * k, &rng), w = randomArray(n * k, &rng), bias = randomArray(n, &rng)
             var product = [Float](repeating: 0, count: m * n)
             BLAS.gemmNaive(transA: false, transB: true, m: m, n: n, k: k, a: a, lda: k, b: w, ldb: k, c: &product, ldc: n)
-            for gelu in [false, true] {
-                var c = [Float](repeating: .nan, count: m * n)
-                engine.linear(a, lda: k, m: m, k: k, weight: w, n: n, bias: bias, gelu: gelu, into: &c, ldc: n, threads: 2)
-                let want = (0..<(m * n)).map { i in
-                    gelu ? EngineKernels.Naive.biasGELU([product[i]], bias: [bias[i % n]])[0] : product[i] + bias[i % n]
+            for packed in [true, false] {
+                // n = 3 · segment width when it divides, so a single segment runs alone too.
+                let segments = n % 3 == 0 ? 3 : 1
+                var layer = EngineWeights.Linear(n: n, k: k, segments: segments)
+                let packedMatrix = w.withUnsafeBufferPointer { wp in
+                    PackedMatrix(k: k, segments: (0..<segments).map { (wp.baseAddress! + $0 * (n / segments) * k, n / segments) })
                 }
-                XCTAssertLessThanOrEqual(maxDiff(c, want), 1e-4, "m \(m) n \(n) k \(k) gelu \(gelu)")
+                defer { packedMatrix.deallocate() }
+                let wCopy = UnsafeMutablePointer<Float>.allocate(capacity: w.count), bCopy = UnsafeMutablePointer<Float>.allocate(capacity: n)
+                defer { wCopy.deallocate(); bCopy.deallocate() }
+                wCopy.update(from: w, count: w.count)
+                bCopy.update(from: bias, count: n)
+                layer.packed = packed ? packedMatrix : nil
+                layer.weightPointer = packed ? nil : UnsafePointer(wCopy)
+                layer.biasPointer = UnsafePointer(bCopy)
+                for gelu in [false, true] {
+                    var c = [Float](repeating: .nan, count: m * n)
+                    engine.linear(a, lda: k, m: m, layer, gelu: gelu, into: &c, ldc: n, threads: 2)
+                    let want = (0..<(m * n)).map { i in
+                        gelu ? EngineKernels.Naive.biasGELU([product[i]], bias: [bias[i % n]])[0] : product[i] + bias[i % n]
+                    }
+                    XCTAssertLessThanOrEqual(maxDiff(c, want), 1e-4, "m \(m) n \(n) k \(k) gelu \(gelu) packed \(packed)")
+                }
+                if segments == 3 {
+                    var c = [Float](repeating: .nan, count: m * n)
+                    engine.linear(a, lda: k, m: m, layer, segments: 1..<2, into: &c, ldc: n, threads: 2)
+                    let s = n / 3
+                    for r in 0..<m {
+                        for j in 0..<n {
+                            if (s..<(2 * s)).contains(j) {
+                                XCTAssertEqual(c[r * n + j], product[r * n + j] + bias[j], accuracy: 1e-4)
+                            } else {
+                                XCTAssertTrue(c[r * n + j].isNaN, "segment 1 alone wrote column \(j)")
+                            }
+                        }
+                    }
+                }
             }
         }
     }

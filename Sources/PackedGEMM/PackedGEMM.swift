@@ -1,0 +1,253 @@
+#if os(Linux)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A weight matrix W [n, k] (row-major, as a linear layer stores it: one row per output) packed once for
+/// C = A · Wᵀ: column panels of 32 outputs, each panel k rows of 32 floats (W[j, kk] for the panel's outputs j,
+/// zero past the last output), so the kernel streams one panel with two 16-lane loads per k.
+///
+/// A matrix can stack several weights that share k (a layer's query, key and value projections): each
+/// segment starts a new panel and writes its own output columns, so a segment's panels can run alone
+/// (the keys and values of the last attention layer, or the queries of its [CLS] rows).
+public struct PackedMatrix {
+    /// Output columns per panel.
+    public static let panelWidth = 32
+
+    /// The reduction length (input features) and the number of outputs over all segments.
+    public let k: Int
+    public let n: Int
+    /// The panels: `panelCount` blocks of k · 32 floats.
+    public let data: UnsafeMutablePointer<Float>
+    public let panelCount: Int
+    /// First output column and number of valid outputs (1…32) of each panel.
+    public let panelColumn: [Int]
+    public let panelOutputs: [Int]
+    /// The panels of each segment, in order.
+    public let segmentPanels: [Range<Int>]
+
+    /// Packs the weights `segments` (each [rows, k] row-major, rows ≥ 0) stacked along the outputs.
+    /// `k` ≥ 0; a segment with 0 rows has no panels.
+    public init(k: Int, segments: [(weights: UnsafePointer<Float>, rows: Int)]) {
+        let P = Self.panelWidth
+        var columns: [Int] = [], outputs: [Int] = [], ranges: [Range<Int>] = []
+        var column = 0
+        for s in segments {
+            let first = columns.count
+            var r = 0
+            while r < s.rows {
+                columns.append(column + r)
+                outputs.append(min(P, s.rows - r))
+                r += P
+            }
+            ranges.append(first..<columns.count)
+            column += s.rows
+        }
+        self.k = k
+        self.n = column
+        self.panelCount = columns.count
+        self.panelColumn = columns
+        self.panelOutputs = outputs
+        self.segmentPanels = ranges
+        let data = UnsafeMutablePointer<Float>.allocate(capacity: max(1, columns.count * k * P))
+        data.initialize(repeating: 0, count: max(1, columns.count * k * P))
+        var p = 0
+        for s in segments {
+            var r = 0
+            while r < s.rows {
+                let panel = data + p * k * P
+                for j in 0..<min(P, s.rows - r) {
+                    let row = s.weights + (r + j) * k
+                    for kk in 0..<k { panel[kk * P + j] = row[kk] }
+                }
+                r += P
+                p += 1
+            }
+        }
+        self.data = data
+    }
+
+    /// Packs one weight W [n, k].
+    public init(weights: UnsafePointer<Float>, n: Int, k: Int) {
+        self.init(k: k, segments: [(weights, n)])
+    }
+
+    /// Floats held (the panels, padding included).
+    public var storedCount: Int { panelCount * k * Self.panelWidth }
+
+    public func deallocate() { data.deallocate() }
+}
+
+/// Matrix products against pre-packed weights, for the inference engine: C[m, cols] = A[m, k] · Wᵀ (+ bias) over
+/// a range of W's panels, on the calling thread (the caller splits panels across threads).
+///
+/// The kernel keeps an 8 × 32 tile of C in sixteen 16-lane registers and reads A in place (row-major, any
+/// leading dimension): each k step broadcasts one value of each of the 8 rows and does 16 fused multiply-adds
+/// against the panel's two vectors. Rows past m in the last tile repeat row m − 1 and are not stored; a single
+/// row (a [CLS] row) runs its own kernel with four independent accumulator pairs.
+///
+/// Release builds of this module on Linux x86-64 are compiled for the x86-64-v4 level (AVX-512 F/BW/CD/DQ/VL),
+/// where a 16-lane vector is one register; `isSupported` says whether this processor can run them (callers fall
+/// back to BLAS when it cannot). Other builds compile the same code for the build's own target.
+public enum PackedGEMM {
+    typealias V = SIMD16<Float>
+
+    /// Whether this build of the kernels can run on this processor: true unless the module was compiled for
+    /// AVX-512 (release, Linux x86-64) and the processor lacks a feature of that level.
+    public static let isSupported: Bool = {
+        #if AVX512_KERNELS
+        return processorFlags.isSuperset(of: requiredFlags)
+        #else
+        return true
+        #endif
+    }()
+
+    /// Whether this module was compiled for AVX-512 (the kernels' 16-lane vectors are single registers).
+    public static var compiledForAVX512: Bool {
+        #if AVX512_KERNELS
+        return true
+        #else
+        return false
+        #endif
+    }
+
+    /// The /proc/cpuinfo flags that the x86-64-v4 level implies.
+    static let requiredFlags: Set<String> = ["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl", "avx2", "fma",
+                                             "bmi1", "bmi2", "f16c", "movbe", "abm"]
+
+    /// The first "flags" line of /proc/cpuinfo (empty where there is none).
+    static var processorFlags: Set<String> {
+        guard let f = fopen("/proc/cpuinfo", "r") else { return [] }
+        defer { fclose(f) }
+        var line: UnsafeMutablePointer<CChar>? = nil
+        var capacity = 0
+        defer { free(line) }
+        while getline(&line, &capacity, f) > 0 {
+            guard let line else { break }
+            let text = String(cString: line)
+            if text.hasPrefix("flags") {
+                let value = text.split(separator: ":", maxSplits: 1).dropFirst().first ?? ""
+                return Set(value.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }).map(String.init))
+            }
+        }
+        return []
+    }
+
+    /// C[r, panelColumn[p] + j] = Σ_kk A[r, kk] · W[panelColumn[p] + j, kk] (+ bias[panelColumn[p] + j]) for rows
+    /// r < m and the outputs j of every panel p in `panels`. A is [m, k] with leading dimension `lda`; C has
+    /// leading dimension `ldc`; `bias` is indexed by output column.
+    public static func multiply(_ a: UnsafePointer<Float>, lda: Int, m: Int, by w: PackedMatrix, panels: Range<Int>,
+                                bias: UnsafePointer<Float>?, into c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if m <= 0 { return }
+        let k = w.k, P = PackedMatrix.panelWidth
+        for p in panels {
+            let b = w.data + p * k * P, column = w.panelColumn[p], outputs = w.panelOutputs[p]
+            let biasPanel = bias.map { $0 + column }
+            if m == 1 {
+                row1(a, b: b, k: k, c: c + column, outputs: outputs, bias: biasPanel)
+                continue
+            }
+            var r = 0
+            while r < m {
+                tile8(a + r * lda, lda: lda, rows: min(8, m - r), b: b, k: k, c: c + r * ldc + column, ldc: ldc,
+                      outputs: outputs, bias: biasPanel)
+                r += 8
+            }
+        }
+    }
+
+    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> V {
+        UnsafeRawPointer(p).loadUnaligned(as: V.self)
+    }
+
+    /// Stores `v0 | v1` (32 values, plus the bias when given) to the first `outputs` floats at `c`.
+    @inline(__always)
+    static func store(_ v0: V, _ v1: V, to c: UnsafeMutablePointer<Float>, outputs: Int, bias: UnsafePointer<Float>?) {
+        var x0 = v0, x1 = v1
+        if let bias {
+            if outputs == 32 {
+                x0 += load(bias)
+                x1 += load(bias + 16)
+            } else {
+                for j in 0..<outputs { if j < 16 { x0[j] += bias[j] } else { x1[j - 16] += bias[j] } }
+            }
+        }
+        if outputs == 32 {
+            UnsafeMutableRawPointer(c).storeBytes(of: x0, as: V.self)
+            UnsafeMutableRawPointer(c + 16).storeBytes(of: x1, as: V.self)
+        } else {
+            for j in 0..<outputs { c[j] = j < 16 ? x0[j] : x1[j - 16] }
+        }
+    }
+
+    /// One 8 × 32 tile (rows 1…8 valid) over the whole of k.
+    @inline(never)
+    static func tile8(_ a: UnsafePointer<Float>, lda: Int, rows: Int, b: UnsafePointer<Float>, k: Int,
+                      c: UnsafeMutablePointer<Float>, ldc: Int, outputs: Int, bias: UnsafePointer<Float>?) {
+        let last = rows - 1
+        let a0 = a, a1 = a + min(1, last) * lda, a2 = a + min(2, last) * lda, a3 = a + min(3, last) * lda
+        let a4 = a + min(4, last) * lda, a5 = a + min(5, last) * lda, a6 = a + min(6, last) * lda
+        let a7 = a + min(7, last) * lda
+        var c00 = V(), c01 = V(), c10 = V(), c11 = V(), c20 = V(), c21 = V(), c30 = V(), c31 = V()
+        var c40 = V(), c41 = V(), c50 = V(), c51 = V(), c60 = V(), c61 = V(), c70 = V(), c71 = V()
+        var bp = b
+        for kk in 0..<k {
+            let b0 = load(bp), b1 = load(bp + 16)
+            var x = V(repeating: a0[kk]); c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
+            x = V(repeating: a1[kk]); c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+            x = V(repeating: a2[kk]); c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
+            x = V(repeating: a3[kk]); c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
+            x = V(repeating: a4[kk]); c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
+            x = V(repeating: a5[kk]); c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
+            x = V(repeating: a6[kk]); c60 = c60.addingProduct(x, b0); c61 = c61.addingProduct(x, b1)
+            x = V(repeating: a7[kk]); c70 = c70.addingProduct(x, b0); c71 = c71.addingProduct(x, b1)
+            bp += 32
+        }
+        store(c00, c01, to: c, outputs: outputs, bias: bias)
+        if rows > 1 { store(c10, c11, to: c + ldc, outputs: outputs, bias: bias) }
+        if rows > 2 { store(c20, c21, to: c + 2 * ldc, outputs: outputs, bias: bias) }
+        if rows > 3 { store(c30, c31, to: c + 3 * ldc, outputs: outputs, bias: bias) }
+        if rows > 4 { store(c40, c41, to: c + 4 * ldc, outputs: outputs, bias: bias) }
+        if rows > 5 { store(c50, c51, to: c + 5 * ldc, outputs: outputs, bias: bias) }
+        if rows > 6 { store(c60, c61, to: c + 6 * ldc, outputs: outputs, bias: bias) }
+        if rows > 7 { store(c70, c71, to: c + 7 * ldc, outputs: outputs, bias: bias) }
+    }
+
+    /// One row against one panel: k in steps of 4 with four independent accumulator pairs (a single chain
+    /// would wait on each fused multiply-add's latency).
+    @inline(never)
+    static func row1(_ a: UnsafePointer<Float>, b: UnsafePointer<Float>, k: Int, c: UnsafeMutablePointer<Float>,
+                     outputs: Int, bias: UnsafePointer<Float>?) {
+        var s0 = V(), s1 = V(), t0 = V(), t1 = V(), u0 = V(), u1 = V(), v0 = V(), v1 = V()
+        var kk = 0, bp = b
+        while kk + 4 <= k {
+            var x = V(repeating: a[kk]); s0 = s0.addingProduct(x, load(bp)); s1 = s1.addingProduct(x, load(bp + 16))
+            x = V(repeating: a[kk + 1]); t0 = t0.addingProduct(x, load(bp + 32)); t1 = t1.addingProduct(x, load(bp + 48))
+            x = V(repeating: a[kk + 2]); u0 = u0.addingProduct(x, load(bp + 64)); u1 = u1.addingProduct(x, load(bp + 80))
+            x = V(repeating: a[kk + 3]); v0 = v0.addingProduct(x, load(bp + 96)); v1 = v1.addingProduct(x, load(bp + 112))
+            kk += 4
+            bp += 128
+        }
+        while kk < k {
+            let x = V(repeating: a[kk]); s0 = s0.addingProduct(x, load(bp)); s1 = s1.addingProduct(x, load(bp + 16))
+            kk += 1
+            bp += 32
+        }
+        store((s0 + t0) + (u0 + v0), (s1 + t1) + (u1 + v1), to: c, outputs: outputs, bias: bias)
+    }
+
+    /// The same product in Double, naively, from the unpacked weights W [n, k]: the tests' oracle.
+    public static func naive(_ a: UnsafePointer<Float>, lda: Int, m: Int, weights w: UnsafePointer<Float>, n: Int,
+                             k: Int, bias: UnsafePointer<Float>?) -> [Float] {
+        var out = [Float](repeating: 0, count: m * n)
+        for r in 0..<m {
+            for j in 0..<n {
+                var s = bias.map { Double($0[j]) } ?? 0
+                for kk in 0..<k { s += Double(a[r * lda + kk]) * Double(w[j * k + kk]) }
+                out[r * n + j] = Float(s)
+            }
+        }
+        return out
+    }
+}

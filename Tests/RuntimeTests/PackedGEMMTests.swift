@@ -1,0 +1,107 @@
+import XCTest
+import PackedGEMM
+
+/// The pre-packed kernels against their naive Double twin: every row count of the 8-row tile (and the single-row
+/// kernel), full and partial panels, stacked segments run together and alone, with and without bias, and A
+/// read with a leading dimension wider than k.
+final class PackedGEMMTests: XCTestCase {
+    struct Case {
+        var m: Int, k: Int, segments: [Int], lda: Int
+    }
+
+    static func random(_ count: Int, seed: inout UInt64) -> [Float] {
+        (0..<count).map { _ in
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: seed >> 11) % 2001 - 1000) / 1000
+        }
+    }
+
+    func check(_ c: Case, bias withBias: Bool, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) {
+        var s = seed
+        let n = c.segments.reduce(0, +)
+        let a = Self.random(max(1, c.m * c.lda), seed: &s)
+        let w = Self.random(max(1, n * c.k), seed: &s)
+        let bias = Self.random(max(1, n), seed: &s)
+        let ldc = n + 3
+        w.withUnsafeBufferPointer { wp in
+            var start = 0
+            let segments = c.segments.map { rows -> (weights: UnsafePointer<Float>, rows: Int) in
+                defer { start += rows * c.k }
+                return (wp.baseAddress! + start, rows)
+            }
+            let packed = PackedMatrix(k: c.k, segments: segments)
+            defer { packed.deallocate() }
+            XCTAssertEqual(packed.n, n, file: file, line: line)
+            XCTAssertEqual(packed.panelCount, c.segments.reduce(0) { $0 + ($1 + 31) / 32 }, file: file, line: line)
+            // All segments at once, then each segment alone into a fresh output.
+            var runs: [(Range<Int>, Range<Int>)] = [(0..<packed.panelCount, 0..<n)]
+            var column = 0
+            for (i, rows) in c.segments.enumerated() {
+                runs.append((packed.segmentPanels[i], column..<(column + rows)))
+                column += rows
+            }
+            for (panels, columns) in runs {
+                var out = [Float](repeating: .nan, count: max(1, c.m * ldc))
+                a.withUnsafeBufferPointer { ap in
+                    bias.withUnsafeBufferPointer { bp in
+                        out.withUnsafeMutableBufferPointer { op in
+                            PackedGEMM.multiply(ap.baseAddress!, lda: c.lda, m: c.m, by: packed, panels: panels,
+                                                bias: withBias ? bp.baseAddress! : nil, into: op.baseAddress!, ldc: ldc)
+                        }
+                    }
+                }
+                let want = a.withUnsafeBufferPointer { ap in
+                    bias.withUnsafeBufferPointer { bp in
+                        PackedGEMM.naive(ap.baseAddress!, lda: c.lda, m: c.m, weights: wp.baseAddress!, n: n, k: c.k,
+                                         bias: withBias ? bp.baseAddress! : nil)
+                    }
+                }
+                var worst: Float = 0, untouched = true
+                for r in 0..<c.m {
+                    for j in 0..<ldc {
+                        let got = out[r * ldc + j]
+                        if columns.contains(j) {
+                            worst = max(worst, abs(got - want[r * n + j]))
+                        } else if !got.isNaN {
+                            untouched = false
+                        }
+                    }
+                }
+                XCTAssertLessThanOrEqual(worst, 1e-5 * Float(max(1, c.k)).squareRoot() * 4,
+                                         "m \(c.m) k \(c.k) segments \(c.segments) panels \(panels)", file: file, line: line)
+                XCTAssertTrue(untouched, "wrote outside columns \(columns) (m \(c.m), segments \(c.segments))",
+                              file: file, line: line)
+            }
+        }
+    }
+
+    func testEveryTileRowCountAndPanelWidthMatchesNaive() {
+        var seed: UInt64 = 1
+        for m in [1, 2, 3, 7, 8, 9, 15, 16, 17] {
+            for (k, segments) in [(1, [1]), (5, [32]), (13, [33]), (37, [70]), (64, [31, 1, 64])] {
+                for bias in [false, true] {
+                    seed += 1
+                    check(Case(m: m, k: k, segments: segments, lda: k + m % 3), bias: bias, seed: seed)
+                }
+            }
+        }
+    }
+
+    /// Q | K | V of a three-head, 6-wide layer: segments not aligned to panels, run together and one by one.
+    func testStackedSegmentsRunTogetherAndAlone() {
+        check(Case(m: 10, k: 18, segments: [18, 18, 18], lda: 18), bias: true, seed: 99)
+        check(Case(m: 1, k: 18, segments: [18, 18, 18], lda: 18), bias: true, seed: 98)
+    }
+
+    func testKernelsTallyWithBLASSizedProducts() {
+        // One product of the real MiniLM's size (T = 128: 16 full tiles, 12 full panels) and one with a long k.
+        check(Case(m: 128, k: 384, segments: [384], lda: 384), bias: true, seed: 7)
+        check(Case(m: 5, k: 1536, segments: [40], lda: 1536), bias: false, seed: 8)
+    }
+
+    func testSupportIsDecidedAndConsistentWithTheBuild() {
+        // Where the module is not compiled for AVX-512 the kernels run on any processor.
+        if !PackedGEMM.compiledForAVX512 { XCTAssertTrue(PackedGEMM.isSupported) }
+        print("PackedGEMM: compiled for AVX-512 \(PackedGEMM.compiledForAVX512), supported here \(PackedGEMM.isSupported)")
+    }
+}
