@@ -218,3 +218,39 @@ def load_model_dir(path: str):
     if missing or unexpected:
         raise ValueError(f"{st_path}: missing tensors {missing}, unexpected tensors {unexpected}")
     return model.eval(), shape
+
+
+def save_named_model_dir(name: str, out_dir: str, tokenizer_dir: str) -> str:
+    """Writes the named random-init shape `name` as a model directory that both cofi and `load_model_dir` read:
+    config.json (the dense BERT fields, as a cofi compact directory keeps them), model.safetensors (the state dict
+    under its transformers names; a sublayer with nothing left has no tensors) and the tokenizer files of
+    `tokenizer_dir`. Returns `out_dir`. The same weights on every side make the timings comparable."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    model, _ = build_model(name)
+    os.makedirs(out_dir, exist_ok=True)
+    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(tensors, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
+    cfg = model.config.to_dict()
+    cfg["architectures"] = ["BertForSequenceClassification"]
+    with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+    for file in ("vocab.txt", "tokenizer_config.json", "tokenizer.json", "special_tokens_map.json"):
+        src = os.path.join(tokenizer_dir, file)
+        if os.path.isfile(src):
+            shutil.copyfile(src, os.path.join(out_dir, file))
+    return out_dir
+
+
+if __name__ == "__main__":
+    import argparse
+
+    p = argparse.ArgumentParser(description="Write a named random-init shape as a model directory.")
+    p.add_argument("name", choices=sorted(MODELS))
+    p.add_argument("out_dir")
+    p.add_argument("--tokenizer", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".assets",
+                                                         "all-MiniLM-L6-v2"))
+    a = p.parse_args()
+    print(save_named_model_dir(a.name, a.out_dir, a.tokenizer))

@@ -3,7 +3,7 @@
 # workloads and 2 threads each, run one after the other on this machine, in one go:
 #
 #   scripts/runtime_bench.sh --model DIR [--baseline DIR] [--budget S] [--warmup N] [--repeats N]
-#                            [--max-length 64] [--no-eval] [--peer-model NAME_OR_DIR ...]
+#                            [--max-length 64] [--no-eval] [--named SHAPE ...] [--peer-model NAME_OR_DIR ...]
 #   e.g. scripts/runtime_bench.sh --model runs/prune90/final --baseline runs/teacher/best
 #
 # 1. makes the virtual environment $VENV (default .venv-peer) from scripts/requirements-peer.txt (torch 2.13.0+cpu,
@@ -16,6 +16,9 @@
 # 5. runs `scripts/peer_runtime.py` on the same directories (and any --peer-model: the named random-init shapes
 #    bert-base, minilm-l6, cofi-s95 of ../shared/BASELINES.md, measured by the peers only), PyTorch and ONNX Runtime
 #    each in its own process;
+#    --named SHAPE (bert-base, minilm-l6, cofi-s95) writes that random-init shape once as a model directory
+#    ($OUT_DIR/named/SHAPE, by scripts/peer_models.py) and measures it on every side — cofi bench included — from
+#    the same weights;
 # 6. prints one side-by-side table: p50 ms per call (latency) or seq/s (throughput) for cofi, PyTorch and ONNX
 #    Runtime, with ratios = peer time / cofi time (p50 for latencies, seq/s for throughputs; > 1: cofi is faster),
 #    peak RSS, the dev-accuracy checks, the date, machine, load averages and versions.
@@ -40,7 +43,7 @@ usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 die() { echo "error: $*" >&2; exit 1; }
 
 ARGS_TEXT="$*"
-MODEL="" BASELINE="" BUDGET=5 WARMUP=2 REPEATS="" MAXLEN=64 EVAL=1 PEER_MODELS=()
+MODEL="" BASELINE="" BUDGET=5 WARMUP=2 REPEATS="" MAXLEN=64 EVAL=1 PEER_MODELS=() NAMED=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --model) MODEL="${2:?--model needs a directory}"; shift 2 ;;
@@ -51,6 +54,7 @@ while [[ $# -gt 0 ]]; do
         --max-length) MAXLEN="${2:?}"; shift 2 ;;
         --no-eval) EVAL=0; shift ;;
         --peer-model) PEER_MODELS+=("${2:?}"); shift 2 ;;
+        --named) NAMED+=("${2:?--named needs bert-base, minilm-l6 or cofi-s95}"); shift 2 ;;
         -h|--help) usage 0 ;;
         *) echo "error: unknown argument '$1'" >&2; usage 2 ;;
     esac
@@ -77,7 +81,7 @@ if [[ -n "$BASELINE" ]]; then
     [[ "$BASE_NAME" != "$NAME" ]] || BASE_NAME="baseline:$BASE_NAME"
 fi
 mkdir -p "$OUT_DIR"
-rm -f "$OUT_DIR"/cofi.jsonl "$OUT_DIR"/peer.jsonl "$OUT_DIR"/eval-*.json "$OUT_DIR"/table.txt
+rm -f "$OUT_DIR"/cofi.jsonl "$OUT_DIR"/cofi-named-*.jsonl "$OUT_DIR"/peer.jsonl "$OUT_DIR"/eval-*.json "$OUT_DIR"/table.txt
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 # 1. The peer environment.
@@ -126,11 +130,26 @@ BENCH_ARGS=(--model "$MODEL" --name "$NAME")
 "$BIN" bench "${BENCH_ARGS[@]}" --task movie-snippets --max-length "$MAXLEN" --threads 2 "${COMMON[@]}" --json "$OUT_DIR/cofi.jsonl" \
     | tee "$OUT_DIR/cofi.txt"
 
+# 4b. The named shapes, written once as model directories and measured by cofi bench from the same weights as the peers.
+NAMED_ARGS=()
+for shape in "${NAMED[@]}"; do
+    dir="$OUT_DIR/named/$shape"
+    if [[ ! -f "$dir/model.safetensors" ]]; then
+        echo "== writing the random-init shape $shape to $dir (scripts/peer_models.py)" >&2
+        "$PY" scripts/peer_models.py "$shape" "$dir" --tokenizer "$ROOT/.assets/all-MiniLM-L6-v2" >&2
+    fi
+    echo "== cofi bench $shape (load $(load))" >&2
+    "$BIN" bench --model "$dir" --name "$shape" --task movie-snippets --max-length "$MAXLEN" --threads 2 "${COMMON[@]}" \
+        --json "$OUT_DIR/cofi-named-$shape.jsonl" | tee -a "$OUT_DIR/cofi.txt"
+    NAMED_ARGS+=(--model "$shape=$dir")
+done
+
 # 5. The peers.
 LOAD_PEER="$(load)"
 echo "== PyTorch and ONNX Runtime (scripts/peer_runtime.py, load $LOAD_PEER)" >&2
 PEER_ARGS=(--model "$NAME=$MODEL")
 [[ -z "$BASELINE" ]] || PEER_ARGS+=(--model "$BASE_NAME=$BASELINE")
+PEER_ARGS+=("${NAMED_ARGS[@]}")
 for m in "${PEER_MODELS[@]}"; do PEER_ARGS+=(--model "$m"); done
 "$PY" scripts/peer_runtime.py "${PEER_ARGS[@]}" --dev "$DEV" --max-length "$MAXLEN" "${COMMON[@]}" \
     --json "$OUT_DIR/peer.jsonl" | tee "$OUT_DIR/peer.txt"
@@ -150,7 +169,8 @@ def lines(path):
 
 
 rows, rss, meta, checks, speedup = {}, {}, {}, {}, None
-for r in lines(os.path.join(out_dir, "cofi.jsonl")) + lines(os.path.join(out_dir, "peer.jsonl")):
+cofi_files = [os.path.join(out_dir, "cofi.jsonl")] + sorted(glob.glob(os.path.join(out_dir, "cofi-named-*.jsonl")))
+for r in [r for p in cofi_files for r in lines(p)] + lines(os.path.join(out_dir, "peer.jsonl")):
     if "workload" in r:
         rows[(r["model"], r["workload"], r["impl"])] = r
     elif "peak_rss_mib" in r:

@@ -54,16 +54,8 @@ public struct PackedMatrix {
         data.initialize(repeating: 0, count: max(1, columns.count * k * P))
         var p = 0
         for s in segments {
-            var r = 0
-            while r < s.rows {
-                let panel = data + p * k * P
-                for j in 0..<min(P, s.rows - r) {
-                    let row = s.weights + (r + j) * k
-                    for kk in 0..<k { panel[kk * P + j] = row[kk] }
-                }
-                r += P
-                p += 1
-            }
+            PackedGEMM.packRows(s.weights, ld: k, n: s.rows, k: k, into: data + p * k * P)
+            p += (s.rows + P - 1) / P
         }
         self.data = data
     }
@@ -139,21 +131,74 @@ public enum PackedGEMM {
     /// leading dimension `ldc`; `bias` is indexed by output column.
     public static func multiply(_ a: UnsafePointer<Float>, lda: Int, m: Int, by w: PackedMatrix, panels: Range<Int>,
                                 bias: UnsafePointer<Float>?, into c: UnsafeMutablePointer<Float>, ldc: Int) {
-        if m <= 0 { return }
-        let k = w.k, P = PackedMatrix.panelWidth
+        let P = PackedMatrix.panelWidth
         for p in panels {
-            let b = w.data + p * k * P, column = w.panelColumn[p], outputs = w.panelOutputs[p]
-            let biasPanel = bias.map { $0 + column }
+            let column = w.panelColumn[p]
+            multiply(a, lda: lda, m: m, panels: w.data + p * w.k * P, k: w.k, n: w.panelOutputs[p],
+                     bias: bias.map { $0 + column }, into: c + column, ldc: ldc)
+        }
+    }
+
+    /// Floats that `packRows` / `packColumns` write for n outputs over k: ⌈n/32⌉ panels of k · 32.
+    public static func packedCount(n: Int, k: Int) -> Int { (n + 31) / 32 * 32 * k }
+
+    /// Packs W [n, k] (row j at w + j·ld), times `scale`, into ⌈n/32⌉ consecutive panels at `out`, zero past
+    /// output n.
+    public static func packRows(_ w: UnsafePointer<Float>, ld: Int, n: Int, k: Int, scale: Float = 1,
+                                into out: UnsafeMutablePointer<Float>) {
+        let P = PackedMatrix.panelWidth
+        var r = 0
+        while r < n {
+            let panel = out + r * k
+            let width = min(P, n - r)
+            if width < P { panel.update(repeating: 0, count: k * P) }
+            for j in 0..<width {
+                let row = w + (r + j) * ld
+                for kk in 0..<k { panel[kk * P + j] = scale * row[kk] }
+            }
+            r += P
+        }
+    }
+
+    /// Packs W = Bᵀ for B [k, n] (row kk at b + kk·ld) — the panels of a product C = A · B — into ⌈n/32⌉
+    /// consecutive panels at `out`, zero past output n.
+    public static func packColumns(_ b: UnsafePointer<Float>, ld: Int, k: Int, n: Int,
+                                   into out: UnsafeMutablePointer<Float>) {
+        let P = PackedMatrix.panelWidth
+        var j = 0
+        while j < n {
+            let panel = out + j * k
+            let width = min(P, n - j)
+            for kk in 0..<k {
+                let dst = panel + kk * P, src = b + kk * ld + j
+                dst.update(from: src, count: width)
+                if width < P { (dst + width).update(repeating: 0, count: P - width) }
+            }
+            j += P
+        }
+    }
+
+    /// C[m, n] = A[m, k] · Wᵀ (+ bias[n]) for n outputs packed at `panels` by `packRows` or `packColumns`;
+    /// A has leading dimension `lda`, C `ldc`.
+    public static func multiply(_ a: UnsafePointer<Float>, lda: Int, m: Int, panels: UnsafePointer<Float>, k: Int,
+                                n: Int, bias: UnsafePointer<Float>?, into c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if m <= 0 { return }
+        let P = PackedMatrix.panelWidth
+        var j = 0
+        while j < n {
+            let b = panels + j * k, outputs = min(P, n - j)
+            let biasPanel = bias.map { $0 + j }
             if m == 1 {
-                row1(a, b: b, k: k, c: c + column, outputs: outputs, bias: biasPanel)
-                continue
+                row1(a, b: b, k: k, c: c + j, outputs: outputs, bias: biasPanel)
+            } else {
+                var r = 0
+                while r < m {
+                    tile8(a + r * lda, lda: lda, rows: min(8, m - r), b: b, k: k, c: c + r * ldc + j, ldc: ldc,
+                          outputs: outputs, bias: biasPanel)
+                    r += 8
+                }
             }
-            var r = 0
-            while r < m {
-                tile8(a + r * lda, lda: lda, rows: min(8, m - r), b: b, k: k, c: c + r * ldc + column, ldc: ldc,
-                      outputs: outputs, bias: biasPanel)
-                r += 8
-            }
+            j += P
         }
     }
 

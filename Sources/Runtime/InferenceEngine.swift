@@ -388,7 +388,7 @@ public final class InferenceEngine {
         for s in inputs { N += s.tokenIds.count; maxT = max(maxT, s.tokenIds.count) }
         let ws = workspace
         ws.reserve(tokens: N, sequences: B, maxLength: maxT, hidden: shape.hiddenSize, maxHeadWidth: maxHeadWidth,
-                   maxFFNWidth: maxFFNWidth, poolerWidth: shape.poolerWidth, outputs: task.outputs,
+                   maxFFNWidth: maxFFNWidth, headDim: shape.headDim, poolerWidth: shape.poolerWidth, outputs: task.outputs,
                    scoreSlots: Self.chunksPerThread * threads)
 
         // Token rows, packed: sequence b owns rows offsets[b] ..< offsets[b + 1].
@@ -504,6 +504,7 @@ public final class InferenceEngine {
         let ctx = SharedPointer(ws.ctx)
         let body: (Int) -> Void = { c in
             let scores = ws.scores + (chunks == 1 ? slot : c) * ws.scoreStride
+            let packed = self.weights.packed ? ws.packScratch + (chunks == 1 ? slot : c) * ws.packStride : nil
             // This chunk takes the items whose cumulative cost midpoint falls in its share of the total.
             var before = 0
             for i in 0..<items {
@@ -519,7 +520,7 @@ public final class InferenceEngine {
                 EngineKernels.attentionHead(q: qkv + qRow * ld + h * Dh, ldq: ld, queries: q.count,
                                             k: qkv + first * ld + HD + h * Dh, v: qkv + first * ld + 2 * HD + h * Dh,
                                             ldkv: ld, keys: T, headDim: Dh, scale: scale, scores: scores,
-                                            ctx: ctx.base + qRow * ldCtx + h * Dh, ldctx: ldCtx)
+                                            ctx: ctx.base + qRow * ldCtx + h * Dh, ldctx: ldCtx, packed: packed)
             }
         }
         if chunks == 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: chunks, execute: body) }
@@ -568,6 +569,8 @@ final class Workspace {
     var ffn = UnsafeMutablePointer<Float>.allocate(capacity: 1)
     var tmp = UnsafeMutablePointer<Float>.allocate(capacity: 1)
     var scores = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    /// Per-slot packing scratch of the attention products (`EngineKernels.packedScratchCount`).
+    var packScratch = UnsafeMutablePointer<Float>.allocate(capacity: 1)
     var pooled = UnsafeMutablePointer<Float>.allocate(capacity: 1)
     var logits = UnsafeMutablePointer<Float>.allocate(capacity: 1)
     var ids = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
@@ -576,15 +579,16 @@ final class Workspace {
     var offsets = UnsafeMutablePointer<Int>.allocate(capacity: 2)
     /// Sequence bounds of the groups that run on their own threads ([workers + 1]).
     var groupBounds = UnsafeMutablePointer<Int>.allocate(capacity: 2)
-    /// Floats of score scratch per attention chunk or sequence group (the longest sequence squared).
-    var scoreStride = 0
+    /// Floats of score scratch per attention chunk or sequence group (the longest sequence squared), and of
+    /// packing scratch.
+    var scoreStride = 0, packStride = 0
     /// Times the buffers were (re)allocated; the tests check that a smaller call reuses them.
     private(set) var allocations = 0
 
     /// Makes every buffer big enough for `tokens` packed rows of `sequences` sequences no longer than
     /// `maxLength`; reallocates only when a capacity grows.
     func reserve(tokens N: Int, sequences B: Int, maxLength T: Int, hidden D: Int, maxHeadWidth HD: Int,
-                 maxFFNWidth I: Int, poolerWidth Pw: Int, outputs C: Int, scoreSlots: Int) {
+                 maxFFNWidth I: Int, headDim Dh: Int, poolerWidth Pw: Int, outputs C: Int, scoreSlots: Int) {
         if N <= tokenCapacity && B <= sequenceCapacity && T <= lengthCapacity { return }
         let n = max(N, tokenCapacity), b = max(B, sequenceCapacity), t = max(T, lengthCapacity)
         release()
@@ -595,6 +599,8 @@ final class Workspace {
         tmp = .allocate(capacity: n * D)
         scoreStride = t * t
         scores = .allocate(capacity: scoreSlots * scoreStride)
+        packStride = EngineKernels.packedScratchCount(keys: t, headDim: Dh)
+        packScratch = .allocate(capacity: max(1, scoreSlots * packStride))
         pooled = .allocate(capacity: b * Pw)
         logits = .allocate(capacity: max(2 * n, b * C))
         ids = .allocate(capacity: n)
@@ -610,7 +616,7 @@ final class Workspace {
 
     private func release() {
         x.deallocate(); qkv.deallocate(); ctx.deallocate(); ffn.deallocate(); tmp.deallocate()
-        scores.deallocate(); pooled.deallocate(); logits.deallocate()
+        scores.deallocate(); packScratch.deallocate(); pooled.deallocate(); logits.deallocate()
         ids.deallocate(); types.deallocate(); positions.deallocate(); offsets.deallocate()
         groupBounds.deallocate()
     }

@@ -1,4 +1,5 @@
 import Foundation
+import PackedGEMM
 
 /// The inference engine's fused forward kernels over flat float buffers (shapes in the signatures; nothing
 /// allocates). They run on the calling thread: the engine decides how to split rows or columns across threads.
@@ -91,7 +92,12 @@ public enum EngineKernels {
         typealias V = FastMath.V
         var i = 0
         var vmax = V(repeating: -.infinity)
-        while i + 8 <= n { vmax = pointwiseMax(vmax, UnsafeRawPointer(x + i).loadUnaligned(as: V.self)); i += 8 }
+        while i + 8 <= n {
+            // (The stdlib's generic pointwiseMax is not inlined here; a compare and blend is one instruction each.)
+            let v = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
+            vmax.replace(with: v, where: v .> vmax)
+            i += 8
+        }
         var mx = vmax.max()
         while i < n { mx = max(mx, x[i]); i += 1 }
         let m = V(repeating: mx)
@@ -122,16 +128,33 @@ public enum EngineKernels {
 
     /// Scaled dot-product attention of one sequence and one head:
     /// ctx[nq, Dh] = softmax(scale · q[nq, Dh] · k[T, Dh]ᵀ) · v[T, Dh], with q, k, v, ctx strided by their leading
-    /// dimensions (heads side by side). `scores` holds nq·T floats of scratch.
+    /// dimensions (heads side by side). `scores` holds nq·T floats of scratch. With `packed` scratch
+    /// (`packedScratchCount(keys:headDim:)` floats) both products run on `PackedGEMM` — the keys packed times
+    /// `scale`, the values packed as they are — else on BLAS.
     public static func attentionHead(q: UnsafePointer<Float>, ldq: Int, queries nq: Int,
                                      k: UnsafePointer<Float>, v: UnsafePointer<Float>, ldkv: Int, keys T: Int,
                                      headDim Dh: Int, scale: Float, scores: UnsafeMutablePointer<Float>,
-                                     ctx: UnsafeMutablePointer<Float>, ldctx: Int) {
+                                     ctx: UnsafeMutablePointer<Float>, ldctx: Int,
+                                     packed: UnsafeMutablePointer<Float>? = nil) {
+        if let packed {
+            let keys = packed, values = packed + PackedGEMM.packedCount(n: T, k: Dh)
+            PackedGEMM.packRows(k, ld: ldkv, n: T, k: Dh, scale: scale, into: keys)
+            PackedGEMM.multiply(q, lda: ldq, m: nq, panels: keys, k: Dh, n: T, bias: nil, into: scores, ldc: T)
+            for i in 0..<nq { softmaxRow(scores + i * T, T) }
+            PackedGEMM.packColumns(v, ld: ldkv, k: T, n: Dh, into: values)
+            PackedGEMM.multiply(scores, lda: T, m: nq, panels: values, k: T, n: Dh, bias: nil, into: ctx, ldc: ldctx)
+            return
+        }
         BLAS.gemmSerial(transA: false, transB: true, m: nq, n: T, k: Dh, alpha: scale, a: q, lda: ldq,
                         b: k, ldb: ldkv, c: scores, ldc: T)
         for i in 0..<nq { softmaxRow(scores + i * T, T) }
         BLAS.gemmSerial(transA: false, transB: false, m: nq, n: Dh, k: T, a: scores, lda: T, b: v, ldb: ldkv,
                         c: ctx, ldc: ldctx)
+    }
+
+    /// Floats of packing scratch `attentionHead` needs for `keys` keys of width `headDim`.
+    public static func packedScratchCount(keys T: Int, headDim Dh: Int) -> Int {
+        PackedGEMM.packedCount(n: T, k: Dh) + PackedGEMM.packedCount(n: Dh, k: T)
     }
 
     /// Naive twins of the fused kernels, in Double: the oracles of the tests.

@@ -309,28 +309,43 @@ final class InferenceEngineTests: XCTestCase {
         }
     }
 
+    /// On BLAS and on PackedGEMM (keys and values packed into scratch), with a head narrower than a panel and
+    /// one wider (two value panels).
     func testAttentionHeadMatchesNaive() {
         var rng = Xoshiro256(seed: 4)
-        let H = 3, Dh = 8, ld = 3 * H * Dh
-        for (T, nq) in [(1, 1), (5, 5), (17, 17), (17, 1), (40, 9)] {
-            let qkv = randomArray(T * ld, &rng, scale: 2)
-            for h in [0, 2] {
-                func slice(_ base: Int, rows: Int) -> [Float] {
-                    (0..<rows).flatMap { r in (0..<Dh).map { qkv[r * ld + base + h * Dh + $0] } }
+        for Dh in [8, 40] {
+            let H = 3, ld = 3 * H * Dh
+            for (T, nq) in [(1, 1), (5, 5), (17, 17), (17, 1), (40, 9)] {
+                let qkv = randomArray(T * ld, &rng, scale: 2)
+                for h in [0, 2] {
+                    func slice(_ base: Int, rows: Int) -> [Float] {
+                        (0..<rows).flatMap { r in (0..<Dh).map { qkv[r * ld + base + h * Dh + $0] } }
+                    }
+                    let want = EngineKernels.Naive.attention(q: slice(0, rows: nq), k: slice(H * Dh, rows: T),
+                                                             v: slice(2 * H * Dh, rows: T), queries: nq, keys: T,
+                                                             headDim: Dh, scale: 0.35)
+                    for packed in [false, true] {
+                        var ctx = [Float](repeating: .nan, count: nq * H * Dh)
+                        var scores = [Float](repeating: 0, count: nq * T)
+                        var scratch = [Float](repeating: .nan, count: EngineKernels.packedScratchCount(keys: T, headDim: Dh))
+                        qkv.withUnsafeBufferPointer { p in
+                            ctx.withUnsafeMutableBufferPointer { c in
+                                scratch.withUnsafeMutableBufferPointer { sp in
+                                    EngineKernels.attentionHead(q: p.baseAddress! + h * Dh, ldq: ld, queries: nq,
+                                                                k: p.baseAddress! + H * Dh + h * Dh,
+                                                                v: p.baseAddress! + 2 * H * Dh + h * Dh,
+                                                                ldkv: ld, keys: T, headDim: Dh, scale: 0.35, scores: &scores,
+                                                                ctx: c.baseAddress! + h * Dh, ldctx: H * Dh,
+                                                                packed: packed ? sp.baseAddress! : nil)
+                                }
+                            }
+                        }
+                        let got = (0..<nq).flatMap { r in (0..<Dh).map { ctx[r * H * Dh + h * Dh + $0] } }
+                        XCTAssertLessThanOrEqual(maxDiff(got, want), 1e-5, "T \(T), queries \(nq), head \(h), Dh \(Dh), packed \(packed)")
+                        let others = (0..<nq).flatMap { r in (0..<(H * Dh)).filter { $0 / Dh != h }.map { ctx[r * H * Dh + $0] } }
+                        XCTAssertTrue(others.allSatisfy(\.isNaN), "wrote outside head \(h)")
+                    }
                 }
-                var ctx = [Float](repeating: .nan, count: nq * H * Dh)
-                var scores = [Float](repeating: 0, count: nq * T)
-                qkv.withUnsafeBufferPointer { p in
-                    EngineKernels.attentionHead(q: p.baseAddress! + h * Dh, ldq: ld, queries: nq,
-                                                k: p.baseAddress! + H * Dh + h * Dh, v: p.baseAddress! + 2 * H * Dh + h * Dh,
-                                                ldkv: ld, keys: T, headDim: Dh, scale: 0.35, scores: &scores,
-                                                ctx: &ctx[h * Dh], ldctx: H * Dh)
-                }
-                let want = EngineKernels.Naive.attention(q: slice(0, rows: nq), k: slice(H * Dh, rows: T),
-                                                         v: slice(2 * H * Dh, rows: T), queries: nq, keys: T,
-                                                         headDim: Dh, scale: 0.35)
-                let got = (0..<nq).flatMap { r in (0..<Dh).map { ctx[r * H * Dh + h * Dh + $0] } }
-                XCTAssertLessThanOrEqual(maxDiff(got, want), 1e-5, "T \(T), queries \(nq), head \(h)")
             }
         }
     }
