@@ -19,7 +19,7 @@ let avx512Flags: [SwiftSetting] = [
 
 let package = Package(
     name: "cofi",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "cofi", targets: ["cofi"]),
         .executable(name: "cofi-bench", targets: ["cofi-bench"]),

@@ -77,7 +77,8 @@ public struct PackedMatrix {
 /// The kernel keeps an 8 × 32 tile of C in sixteen 16-lane registers and reads A in place (row-major, any
 /// leading dimension): each k step broadcasts one value of each of the 8 rows and does 16 fused multiply-adds
 /// against the panel's two vectors. Rows past m in the last tile repeat row m − 1 and are not stored; a single
-/// row (a [CLS] row) runs its own kernel with four independent accumulator pairs.
+/// row (a [CLS] row) runs its own kernel over four panels at once. Every output sums over k in order from 0 in
+/// both kernels, so results do not depend on the batch a row ran in.
 ///
 /// Release builds of this module on Linux x86-64 are compiled for the x86-64-v4 level (AVX-512 F/BW/CD/DQ/VL),
 /// where a 16-lane vector is one register; `isSupported` says whether this processor can run them (callers fall
@@ -132,10 +133,18 @@ public enum PackedGEMM {
     public static func multiply(_ a: UnsafePointer<Float>, lda: Int, m: Int, by w: PackedMatrix, panels: Range<Int>,
                                 bias: UnsafePointer<Float>?, into c: UnsafeMutablePointer<Float>, ldc: Int) {
         let P = PackedMatrix.panelWidth
-        for p in panels {
+        // Runs of panels whose outputs are contiguous (a segment's panels), each as one product.
+        var p = panels.lowerBound
+        while p < panels.upperBound {
+            var end = p + 1
+            while end < panels.upperBound && w.panelOutputs[end - 1] == P && w.panelColumn[end] == w.panelColumn[end - 1] + P {
+                end += 1
+            }
             let column = w.panelColumn[p]
-            multiply(a, lda: lda, m: m, panels: w.data + p * w.k * P, k: w.k, n: w.panelOutputs[p],
-                     bias: bias.map { $0 + column }, into: c + column, ldc: ldc)
+            let n = w.panelColumn[end - 1] + w.panelOutputs[end - 1] - column
+            multiply(a, lda: lda, m: m, panels: w.data + p * w.k * P, k: w.k, n: n, bias: bias.map { $0 + column },
+                     into: c + column, ldc: ldc)
+            p = end
         }
     }
 
@@ -184,19 +193,25 @@ public enum PackedGEMM {
                                 n: Int, bias: UnsafePointer<Float>?, into c: UnsafeMutablePointer<Float>, ldc: Int) {
         if m <= 0 { return }
         let P = PackedMatrix.panelWidth
+        if m == 1 {
+            var j = 0
+            while j < n {
+                let count = min(4, (n - j + P - 1) / P)
+                let lastOutputs = min(P, n - j - (count - 1) * P)
+                row1(a, b: panels + j * k, k: k, panels: count, c: c + j, lastOutputs: lastOutputs,
+                     bias: bias.map { $0 + j })
+                j += count * P
+            }
+            return
+        }
         var j = 0
         while j < n {
             let b = panels + j * k, outputs = min(P, n - j)
-            let biasPanel = bias.map { $0 + j }
-            if m == 1 {
-                row1(a, b: b, k: k, c: c + j, outputs: outputs, bias: biasPanel)
-            } else {
-                var r = 0
-                while r < m {
-                    tile8(a + r * lda, lda: lda, rows: min(8, m - r), b: b, k: k, c: c + r * ldc + j, ldc: ldc,
-                          outputs: outputs, bias: biasPanel)
-                    r += 8
-                }
+            var r = 0
+            while r < m {
+                tile8(a + r * lda, lda: lda, rows: min(8, m - r), b: b, k: k, c: c + r * ldc + j, ldc: ldc,
+                      outputs: outputs, bias: bias.map { $0 + j })
+                r += 8
             }
             j += P
         }
@@ -259,27 +274,28 @@ public enum PackedGEMM {
         if rows > 7 { store(c70, c71, to: c + 7 * ldc, outputs: outputs, bias: bias) }
     }
 
-    /// One row against one panel: k in steps of 4 with four independent accumulator pairs (a single chain
-    /// would wait on each fused multiply-add's latency).
+    /// One row against up to four consecutive panels (`count` of them; the last has `lastOutputs` outputs): eight
+    /// independent accumulators, each summing over k in order from 0 as `tile8` does, so a row's result does not
+    /// depend on how many rows it ran with (a sequence predicted alone equals the same sequence in a batch).
     @inline(never)
-    static func row1(_ a: UnsafePointer<Float>, b: UnsafePointer<Float>, k: Int, c: UnsafeMutablePointer<Float>,
-                     outputs: Int, bias: UnsafePointer<Float>?) {
+    static func row1(_ a: UnsafePointer<Float>, b: UnsafePointer<Float>, k: Int, panels count: Int,
+                     c: UnsafeMutablePointer<Float>, lastOutputs: Int, bias: UnsafePointer<Float>?) {
+        let stride = k * 32
+        let p0 = b, p1 = b + min(1, count - 1) * stride, p2 = b + min(2, count - 1) * stride
+        let p3 = b + min(3, count - 1) * stride
         var s0 = V(), s1 = V(), t0 = V(), t1 = V(), u0 = V(), u1 = V(), v0 = V(), v1 = V()
-        var kk = 0, bp = b
-        while kk + 4 <= k {
-            var x = V(repeating: a[kk]); s0 = s0.addingProduct(x, load(bp)); s1 = s1.addingProduct(x, load(bp + 16))
-            x = V(repeating: a[kk + 1]); t0 = t0.addingProduct(x, load(bp + 32)); t1 = t1.addingProduct(x, load(bp + 48))
-            x = V(repeating: a[kk + 2]); u0 = u0.addingProduct(x, load(bp + 64)); u1 = u1.addingProduct(x, load(bp + 80))
-            x = V(repeating: a[kk + 3]); v0 = v0.addingProduct(x, load(bp + 96)); v1 = v1.addingProduct(x, load(bp + 112))
-            kk += 4
-            bp += 128
+        for kk in 0..<k {
+            let x = V(repeating: a[kk]), o = kk * 32
+            s0 = s0.addingProduct(x, load(p0 + o)); s1 = s1.addingProduct(x, load(p0 + o + 16))
+            t0 = t0.addingProduct(x, load(p1 + o)); t1 = t1.addingProduct(x, load(p1 + o + 16))
+            u0 = u0.addingProduct(x, load(p2 + o)); u1 = u1.addingProduct(x, load(p2 + o + 16))
+            v0 = v0.addingProduct(x, load(p3 + o)); v1 = v1.addingProduct(x, load(p3 + o + 16))
         }
-        while kk < k {
-            let x = V(repeating: a[kk]); s0 = s0.addingProduct(x, load(bp)); s1 = s1.addingProduct(x, load(bp + 16))
-            kk += 1
-            bp += 32
-        }
-        store((s0 + t0) + (u0 + v0), (s1 + t1) + (u1 + v1), to: c, outputs: outputs, bias: bias)
+        func outputs(_ i: Int) -> Int { i == count - 1 ? lastOutputs : 32 }
+        store(s0, s1, to: c, outputs: outputs(0), bias: bias)
+        if count > 1 { store(t0, t1, to: c + 32, outputs: outputs(1), bias: bias.map { $0 + 32 }) }
+        if count > 2 { store(u0, u1, to: c + 64, outputs: outputs(2), bias: bias.map { $0 + 64 }) }
+        if count > 3 { store(v0, v1, to: c + 96, outputs: outputs(3), bias: bias.map { $0 + 96 }) }
     }
 
     /// The same product in Double, naively, from the unpacked weights W [n, k]: the tests' oracle.

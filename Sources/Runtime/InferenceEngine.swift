@@ -62,6 +62,8 @@ public final class InferenceEngine {
     let weights: EngineWeights
     let workspace = Workspace()
     let lock = NSLock()
+    /// The helper threads (see `WorkerTeam`).
+    let team: WorkerTeam
     /// The forward pass as steps (see `program(layers:task:)`).
     let program: [Step]
     /// Multiply-adds per token of the linear layers, and per (query, key) pair of attention: the cost model
@@ -95,6 +97,7 @@ public final class InferenceEngine {
         self.shape = model.shape
         self.task = task
         self.threads = n
+        self.team = WorkerTeam(threads: n)
         self.eps = Float(model.config.layerNormEps)
         self.weights = EngineWeights(model: model, packed: packedWeights)
         self.program = Self.program(layers: weights.layers, task: task)
@@ -105,7 +108,10 @@ public final class InferenceEngine {
         self.maxFFNWidth = model.shape.layers.map(\.ffnWidth).max() ?? 0
     }
 
-    deinit { weights.deallocate() }
+    deinit {
+        team.shutdown()
+        weights.deallocate()
+    }
 
     /// Runs the sequences (any mix of lengths) and returns one output per input, in order.
     /// Throws for an empty sequence, a length over maxPositions, or an id outside the vocabulary / type vocabulary.
@@ -222,14 +228,14 @@ public final class InferenceEngine {
 
     /// Runs `body(chunk, range)` over `0..<count` split into at most `maxChunks` (default `threads`) contiguous
     /// chunks of at least `grain` iterations, concurrently when there is more than one. Boundaries depend only on
-    /// the arguments. Threads claim chunks as they come free (`concurrentPerform`), so with more chunks than
+    /// the arguments. Threads claim chunks as they come free (`WorkerTeam`), so with more chunks than
     /// threads, a thread that the OS schedules late on a busy machine leaves its share to the others.
     @inline(__always)
     func forChunks(_ count: Int, grain: Int, maxChunks: Int? = nil, _ body: (Int, Range<Int>) -> Void) {
         if count <= 0 { return }
         let chunks = min(maxChunks ?? threads, max(1, count / max(grain, 1)))
         if chunks == 1 { body(0, 0..<count); return }
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        team.run(chunks: chunks) { c in
             let lo = count * c / chunks, hi = count * (c + 1) / chunks
             if lo < hi { body(c, lo..<hi) }
         }
@@ -408,7 +414,7 @@ public final class InferenceEngine {
         if groups == 1 {
             runGroup(0..<B, threads: threads, slot: 0)
         } else {
-            DispatchQueue.concurrentPerform(iterations: groups) { g in
+            team.run(chunks: groups) { g in
                 self.runGroup(ws.groupBounds[g]..<ws.groupBounds[g + 1], threads: 1, slot: g)
             }
         }
@@ -523,7 +529,7 @@ public final class InferenceEngine {
                                             ctx: ctx.base + qRow * ldCtx + h * Dh, ldctx: ldCtx, packed: packed)
             }
         }
-        if chunks == 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: chunks, execute: body) }
+        team.run(chunks: chunks, body)
     }
 
     /// The task head on the group's final rows: pooled heads read one [CLS] row per sequence (pooled row and

@@ -99,6 +99,24 @@ final class PackedGEMMTests: XCTestCase {
         check(Case(m: 5, k: 1536, segments: [40], lda: 1536), bias: false, seed: 8)
     }
 
+    /// A row's result is bit-identical whether it runs alone (the one-row kernel) or inside a tile.
+    func testOneRowEqualsTheSameRowInATileExactly() {
+        var seed: UInt64 = 77
+        let m = 9, k = 45, n = 150
+        let a = Self.random(m * k, seed: &seed), w = Self.random(n * k, seed: &seed), bias = Self.random(n, seed: &seed)
+        let packed = w.withUnsafeBufferPointer { PackedMatrix(weights: $0.baseAddress!, n: n, k: k) }
+        defer { packed.deallocate() }
+        var all = [Float](repeating: 0, count: m * n), one = [Float](repeating: 0, count: n)
+        PackedGEMM.multiply(a, lda: k, m: m, by: packed, panels: 0..<packed.panelCount, bias: bias, into: &all, ldc: n)
+        for r in [0, 4, 8] {
+            a.withUnsafeBufferPointer { ap in
+                PackedGEMM.multiply(ap.baseAddress! + r * k, lda: k, m: 1, by: packed, panels: 0..<packed.panelCount,
+                                    bias: bias, into: &one, ldc: n)
+            }
+            XCTAssertEqual(one, Array(all[(r * n)..<((r + 1) * n)]), "row \(r)")
+        }
+    }
+
     func testSupportIsDecidedAndConsistentWithTheBuild() {
         // Where the module is not compiled for AVX-512 the kernels run on any processor.
         if !PackedGEMM.compiledForAVX512 { XCTAssertTrue(PackedGEMM.isSupported) }

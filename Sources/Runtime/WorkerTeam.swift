@@ -1,0 +1,121 @@
+import Dispatch
+import Foundation
+import Synchronization
+
+/// The engine's fork-join threads: `threads − 1` helper threads that live as long as the engine, and the calling
+/// thread, which works too. `run(chunks:)` publishes a job; every thread claims chunk indices one at a time until
+/// none is left, and `run` returns when all chunks are done.
+///
+/// Why not `DispatchQueue.concurrentPerform`: it wakes its workers on every call, which costs about as much as a
+/// whole step of a compact model (measured: the 0.95 model at B = 1, T = 128 took 1.02 ms on 2 threads against
+/// 0.82 ms on one). Helpers here spin on the job word for a short while after each job (`spinSeconds`), so the
+/// many small steps of one forward pass find them awake, then sleep on a semaphore until the next job. They never
+/// spin when the team has more threads than the machine has cores.
+///
+/// The job word packs (generation, chunk count, next chunk), so a helper that wakes late can only claim chunks of
+/// the job that is running — its claim is a compare-and-swap on that word, and `run` cannot return while a claimed
+/// chunk is unfinished, so the job closure it then calls is still alive.
+final class WorkerTeam: @unchecked Sendable {
+    /// Threads in all, the caller included.
+    let threads: Int
+    /// How long a helper spins for the next job before it sleeps.
+    static let spinSeconds = 0.0002
+
+    private let word = Atomic<UInt64>(0)       // generation << 32 | count << 16 | next
+    private let finished = Atomic<Int>(0)
+    private let sleeping = Atomic<Int>(0)
+    private let stopping = Atomic<Bool>(false)
+    private let wake = DispatchSemaphore(value: 0)
+    private let exited = DispatchSemaphore(value: 0)
+    private let spins: Bool
+    private var job: ((Int) -> Void)?
+    private var generation: UInt64 = 0
+
+    init(threads: Int) {
+        self.threads = max(1, threads)
+        self.spins = threads <= ProcessInfo.processInfo.activeProcessorCount
+        for _ in 1..<self.threads {
+            let thread = Thread { [unowned(unsafe) self] in self.helperLoop() }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+
+    /// Stops and joins the helpers (the engine calls it before it goes away).
+    func shutdown() {
+        guard threads > 1, !stopping.exchange(true, ordering: .sequentiallyConsistent) else { return }
+        for _ in 1..<threads { wake.signal() }
+        for _ in 1..<threads { exited.wait() }
+    }
+
+    static func pack(_ generation: UInt64, _ count: Int, _ next: Int) -> UInt64 {
+        (generation << 32) | (UInt64(count) << 16) | UInt64(next)
+    }
+
+    /// Runs `body(c)` for c in 0..<chunks across the team (chunks ≤ 65,535); returns when every call has returned.
+    /// Not re-entrant: one job at a time (the engine's lock serialises calls).
+    func run(chunks: Int, _ body: (Int) -> Void) {
+        precondition(chunks <= 0xFFFF, "WorkerTeam: at most 65,535 chunks per job")
+        if chunks <= 0 { return }
+        if threads == 1 || chunks == 1 {
+            for c in 0..<chunks { body(c) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            job = body
+            finished.store(0, ordering: .relaxed)
+            generation = (generation + 1) & 0xFFFF_FFFF
+            word.store(Self.pack(generation, chunks, 0), ordering: .sequentiallyConsistent)
+            var asleep = sleeping.load(ordering: .sequentiallyConsistent)
+            while asleep > 0 { wake.signal(); asleep -= 1 }
+            work(generation)
+            while finished.load(ordering: .acquiring) < chunks {}
+            job = nil
+        }
+    }
+
+    /// Claims and runs chunks of job `generation` until none is left.
+    private func work(_ generation: UInt64) {
+        while true {
+            let w = word.load(ordering: .acquiring)
+            let count = Int((w >> 16) & 0xFFFF), next = Int(w & 0xFFFF)
+            guard w >> 32 == generation, next < count else { return }
+            guard word.compareExchange(expected: w, desired: w + 1, ordering: .acquiringAndReleasing).exchanged else {
+                continue
+            }
+            job!(next)
+            finished.add(1, ordering: .releasing)
+        }
+    }
+
+    private func helperLoop() {
+        var seen: UInt64 = 0
+        var idleSince = DispatchTime.now().uptimeNanoseconds
+        var polls = 0
+        while true {
+            if stopping.load(ordering: .acquiring) { exited.signal(); return }
+            let g = word.load(ordering: .acquiring) >> 32
+            if g != seen {
+                seen = g
+                work(g)
+                idleSince = DispatchTime.now().uptimeNanoseconds
+                polls = 0
+                continue
+            }
+            polls += 1
+            if spins && (polls & 255 != 0
+                         || Double(DispatchTime.now().uptimeNanoseconds - idleSince) < Self.spinSeconds * 1e9) {
+                continue
+            }
+            // Sleep until the next job: announce it, then look once more (a job published in between is seen
+            // here, or its publisher sees this helper asleep and signals).
+            sleeping.add(1, ordering: .sequentiallyConsistent)
+            if word.load(ordering: .sequentiallyConsistent) >> 32 == seen && !stopping.load(ordering: .sequentiallyConsistent) {
+                wake.wait()
+            }
+            sleeping.subtract(1, ordering: .sequentiallyConsistent)
+            idleSince = DispatchTime.now().uptimeNanoseconds
+            polls = 0
+        }
+    }
+}
