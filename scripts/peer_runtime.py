@@ -239,6 +239,8 @@ def prepare(name: str, spec: str, args, work_dir: str) -> dict:
     torch.set_num_threads(THREADS)
     t0 = time.perf_counter()
     model, shape, kind = build_torch_model(spec)
+    if name in NAMED and spec not in NAMED:
+        kind = "random-init"  # a named shape written as a directory (runtime_bench.sh --named)
     vocab = model.config.vocab_size
     log(f"{name}: {kind} {spec} — hidden {shape['hidden']}, heads {shape['heads']}, FFN {shape['ffn']} "
         f"({time.perf_counter() - t0:.1f} s)")
