@@ -17,7 +17,8 @@ struct Demo: ParsableCommand {
             sparsity, latency and speedup, and where the outputs are.
             Budgets (max length 64): the default is sized to finish in about 20 minutes on 2 idle cores — teacher 1 \
             epoch; pruning from the teacher, 3 epochs (target warmed up over the first 2, budget-aware controller \
-            with anti-windup: the setting that landed at exact sparsity 0.902 in BENCHMARKS.md); 1 fine-tuning \
+            with anti-windup and controller safety 5, twice the default, so that the expected size keeps up with \
+            the 2-epoch ramp and spends the last epoch inside the band); 1 fine-tuning \
             epoch; 2 s per benchmark workload. --full runs the paper's recipe instead — teacher 3 \
             epochs; the student from the pre-trained model with cofi prune's defaults for a small task (100 \
             epochs: 4 pre-pruning, 20 warm-up; 20 fine-tuning epochs) — many hours on 2 cores.
@@ -87,7 +88,7 @@ struct Demo: ParsableCommand {
                 args += ["--student", miniLM.path]
             } else {
                 args += ["--student", teacherBest.path, "--epochs", "3", "--pre-pruning-epochs", "0", "--warmup-epochs", "2",
-                         "--budget-aware", "--finetune-epochs", "1", "--eval-steps", "50", "--finetune-eval-steps", "100"]
+                         "--budget-aware", "--controller-safety", "5", "--finetune-epochs", "1", "--eval-steps", "50", "--finetune-eval-steps", "100"]
             }
             let running = fm.fileExists(atPath: pruneDir.appendingPathComponent("prune").path)
                 || fm.fileExists(atPath: pruneDir.appendingPathComponent("preprune").path)
