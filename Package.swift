@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 // cofi — CoFi structured pruning for BERT-family models, in Swift.
-// Layers (each imports only the ones above it):  CBLAS/Accelerate → Tensor → BERT → Tasks → Runtime (inference, on
-// PackedGEMM's AVX-512 kernels where the processor has them) →
+// Layers (each imports only the ones above it):  CBLAS/Accelerate and PackedGEMM (AVX-512 products) → Tensor → BERT →
+// Tasks → Runtime (inference) →
 // Serving (HTTP), and Tasks → Training → CoFi; all → cofi (CLI), cofi-bench.
 import PackageDescription
 
@@ -40,7 +40,7 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", providers: [.apt(["libopenblas-dev"])]),
         .target(
             name: "Tensor",
-            dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))],
+            dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux])), "PackedGEMM"],
             exclude: ["README.md"],
             swiftSettings: simdFlags),
         .target(name: "BERT", dependencies: ["Tensor"], exclude: ["README.md"], swiftSettings: simdFlags),

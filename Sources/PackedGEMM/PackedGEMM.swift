@@ -169,9 +169,9 @@ public enum PackedGEMM {
         }
     }
 
-    /// Packs W = Bᵀ for B [k, n] (row kk at b + kk·ld) — the panels of a product C = A · B — into ⌈n/32⌉
-    /// consecutive panels at `out`, zero past output n.
-    public static func packColumns(_ b: UnsafePointer<Float>, ld: Int, k: Int, n: Int,
+    /// Packs W = Bᵀ for B [k, n] (row kk at b + kk·ld), times `scale` — the panels of a product C = A · B — into
+    /// ⌈n/32⌉ consecutive panels at `out`, zero past output n.
+    public static func packColumns(_ b: UnsafePointer<Float>, ld: Int, k: Int, n: Int, scale: Float = 1,
                                    into out: UnsafeMutablePointer<Float>) {
         let P = PackedMatrix.panelWidth
         var j = 0
@@ -180,17 +180,22 @@ public enum PackedGEMM {
             let width = min(P, n - j)
             for kk in 0..<k {
                 let dst = panel + kk * P, src = b + kk * ld + j
-                dst.update(from: src, count: width)
+                if scale == 1 {
+                    dst.update(from: src, count: width)
+                } else {
+                    for j in 0..<width { dst[j] = scale * src[j] }
+                }
                 if width < P { (dst + width).update(repeating: 0, count: P - width) }
             }
             j += P
         }
     }
 
-    /// C[m, n] = A[m, k] · Wᵀ (+ bias[n]) for n outputs packed at `panels` by `packRows` or `packColumns`;
-    /// A has leading dimension `lda`, C `ldc`.
+    /// C[m, n] = A[m, k] · Wᵀ (+ bias[n]) (+ C when `accumulate`) for n outputs packed at `panels` by `packRows`
+    /// or `packColumns`; A has leading dimension `lda`, C `ldc`.
     public static func multiply(_ a: UnsafePointer<Float>, lda: Int, m: Int, panels: UnsafePointer<Float>, k: Int,
-                                n: Int, bias: UnsafePointer<Float>?, into c: UnsafeMutablePointer<Float>, ldc: Int) {
+                                n: Int, bias: UnsafePointer<Float>?, accumulate: Bool = false,
+                                into c: UnsafeMutablePointer<Float>, ldc: Int) {
         if m <= 0 { return }
         let P = PackedMatrix.panelWidth
         if m == 1 {
@@ -199,7 +204,7 @@ public enum PackedGEMM {
                 let count = min(4, (n - j + P - 1) / P)
                 let lastOutputs = min(P, n - j - (count - 1) * P)
                 row1(a, b: panels + j * k, k: k, panels: count, c: c + j, lastOutputs: lastOutputs,
-                     bias: bias.map { $0 + j })
+                     bias: bias.map { $0 + j }, accumulate: accumulate)
                 j += count * P
             }
             return
@@ -210,7 +215,7 @@ public enum PackedGEMM {
             var r = 0
             while r < m {
                 tile8(a + r * lda, lda: lda, rows: min(8, m - r), b: b, k: k, c: c + r * ldc + j, ldc: ldc,
-                      outputs: outputs, bias: bias.map { $0 + j })
+                      outputs: outputs, bias: bias.map { $0 + j }, accumulate: accumulate)
                 r += 8
             }
             j += P
@@ -221,10 +226,20 @@ public enum PackedGEMM {
         UnsafeRawPointer(p).loadUnaligned(as: V.self)
     }
 
-    /// Stores `v0 | v1` (32 values, plus the bias when given) to the first `outputs` floats at `c`.
+    /// Stores `v0 | v1` (32 values, plus the bias when given, plus what is there when `accumulate`) to the first
+    /// `outputs` floats at `c`.
     @inline(__always)
-    static func store(_ v0: V, _ v1: V, to c: UnsafeMutablePointer<Float>, outputs: Int, bias: UnsafePointer<Float>?) {
+    static func store(_ v0: V, _ v1: V, to c: UnsafeMutablePointer<Float>, outputs: Int, bias: UnsafePointer<Float>?,
+                      accumulate: Bool) {
         var x0 = v0, x1 = v1
+        if accumulate {
+            if outputs == 32 {
+                x0 += load(c)
+                x1 += load(c + 16)
+            } else {
+                for j in 0..<outputs { if j < 16 { x0[j] += c[j] } else { x1[j - 16] += c[j] } }
+            }
+        }
         if let bias {
             if outputs == 32 {
                 x0 += load(bias)
@@ -244,7 +259,8 @@ public enum PackedGEMM {
     /// One 8 × 32 tile (rows 1…8 valid) over the whole of k.
     @inline(never)
     static func tile8(_ a: UnsafePointer<Float>, lda: Int, rows: Int, b: UnsafePointer<Float>, k: Int,
-                      c: UnsafeMutablePointer<Float>, ldc: Int, outputs: Int, bias: UnsafePointer<Float>?) {
+                      c: UnsafeMutablePointer<Float>, ldc: Int, outputs: Int, bias: UnsafePointer<Float>?,
+                      accumulate: Bool) {
         let last = rows - 1
         let a0 = a, a1 = a + min(1, last) * lda, a2 = a + min(2, last) * lda, a3 = a + min(3, last) * lda
         let a4 = a + min(4, last) * lda, a5 = a + min(5, last) * lda, a6 = a + min(6, last) * lda
@@ -264,14 +280,14 @@ public enum PackedGEMM {
             x = V(repeating: a7[kk]); c70 = c70.addingProduct(x, b0); c71 = c71.addingProduct(x, b1)
             bp += 32
         }
-        store(c00, c01, to: c, outputs: outputs, bias: bias)
-        if rows > 1 { store(c10, c11, to: c + ldc, outputs: outputs, bias: bias) }
-        if rows > 2 { store(c20, c21, to: c + 2 * ldc, outputs: outputs, bias: bias) }
-        if rows > 3 { store(c30, c31, to: c + 3 * ldc, outputs: outputs, bias: bias) }
-        if rows > 4 { store(c40, c41, to: c + 4 * ldc, outputs: outputs, bias: bias) }
-        if rows > 5 { store(c50, c51, to: c + 5 * ldc, outputs: outputs, bias: bias) }
-        if rows > 6 { store(c60, c61, to: c + 6 * ldc, outputs: outputs, bias: bias) }
-        if rows > 7 { store(c70, c71, to: c + 7 * ldc, outputs: outputs, bias: bias) }
+        store(c00, c01, to: c, outputs: outputs, bias: bias, accumulate: accumulate)
+        if rows > 1 { store(c10, c11, to: c + ldc, outputs: outputs, bias: bias, accumulate: accumulate) }
+        if rows > 2 { store(c20, c21, to: c + 2 * ldc, outputs: outputs, bias: bias, accumulate: accumulate) }
+        if rows > 3 { store(c30, c31, to: c + 3 * ldc, outputs: outputs, bias: bias, accumulate: accumulate) }
+        if rows > 4 { store(c40, c41, to: c + 4 * ldc, outputs: outputs, bias: bias, accumulate: accumulate) }
+        if rows > 5 { store(c50, c51, to: c + 5 * ldc, outputs: outputs, bias: bias, accumulate: accumulate) }
+        if rows > 6 { store(c60, c61, to: c + 6 * ldc, outputs: outputs, bias: bias, accumulate: accumulate) }
+        if rows > 7 { store(c70, c71, to: c + 7 * ldc, outputs: outputs, bias: bias, accumulate: accumulate) }
     }
 
     /// One row against up to four consecutive panels (`count` of them; the last has `lastOutputs` outputs): eight
@@ -279,7 +295,7 @@ public enum PackedGEMM {
     /// depend on how many rows it ran with (a sequence predicted alone equals the same sequence in a batch).
     @inline(never)
     static func row1(_ a: UnsafePointer<Float>, b: UnsafePointer<Float>, k: Int, panels count: Int,
-                     c: UnsafeMutablePointer<Float>, lastOutputs: Int, bias: UnsafePointer<Float>?) {
+                     c: UnsafeMutablePointer<Float>, lastOutputs: Int, bias: UnsafePointer<Float>?, accumulate: Bool) {
         let stride = k * 32
         let p0 = b, p1 = b + min(1, count - 1) * stride, p2 = b + min(2, count - 1) * stride
         let p3 = b + min(3, count - 1) * stride
@@ -292,10 +308,10 @@ public enum PackedGEMM {
             v0 = v0.addingProduct(x, load(p3 + o)); v1 = v1.addingProduct(x, load(p3 + o + 16))
         }
         func outputs(_ i: Int) -> Int { i == count - 1 ? lastOutputs : 32 }
-        store(s0, s1, to: c, outputs: outputs(0), bias: bias)
-        if count > 1 { store(t0, t1, to: c + 32, outputs: outputs(1), bias: bias.map { $0 + 32 }) }
-        if count > 2 { store(u0, u1, to: c + 64, outputs: outputs(2), bias: bias.map { $0 + 64 }) }
-        if count > 3 { store(v0, v1, to: c + 96, outputs: outputs(3), bias: bias.map { $0 + 96 }) }
+        store(s0, s1, to: c, outputs: outputs(0), bias: bias, accumulate: accumulate)
+        if count > 1 { store(t0, t1, to: c + 32, outputs: outputs(1), bias: bias.map { $0 + 32 }, accumulate: accumulate) }
+        if count > 2 { store(u0, u1, to: c + 64, outputs: outputs(2), bias: bias.map { $0 + 64 }, accumulate: accumulate) }
+        if count > 3 { store(v0, v1, to: c + 96, outputs: outputs(3), bias: bias.map { $0 + 96 }, accumulate: accumulate) }
     }
 
     /// The same product in Double, naively, from the unpacked weights W [n, k]: the tests' oracle.

@@ -3,6 +3,8 @@ import Accelerate
 #else
 import CBLAS
 #endif
+import Foundation
+import PackedGEMM
 
 /// Row-major single-precision matrix products through the system BLAS (OpenBLAS on Linux, Accelerate on macOS).
 ///
@@ -36,10 +38,19 @@ public enum BLAS {
 
     /// The same product as `gemmSerial`, split across `Parallel.workers` threads along the larger of m and n
     /// when the product is big enough to pay for it.
+    ///
+    /// Where `usePackedKernels` is on, products of at least `packedMinimumWork` multiply-adds with beta 0 or 1 run
+    /// on `PackedGEMM` instead: op(B) is packed (times alpha) into panels, op(A) transposed into rows when
+    /// `transA`, then row blocks (or, with few rows, panel ranges) are split across the workers.
     public static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
         let flops = m * n * k
+        if usePackedKernels && flops >= packedMinimumWork && k > 0 && (beta == 0 || beta == 1) {
+            gemmPacked(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                       accumulate: beta == 1, c: c, ldc: ldc)
+            return
+        }
         if Parallel.workers == 1 || flops < 1 << 21 {
             gemmSerial(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                        b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
@@ -60,6 +71,96 @@ public enum BLAS {
                 gemmSerial(transA: transA, transB: transB, m: m, n: r.count, k: k, alpha: alpha, a: a, lda: lda,
                            b: b + bOff, ldb: ldb, beta: beta, c: cp.base + r.lowerBound, ldc: ldc)
             }
+        }
+    }
+
+    /// Whether `gemm` runs large products on `PackedGEMM`: on in release builds whose kernels are compiled for
+    /// AVX-512 and run on a processor that has it (this machine's OpenBLAS is pinned to its AVX2 kernels; see
+    /// PackedGEMM's README); off elsewhere, where BLAS is the faster path (the kernels are not optimised in debug
+    /// builds). The tests switch it on to check the path.
+    nonisolated(unsafe) public static var usePackedKernels = PackedGEMM.compiledForAVX512 && PackedGEMM.isSupported
+    /// Multiply-adds below which `gemm` stays on BLAS even with `usePackedKernels` (packing costs O(n·k)).
+    nonisolated(unsafe) public static var packedMinimumWork = 1 << 18
+
+    /// Rows per block of C in `gemmPacked`: a block's rows of A (128 × k) stay in a core's L2 while every panel
+    /// of B passes over them.
+    static let packedRowBlock = 128
+
+    /// `gemm` on PackedGEMM, beta 0 (`accumulate` false) or 1.
+    static func gemmPacked(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                           a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, accumulate: Bool,
+                           c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let P = PackedMatrix.panelWidth, panelCount = (n + P - 1) / P
+        Scratch.with(PackedGEMM.packedCount(n: n, k: k) + (transA ? m * k : 0)) { scratch in
+            let panels = SharedPointer(scratch)
+            // op(B) into panels, times alpha, split by panels.
+            Parallel.forChunks(panelCount, grain: max(1, (1 << 16) / max(1, k * P))) { ps in
+                let j0 = ps.lowerBound * P, j1 = min(n, ps.upperBound * P)
+                if transB {
+                    PackedGEMM.packRows(b + j0 * ldb, ld: ldb, n: j1 - j0, k: k, scale: alpha, into: panels.base + j0 * k)
+                } else {
+                    PackedGEMM.packColumns(b + j0, ld: ldb, k: k, n: j1 - j0, scale: alpha, into: panels.base + j0 * k)
+                }
+            }
+            // op(A) as rows.
+            var rows = a, rowStride = lda
+            if transA {
+                let t = SharedPointer(scratch + PackedGEMM.packedCount(n: n, k: k))
+                // Blocks of 16 columns of A: each source row is read a cache line at a time, and the 16
+                // destination rows are written in order.
+                Parallel.forChunks((m + 15) / 16, grain: max(1, (1 << 14) / (16 * k))) { blocks in
+                    for blk in blocks {
+                        let i0 = blk * 16, w = min(16, m - i0)
+                        for p in 0..<k {
+                            let src = a + p * lda + i0, dst = t.base + i0 * k + p
+                            for ii in 0..<w { dst[ii * k] = src[ii] }
+                        }
+                    }
+                }
+                rows = UnsafePointer(t.base)
+                rowStride = k
+            }
+            let cs = SharedPointer(c), aRows = rows, ldA = rowStride
+            let blocks = (m + packedRowBlock - 1) / packedRowBlock
+            if blocks >= Parallel.workers || panelCount < 2 {
+                Parallel.forChunks(blocks) { bs in
+                    for blk in bs {
+                        let r0 = blk * packedRowBlock, r1 = min(m, r0 + packedRowBlock)
+                        PackedGEMM.multiply(aRows + r0 * ldA, lda: ldA, m: r1 - r0, panels: panels.base, k: k, n: n,
+                                            bias: nil, accumulate: accumulate, into: cs.base + r0 * ldc, ldc: ldc)
+                    }
+                }
+            } else {
+                Parallel.forChunks(panelCount) { ps in
+                    let j0 = ps.lowerBound * P, j1 = min(n, ps.upperBound * P)
+                    PackedGEMM.multiply(aRows, lda: ldA, m: m, panels: panels.base + j0 * k, k: k, n: j1 - j0,
+                                        bias: nil, accumulate: accumulate, into: cs.base + j0, ldc: ldc)
+                }
+            }
+        }
+    }
+
+    /// Reused scratch buffers for `gemmPacked` (fresh multi-megabyte allocations would page-fault on every call).
+    enum Scratch {
+        nonisolated(unsafe) static var free: [(UnsafeMutablePointer<Float>, Int)] = []
+        static let lock = NSLock()
+
+        static func with<R>(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> R) -> R {
+            lock.lock()
+            var buffer: (UnsafeMutablePointer<Float>, Int)
+            if let i = free.firstIndex(where: { $0.1 >= count }) {
+                buffer = free.remove(at: i)
+            } else {
+                if !free.isEmpty { free.removeFirst().0.deallocate() }
+                buffer = (UnsafeMutablePointer<Float>.allocate(capacity: max(1, count)), max(1, count))
+            }
+            lock.unlock()
+            defer {
+                lock.lock()
+                free.append(buffer)
+                lock.unlock()
+            }
+            return body(buffer.0)
         }
     }
 

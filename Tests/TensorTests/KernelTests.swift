@@ -29,6 +29,39 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The PackedGEMM path of `BLAS.gemm` (release builds on AVX-512 processors), switched on here for every
+    /// transposition, beta 0 and 1, alpha ≠ 1, leading dimensions wider than the matrices, and sizes that split by
+    /// row blocks (m ≥ 2 · 128) or by panels (few rows), with partial panels and tiles.
+    func testPackedGemmPathMatchesNaive() {
+        let saved = (BLAS.usePackedKernels, BLAS.packedMinimumWork)
+        BLAS.usePackedKernels = true
+        BLAS.packedMinimumWork = 0
+        defer { (BLAS.usePackedKernels, BLAS.packedMinimumWork) = saved }
+        var rng = Xoshiro256(seed: 2)
+        for (m, n, k) in [(1, 5, 4), (9, 33, 17), (40, 70, 3), (300, 45, 20)] {
+            for transA in [false, true] { for transB in [false, true] { for beta: Float in [0, 1] {
+                let lda = (transA ? m : k) + 2, ldb = (transB ? k : n) + 3, ldc = n + 1
+                let a = Tensor.randomNormal(shape: [(transA ? k : m) * lda], using: &rng)
+                let b = Tensor.randomNormal(shape: [(transB ? n : k) * ldb], using: &rng)
+                let c0 = Tensor.randomNormal(shape: [m * ldc], using: &rng)
+                var fast = c0, slow = c0
+                a.withPointer { ap in b.withPointer { bp in
+                    fast.withMutablePointer { cp in
+                        BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: ap, lda: lda,
+                                  b: bp, ldb: ldb, beta: beta, c: cp, ldc: ldc)
+                    }
+                    slow.withMutablePointer { cp in
+                        BLAS.gemmNaive(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: ap, lda: lda,
+                                       b: bp, ldb: ldb, beta: beta, c: cp, ldc: ldc)
+                    }
+                } }
+                // Columns past n (the padding of each row of C) stay as they were.
+                XCTAssertLessThan(fast.maxAbsDifference(slow), 1e-4 * Float(k).squareRoot(),
+                                  "packed gemm \(m)x\(n)x\(k) tA=\(transA) tB=\(transB) beta=\(beta)")
+            } } }
+        }
+    }
+
     func testVectorExpMatchesLibm() {
         var worst: Float = 0
         var x: Float = -87
