@@ -15,10 +15,10 @@ struct Demo: ParsableCommand {
             model, report.md with figures); cofi bench of the compact model against the teacher. Ends with a \
             table: dev accuracy of teacher and compact model, encoder parameters before and after, exact \
             sparsity, latency and speedup, and where the outputs are.
-            Budgets (max length 64): the default is sized to finish in about 20 minutes on 2 idle cores — teacher 1 \
+            Budgets (max length 64): the default is sized to finish within 20 minutes on 2 idle cores (13m43s measured) — teacher 1 \
             epoch; pruning from the teacher, 3 epochs (target warmed up over the first 2, budget-aware controller \
             with anti-windup and controller safety 5, twice the default, so that the expected size keeps up with \
-            the 2-epoch ramp: 18m32s on 2 idle cores, inside the band from step 750 of 897); 1 fine-tuning \
+            the 2-epoch ramp: inside the band from step 750 of 897); 1 fine-tuning \
             epoch; 2 s per benchmark workload. --full runs the paper's recipe instead — teacher 3 \
             epochs; the student from the pre-trained model with cofi prune's defaults for a small task (100 \
             epochs: 4 pre-pruning, 20 warm-up; 20 fine-tuning epochs) — many hours on 2 cores.
