@@ -121,8 +121,9 @@ final class WorkerTeam: @unchecked Sendable {
 }
 
 /// An atomic alone on its cache lines: the helpers spin on the job word and the caller on the finished count, so
-/// neither may share a line with anything else that is written (measured: without the padding the 0.95 model at
-/// B = 1, T = 128 took 0.52 or 0.77 ms depending on where the heap put the team).
+/// neither should share a line with anything else that is written. (Measured, 0.95 model at B = 1, T = 128, one
+/// `cofi bench` process per run: without the padding 3 of 5 processes ran at 0.77 ms instead of 0.52; with it 8 of
+/// 8 ran at 0.51–0.59 ms.)
 final class Padded<T: AtomicRepresentable>: @unchecked Sendable {
     private let before: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
     let value: Atomic<T>

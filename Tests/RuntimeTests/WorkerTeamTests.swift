@@ -29,18 +29,20 @@ final class WorkerTeamTests: XCTestCase {
     }
 
     func testWorkIsShared() {
-        // With chunks that take a while, a 2-thread team runs some on its helper.
+        // With chunks that take a while (40 × 5 ms: a helper woken from its semaphore has 0.2 s to claim one, even
+        // on a busy machine), a 2-thread team runs some on its helper.
         let team = WorkerTeam(threads: 2)
         defer { team.shutdown() }
         let caller = Thread.current
-        let others = UnsafeMutablePointer<Int>.allocate(capacity: 8)
+        let chunks = 40
+        let others = UnsafeMutablePointer<Int>.allocate(capacity: chunks)
         defer { others.deallocate() }
-        others.initialize(repeating: 0, count: 8)
+        others.initialize(repeating: 0, count: chunks)
         let shared = SharedPointer(others)
-        team.run(chunks: 8) { c in
-            Thread.sleep(forTimeInterval: 0.002)
+        team.run(chunks: chunks) { c in
+            Thread.sleep(forTimeInterval: 0.005)
             if Thread.current != caller { shared.base[c] = 1 }
         }
-        XCTAssertGreaterThan((0..<8).reduce(0) { $0 + others[$1] }, 0, "the helper ran no chunk")
+        XCTAssertGreaterThan((0..<chunks).reduce(0) { $0 + others[$1] }, 0, "the helper ran no chunk")
     }
 }
