@@ -57,7 +57,7 @@ let package = Package(
             name: "cofi",
             dependencies: ["BERT", "Tensor", "Tasks", "Runtime", "Serving", "Training", "CoFi", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             exclude: ["README.md"]),
-        .executableTarget(name: "cofi-bench", dependencies: ["BERT", "Tensor", "Runtime"], exclude: ["README.md"],
+        .executableTarget(name: "cofi-bench", dependencies: ["BERT", "Tensor", "Runtime", "PackedGEMM"], exclude: ["README.md"],
                          swiftSettings: simdFlags),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "BERTTests", dependencies: ["BERT", "Tensor"], resources: [.copy("Fixtures")]),

@@ -90,7 +90,7 @@ public enum PackedGEMM {
     /// AVX-512 (release, Linux x86-64) and the processor lacks a feature of that level.
     public static let isSupported: Bool = {
         #if AVX512_KERNELS
-        return processorFlags.isSuperset(of: requiredFlags)
+        return canRunAVX512(flags: processorFlags)
         #else
         return true
         #endif
@@ -105,12 +105,15 @@ public enum PackedGEMM {
         #endif
     }
 
+    /// Whether a processor with these /proc/cpuinfo flags runs code built for the x86-64-v4 level.
+    public static func canRunAVX512(flags: Set<String>) -> Bool { flags.isSuperset(of: requiredFlags) }
+
     /// The /proc/cpuinfo flags that the x86-64-v4 level implies.
     static let requiredFlags: Set<String> = ["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl", "avx2", "fma",
                                              "bmi1", "bmi2", "f16c", "movbe", "abm"]
 
     /// The first "flags" line of /proc/cpuinfo (empty where there is none).
-    static var processorFlags: Set<String> {
+    public static var processorFlags: Set<String> {
         guard let f = fopen("/proc/cpuinfo", "r") else { return [] }
         defer { fclose(f) }
         var line: UnsafeMutablePointer<CChar>? = nil

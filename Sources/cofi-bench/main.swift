@@ -31,13 +31,15 @@ import BERT
 import Dispatch
 import Foundation
 import Runtime
+import PackedGEMM
 import Tensor
 
 // MARK: - Options
 
 struct Options {
     var models = ["bert-base", "minilm-l6", "cofi-s95"]
-    var workloads = ["fwd_b1", "fwd_b32", "fwd_bwd_b32", "engine_b1", "engine_b32", "fwd_mixed_b32", "engine_mixed_b32"]
+    var workloads = ["fwd_b1", "fwd_b32", "fwd_bwd_b32", "engine_b1", "engine_b32", "fwd_mixed_b32", "engine_mixed_b32",
+                     "gemm_packed", "gemm_blas"]
     var lengths = [32, 128, 384]
     var engineThreads: Int?
     var repeats: Int?
@@ -50,11 +52,13 @@ struct Options {
 func usage() -> String {
     """
     usage: cofi-bench [--models bert-base,minilm-l6,cofi-s95]
-                      [--workloads fwd_b1,fwd_b32,fwd_bwd_b32,engine_b1,engine_b32,fwd_mixed_b32,engine_mixed_b32]
+                      [--workloads fwd_b1,fwd_b32,fwd_bwd_b32,engine_b1,engine_b32,fwd_mixed_b32,engine_mixed_b32,
+                                   gemm_packed,gemm_blas]
                       [--lengths 32,128,384]
                       [--engine-threads N] [--repeats N] [--warmup N] [--budget SECONDS]
       --models     comma-separated shapes to run (default: all three)
-      --workloads  comma-separated workloads to run (default: all seven)
+      --workloads  comma-separated workloads to run (default: all nine; gemm_packed / gemm_blas: layer 0's FFN
+                   product at T = 128, one thread, on PackedGEMM's pre-packed weights / on BLAS)
       --lengths    comma-separated sequence lengths of the B = 1 workloads (default 32,128,384; at most 512)
       --engine-threads  threads of the engine workloads (default: all cores)
       --repeats    timed runs per workload (default: as many as fit in --budget, 3…50)
@@ -276,6 +280,33 @@ func runModel(_ spec: ModelSpec, _ o: Options) -> [Result] {
         let r32 = measure(o) { forwardInference(model, many) }
         results.append(Result(model: spec.name, workload: "fwd_b\(B)", batch: B, seqLen: T, runs: r32.map { $0[0] },
                               phases: ["cpu_ms": r32.map { $0.last! }], flopsPerRun: flopsPerSeq * Double(B)))
+        report(results.last!)
+    }
+    // The kernel alone: layer 0's FFN input product (T = 128 rows, D → I), one thread, on the engine's packed
+    // weights and on BLAS (which packs the weights on every call).
+    for kind in ["gemm_packed", "gemm_blas"] where o.workloads.contains(kind) {
+        let m = 128, k = spec.shape.hiddenSize, n = max(1, spec.shape.layers.first?.ffnWidth ?? k)
+        let a = (0..<(m * k)).map { _ in Float(rng.next() % 2001) / 1000 - 1 }
+        let w = (0..<(n * k)).map { _ in Float(rng.next() % 2001) / 1000 - 1 }
+        var c = [Float](repeating: 0, count: m * n)
+        let packed = w.withUnsafeBufferPointer { PackedMatrix(weights: $0.baseAddress!, n: n, k: k) }
+        let r = measure(o) {
+            let t0 = now()
+            a.withUnsafeBufferPointer { ap in w.withUnsafeBufferPointer { wp in c.withUnsafeMutableBufferPointer { cp in
+                if kind == "gemm_packed" {
+                    PackedGEMM.multiply(ap.baseAddress!, lda: k, m: m, by: packed, panels: 0..<packed.panelCount,
+                                        bias: nil, into: cp.baseAddress!, ldc: n)
+                } else {
+                    BLAS.gemmSerial(transA: false, transB: true, m: m, n: n, k: k, a: ap.baseAddress!, lda: k,
+                                    b: wp.baseAddress!, ldb: k, c: cp.baseAddress!, ldc: n)
+                }
+            } } }
+            sink += c[0]
+            return [now() - t0]
+        }
+        packed.deallocate()
+        results.append(Result(model: spec.name, workload: kind, batch: 1, seqLen: m, runs: r.map { $0[0] },
+                              phases: ["cpu_ms": r.map { $0.last! }], flopsPerRun: Double(2 * m * n * k)))
         report(results.last!)
     }
     if o.workloads.contains("engine_b1") || o.workloads.contains("engine_b\(B)") {
