@@ -1,6 +1,7 @@
 import ArgumentParser
 import CoFi
 import Foundation
+import Runtime
 import Tasks
 import Training
 
@@ -45,6 +46,10 @@ struct Demo: ParsableCommand {
     }
 
     func run() throws {
+        do { try runDemo() } catch let e as UserError { throw e } catch { throw UserError(description: "\(error)") }
+    }
+
+    private func runDemo() throws {
         let outDir = absoluteURL(out)
         let fm = FileManager.default
         if force {
@@ -57,9 +62,9 @@ struct Demo: ParsableCommand {
         }
 
         step("fetching the model and data")
-        let fetch = try Fetch.parse([])
-        try fetch.run()
-        let miniLM = assetsDirectory().appendingPathComponent(Asset.miniLM.directory)
+        try Fetch().run()
+        let miniLM = AssetsDirectory.url.appendingPathComponent(Asset.miniLM.directory)
+        let task = TaskSelection(task: MovieSnippets.name, maxLength: 64)
 
         let teacherDir = outDir.appendingPathComponent("teacher")
         let teacherBest = teacherDir.appendingPathComponent("best")
@@ -69,11 +74,12 @@ struct Demo: ParsableCommand {
             step("teacher already fine-tuned: \(teacherBest.path)")
         } else {
             step("fine-tuning the teacher")
-            let finetune = try Finetune.parse(
-                ["--model", miniLM.path, "--task", MovieSnippets.name, "--max-length", "64", "--epochs", full ? "3" : "1",
-                 "--out", teacherDir.path]
-                + (teacherState != nil ? ["--resume"] : []))
-            try finetune.run()
+            var configuration = TrainerConfiguration()
+            configuration.epochs = full ? 3 : 1
+            let job = try FinetuneJob(model: miniLM, task: task, configuration: configuration, out: teacherDir,
+                                      mode: teacherState != nil ? .resume : .fresh,
+                                      progress: ProgressReporter(lineEvery: configuration.loggingSteps))
+            try Self.runStoppable(job.run, stop: job.requestStop)
         }
 
         let pruneDir = outDir.appendingPathComponent("prune")
@@ -82,43 +88,32 @@ struct Demo: ParsableCommand {
             step("already pruned: \(pruneDir.path)")
         } else {
             step("pruning to sparsity \(targetSparsity)")
-            var args = ["--teacher", teacherBest.path, "--task", MovieSnippets.name, "--max-length", "64",
-                        "--target-sparsity", "\(targetSparsity)", "--out", pruneDir.path]
-            if full {
-                args += ["--student", miniLM.path]
-            } else {
-                args += ["--student", teacherBest.path, "--epochs", "3", "--pre-pruning-epochs", "0", "--warmup-epochs", "2",
-                         "--budget-aware", "--controller-safety", "5", "--finetune-epochs", "1", "--eval-steps", "50", "--finetune-eval-steps", "100"]
-            }
             let running = fm.fileExists(atPath: pruneDir.appendingPathComponent("prune").path)
                 || fm.fileExists(atPath: pruneDir.appendingPathComponent("preprune").path)
-            let prune = try Prune.parse(args + (running ? ["--resume"] : []))
-            try prune.run()
+            let job = try PruningJob(teacher: teacherBest, student: full ? miniLM : teacherBest, task: task, out: pruneDir,
+                                     mode: running ? .resume : .fresh, settings: pruningSettings,
+                                     progress: ProgressReporter(lineEvery: 50))
+            let summary = try Self.runStoppable(job.run, stop: job.requestStop)
+            print(summary.text)
         }
         let summary = try JSONDecoder().decode(PruningSummary.self, from: Data(contentsOf: summaryURL))
         let finalDir = pruneDir.appendingPathComponent("final")
 
         step("benchmarking the compact model against the teacher")
         let benchURL = outDir.appendingPathComponent("bench.jsonl")
-        let bench = try Bench.parse(["--model", finalDir.path, "--name", "compact", "--baseline", teacherBest.path,
-                                     "--baseline-name", "teacher", "--task", MovieSnippets.name, "--max-length", "64",
-                                     "--budget", full ? "5" : "2", "--json", benchURL.path])
-        try bench.run()
+        let benchmark = ModelBenchmark(budget: full ? 5 : 2, maxLength: 64) {
+            FileHandle.standardError.write(Data("[bench] \($0)\n".utf8))
+        }
+        let texts = try ModelBenchmark.texts(task: MovieSnippets.name, assets: AssetsDirectory.url)
+        let compact = try benchmark.measure(finalDir, name: "compact", texts: texts)
+        let teacher = try benchmark.measure(teacherBest, name: "teacher", texts: texts)
+        let speedups = ModelBenchmark.speedups(model: compact, baseline: teacher)
+        print(ModelBenchmark.table([compact, teacher], speedups: speedups))
+        let jsonLines = ModelBenchmark.jsonLines([compact, teacher], speedups: speedups)
+        try Data(jsonLines.map { $0 + "\n" }.joined().utf8).write(to: benchURL, options: .atomic)
 
-        // The table, from the files the steps wrote.
-        var rows: [[String: Any]] = []
-        for line in try String(contentsOf: benchURL, encoding: .utf8).split(separator: "\n") {
-            if let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] { rows.append(o) }
-        }
-        func workload(_ model: String, _ w: String) -> [String: Any]? {
-            rows.first { $0["model"] as? String == model && $0["workload"] as? String == w }
-        }
-        let speedups = rows.first { $0["speedup"] != nil }?["speedup"] as? [String: Double] ?? [:]
         func f(_ v: Double?, _ digits: Int = 4) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "–" }
-        let teacherMs = workload("teacher", "latency_b1_t128")?["p50_ms"] as? Double
-        let compactMs = workload("compact", "latency_b1_t128")?["p50_ms"] as? Double
-        let teacherDev = workload("teacher", "dev_throughput")?["seq_per_s"] as? Double
-        let compactDev = workload("compact", "dev_throughput")?["seq_per_s"] as? Double
+        func speedup(_ workload: String) -> Double? { speedups.first { $0.0 == workload }?.1 }
         let lines = [
             "", "cofi demo — all-MiniLM-L6-v2 on movie-snippets, target sparsity \(f(Double(targetSparsity), 2))"
                 + (full ? " (the paper's recipe)" : " (short budget)"),
@@ -127,8 +122,10 @@ struct Demo: ParsableCommand {
             "  encoder parameters  \(summary.encoderParametersBefore) → \(summary.encoderParametersAfter)   exact sparsity \(f(summary.exactSparsity))",
             "  kept                heads \(summary.layers.map { "\($0.heads)" }.joined(separator: " ")) · FFN units "
                 + summary.layers.map { "\($0.ffnUnits)" }.joined(separator: " ") + " · hidden \(summary.hiddenSize) of \(summary.originalHiddenSize)",
-            "  latency B=1 T=128   teacher \(f(teacherMs, 2)) ms → compact \(f(compactMs, 2)) ms   speedup \(f(speedups["latency_b1_t128"], 1))×",
-            "  dev set throughput  teacher \(f(teacherDev, 0)) → compact \(f(compactDev, 0)) sequences/s   speedup \(f(speedups["dev_throughput"], 1))×",
+            "  latency B=1 T=128   teacher \(f(teacher.workload("latency_b1_t128").map { $0.p50 * 1e3 }, 2)) ms → compact "
+                + "\(f(compact.workload("latency_b1_t128").map { $0.p50 * 1e3 }, 2)) ms   speedup \(f(speedup("latency_b1_t128"), 1))×",
+            "  dev set throughput  teacher \(f(teacher.workload("dev_throughput")?.seqPerSecond, 0)) → compact "
+                + "\(f(compact.workload("dev_throughput")?.seqPerSecond, 0)) sequences/s   speedup \(f(speedup("dev_throughput"), 1))×",
             "  wall time           \(ProgressReporter.duration(Date().timeIntervalSince(started))) (this invocation)",
             "",
             "  teacher        \(teacherBest.path)",
@@ -137,5 +134,27 @@ struct Demo: ParsableCommand {
             "  benchmark      \(benchURL.path)",
         ]
         print(lines.joined(separator: "\n"))
+    }
+
+    /// The demo's pruning recipe for a task of `trainExamples`: the paper's with --full, else the short budget.
+    private func pruningSettings(trainExamples: Int) -> PruningSettings {
+        var s = PruningSettings.paper(targetSparsity: targetSparsity, trainExamples: trainExamples)
+        guard !full else { return s }
+        s.epochs = 3
+        s.prePruningEpochs = 0
+        s.warmupEpochs = 2
+        s.controller = .budgetAware(safety: 5)
+        s.finetuneEpochs = 1
+        s.evalSteps = 50
+        s.finetuneEvalSteps = 100
+        return s
+    }
+
+    /// Runs a job with Ctrl-C wired to its `stop` (finish the step, save the checkpoint, stop).
+    @discardableResult
+    private static func runStoppable<T>(_ run: () throws -> T, stop: @escaping @Sendable () -> Void) throws -> T {
+        let interrupt = InterruptHandler(note: "\ninterrupted: stopping after this step and saving the checkpoint\n", stop: stop)
+        defer { interrupt.cancel() }
+        return try run()
     }
 }

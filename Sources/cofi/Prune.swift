@@ -1,6 +1,7 @@
 import ArgumentParser
 import CoFi
 import Foundation
+import Tasks
 import Training
 
 /// `cofi prune`: the whole CoFi run (cofi-spec §6) — pre-pruning distillation, pruning to a target sparsity with
@@ -39,6 +40,9 @@ struct Prune: ParsableCommand {
     var student: String
 
     @OptionGroup var taskOptions: TaskOptions
+
+    @Option(help: "Examples per evaluation batch.")
+    var evalBatchSize: Int = 32
 
     @Option(help: "Output directory.")
     var out: String
@@ -125,9 +129,9 @@ struct Prune: ParsableCommand {
     @Flag(help: "Start over in --out (replaces only the run's own files).")
     var force = false
 
-    static let runFiles = ["preprune", "prune", "finetune", "pruned", "final", "summary.json", "report.md", "figures"]
-
     func validate() throws {
+        try taskOptions.validate(training: true)
+        guard evalBatchSize > 0 else { throw ValidationError("--eval-batch-size is \(evalBatchSize); expected a positive number") }
         if resume && force { throw ValidationError("--resume and --force exclude each other") }
         guard targetSparsity.isFinite && targetSparsity > 0 && targetSparsity < 1 else {
             throw ValidationError("--target-sparsity is \(targetSparsity); expected a number strictly between 0 and 1")
@@ -137,6 +141,10 @@ struct Prune: ParsableCommand {
                                   + LayerMappingVersion.allCases.map(\.rawValue).joined(separator: ", "))
         }
         if let teacherLayers { _ = try parsedTeacherLayers(teacherLayers) }
+        guard CheckpointGate(rawValue: checkpointGate) != nil else {
+            throw ValidationError("--checkpoint-gate is '\(checkpointGate)'; expected one of "
+                                  + CheckpointGate.allCases.map(\.rawValue).joined(separator: ", "))
+        }
         guard controllerSafety.isFinite && controllerSafety > 0 else {
             throw ValidationError("--controller-safety is \(controllerSafety); expected a positive number")
         }
@@ -155,6 +163,7 @@ struct Prune: ParsableCommand {
         return layers
     }
 
+    /// The paper's recipe for a task of `trainExamples`, with the flags given (validated by the job).
     func settings(trainExamples: Int) throws -> PruningSettings {
         var s = PruningSettings.paper(targetSparsity: targetSparsity, trainExamples: trainExamples)
         if let epochs { s.epochs = epochs }
@@ -165,11 +174,7 @@ struct Prune: ParsableCommand {
         s.finetuneEvalSteps = finetuneEvalSteps ?? s.evalSteps
         s.finetuneEpochs = finetuneEpochs
         s.sparsityEpsilon = sparsityEpsilon
-        guard let gate = CheckpointGate(rawValue: checkpointGate) else {
-            throw UserError(description: "--checkpoint-gate is '\(checkpointGate)'; expected one of "
-                            + CheckpointGate.allCases.map(\.rawValue).joined(separator: ", "))
-        }
-        s.checkpointGate = gate
+        s.checkpointGate = CheckpointGate(rawValue: checkpointGate)!
         s.learningRate = learningRate
         s.finetuneLearningRate = finetuneLr
         s.regLearningRate = regLr
@@ -180,7 +185,6 @@ struct Prune: ParsableCommand {
                                             labelWeight: alphaLabel, mappingVersion: LayerMappingVersion(rawValue: layerMapping)!,
                                             teacherLayers: try teacherLayers.map(parsedTeacherLayers))
         s.controller = budgetAware ? .budgetAware(safety: controllerSafety, antiWindup: !noAntiWindup) : .paper
-        do { try s.validate() } catch { throw UserError(description: "\(error)") }
         return s
     }
 
@@ -191,88 +195,18 @@ struct Prune: ParsableCommand {
     }
 
     private func runPruning() throws {
-        let teacherDir = absoluteURL(teacher), studentDir = absoluteURL(student), outDir = absoluteURL(out)
-        // Everything that can fail on the user's input fails here, before the output directory is touched.
-        try fetchDefaultAssets(for: studentDir)
-        let tokenizer = try WordPieceTokenizer.load(directory: studentDir)
-        let prepared = try taskOptions.prepare(tokenizer: tokenizer, tokenizerDirectory: studentDir, batchSize: batchSize,
-                                               seed: seed)
-        let head = prepared.head
-        let teacherWeights = teacherDir.appendingPathComponent("model.safetensors")
-        let teacherFile = try SafetensorsFile(contentsOf: teacherWeights)
-        guard teacherFile.contains(head.checkpointPrefix + ".weight") else {
-            throw UserError(description: "\(teacherWeights.path) has no '\(head.checkpointPrefix).weight': the teacher must be "
-                            + "fine-tuned on the task (cofi finetune)")
+        let outDir = absoluteURL(out)
+        let job = try PruningJob(teacher: absoluteURL(teacher), student: absoluteURL(student),
+                                 task: taskOptions.selection(evalBatchSize: evalBatchSize), out: outDir,
+                                 mode: resume ? .resume : (force ? .force : .fresh), settings: settings(trainExamples:),
+                                 progress: ProgressReporter(lineEvery: loggingSteps))
+        let interrupt = InterruptHandler(note: "\ninterrupted: stopping after this step and saving the stage's checkpoint\n") {
+            [weak job] in job?.requestStop()
         }
-        let teacherModel = try BertModel.load(directory: teacherDir, task: head, seed: seed)
-        let studentModel = try BertModel.load(directory: studentDir, task: head, seed: seed)
-        try prepared.checkLength(teacherModel, role: "teacher")
-        try prepared.checkLength(studentModel, role: "student")
-        let settings = try self.settings(trainExamples: prepared.trainExamples)
-        let arguments = prepared.arguments.merging(["teacher": teacherDir.path, "student": studentDir.path,
-                         "target_sparsity": "\(targetSparsity)", "sparsity_epsilon": "\(sparsityEpsilon)",
-                         "reg_lr": "\(regLr)", "budget_aware": "\(budgetAware)",
-                         "anti_windup": "\(budgetAware && !noAntiWindup)", "controller_safety": "\(controllerSafety)", "checkpoint_gate": checkpointGate, "temperature": "\(temperature)",
-                         "alpha_ce": "\(alphaCe)", "alpha_layer": "\(alphaLayer)", "alpha_label": "\(alphaLabel)",
-                         "layer_mapping": layerMapping, "teacher_layers": teacherLayers ?? "default",
-                         "epochs": "\(settings.epochs)", "pre_pruning_epochs": "\(settings.prePruningEpochs)",
-                         "warmup_epochs": "\(settings.warmupEpochs)",
-                         "warmup_steps": settings.warmupSteps.map { "\($0)" } ?? "none"]) { a, _ in a }
-        let pipeline: PruningPipeline
-        do {
-            pipeline = try PruningPipeline(teacher: teacherModel, student: studentModel, data: prepared.data,
-                                           evaluator: prepared.evaluator, settings: settings, output: outDir,
-                                           export: prepared.export, arguments: arguments)
-        } catch { throw UserError(description: "\(error)") }
-        try prepareOutput(outDir)
-
-        let progress = ProgressReporter(lineEvery: loggingSteps)
-        pipeline.progress = progress
-        let large = prepared.trainExamples >= PruningSettings.largeTaskThreshold
-        progress.message(
-            "pruning \(studentDir.path) to sparsity \(targetSparsity) (ε \(sparsityEpsilon)) on \(prepared.taskName): "
-                + "\(prepared.description) (\(large ? "large" : "small") task), "
-                + "metric \(prepared.evaluator.primaryName)\nteacher \(teacherDir.path); \(prepared.data.batchCount) steps per epoch, "
-                + "\(settings.epochs) epochs (\(settings.prePruningEpochs) pre-pruning, warm-up "
-                + (settings.warmupSteps.map { "\($0) steps" } ?? "\(settings.warmupEpochs) epochs") + "), "
-                + "\(settings.finetuneEpochs) fine-tuning epochs; lr \(learningRate), reg lr \(regLr)"
-                + (budgetAware ? " (budget-aware)" : "") + ", max length \(prepared.maxLength), seed \(seed)\noutput: \(outDir.path)")
-        signal(SIGINT, SIG_IGN)
-        let interrupt = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        interrupt.setEventHandler { [weak pipeline] in
-            FileHandle.standardError.write(Data("\ninterrupted: stopping after this step and saving the stage's checkpoint\n".utf8))
-            pipeline?.requestStop()
-            signal(SIGINT, SIG_DFL)
-            interrupt.cancel()
-        }
-        interrupt.resume()
         defer { interrupt.cancel() }
-        let summary = try pipeline.run(resume: resume)
+        let summary = try job.run()
         print(summary.text)
         print("compact model: \(outDir.appendingPathComponent("final").path); summary: "
               + outDir.appendingPathComponent("summary.json").path)
-    }
-
-    /// --resume needs a run in OUT; --force removes only the run's files; otherwise OUT must be absent or empty.
-    private func prepareOutput(_ dir: URL) throws {
-        let fm = FileManager.default
-        let contents = ((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []).sorted()
-        if resume {
-            guard contents.contains(where: { ["preprune", "prune"].contains($0) }) else {
-                throw UserError(description: "nothing to resume in \(dir.path): no preprune/ or prune/ stage; start a new run instead")
-            }
-        } else if force {
-            for name in Self.runFiles where contents.contains(name) {
-                do { try fm.removeItem(at: dir.appendingPathComponent(name)) } catch {
-                    throw UserError(description: "\(dir.appendingPathComponent(name).path): cannot remove the previous run's file")
-                }
-            }
-        } else if !contents.isEmpty {
-            let ours = contents.contains { Self.runFiles.contains($0) }
-            throw UserError(description: "\(dir.path) " + (ours
-                ? "holds another pruning run; continue it with --resume, or start over with --force"
-                : "exists and is not empty; choose a new output directory, or pass --force"))
-        }
-        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
     }
 }

@@ -76,7 +76,7 @@ struct Serve: ParsableCommand {
         let configuration = ServerConfiguration(host: host, port: port, maxBodyBytes: maxBodyBytes,
                                                 maxInputs: maxInputs, maxBatch: maxBatch,
                                                 batchWindow: maxWaitMs / 1000)
-        let server = PredictionServer(predictor: predictor, modelName: Self.name(of: directory),
+        let server = PredictionServer(predictor: predictor, modelName: ModelDirectory.displayName(directory),
                                       configuration: configuration)
         let health = server.health
         FileHandle.standardError.write(Data(("serving \(health.model) (\(health.task)"
@@ -102,13 +102,5 @@ struct Serve: ParsableCommand {
             throw UserError(description: "cannot serve on \(host):\(port): \(error)")
         }
         FileHandle.standardError.write(Data("stopped\n".utf8))
-    }
-
-    /// The model's name in `/health`: the directory's name, with its parent's for the generic output names of
-    /// cofi finetune and cofi prune (`runs/prune95/final` → `prune95/final`).
-    static func name(of directory: URL) -> String {
-        let name = directory.standardizedFileURL.lastPathComponent
-        guard ["best", "final", "last"].contains(name) else { return name }
-        return directory.standardizedFileURL.deletingLastPathComponent().lastPathComponent + "/" + name
     }
 }

@@ -1,4 +1,11 @@
+import BERT
 import Foundation
+
+/// A task that cannot be resolved or read: names the task, file or folder and what was expected.
+public struct TaskError: Error, CustomStringConvertible, Equatable, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
 
 /// Where a task's train and dev examples come from: a GLUE folder, the built-in movie-snippets task, or the user's
 /// own files.
@@ -20,13 +27,13 @@ public enum TaskSource {
                                   rawFile: MovieSnippets.rawFile(inAssets: assets))
         }
         guard let task = GLUETask(name: name) else {
-            throw TrainerError("unknown task '\(name)'; expected \(MovieSnippets.name) or a GLUE task ("
+            throw TaskError("unknown task '\(name)'; expected \(MovieSnippets.name) or a GLUE task ("
                                + GLUETask.allCases.map(\.rawValue).joined(separator: ", ")
                                + "), or give your own files with --train / --dev")
         }
         let directory = data ?? assets.appendingPathComponent("glue_data")
         guard FileManager.default.fileExists(atPath: directory.path) else {
-            throw TrainerError("\(directory.path): no such directory; give GLUE's data folder (glue_data, or "
+            throw TaskError("\(directory.path): no such directory; give GLUE's data folder (glue_data, or "
                                + "glue_data/\(task.directoryName)) with --data")
         }
         return .glue(task, directory: directory)
@@ -52,13 +59,13 @@ public enum TaskSource {
             if let rawFile, fm.fileExists(atPath: rawFile.path) {
                 try MovieSnippets.prepare(rawFile: rawFile, directory: directory)
             } else if !fm.fileExists(atPath: directory.appendingPathComponent("dev.tsv").path) {
-                throw TrainerError("\(MovieSnippets.name): neither a built task in \(directory.path) nor the raw file "
+                throw TaskError("\(MovieSnippets.name): neither a built task in \(directory.path) nor the raw file "
                                    + "\(rawFile?.path ?? MovieSnippets.rawFileSubpath); fetch it with `cofi fetch`")
             }
             result = (train ? try MovieSnippets.read(.train, from: directory) : nil, try MovieSnippets.read(.dev, from: directory))
         case let .files(trainURL, devURL, spec):
             if train {
-                guard let trainURL else { throw TrainerError("training needs a training file (--train)") }
+                guard let trainURL else { throw TaskError("training needs a training file (--train)") }
                 let read = try UserData.read(train: trainURL, dev: devURL, spec: spec)
                 result = (read.train, read.dev!)
             } else {
@@ -67,14 +74,14 @@ public enum TaskSource {
         }
         for (split, dataset) in [("training", result.train), ("dev", result.dev)] {
             guard let dataset else { continue }
-            guard !dataset.examples.isEmpty else { throw TrainerError("the \(split) set of \(name) has no examples") }
+            guard !dataset.examples.isEmpty else { throw TaskError("the \(split) set of \(name) has no examples") }
             guard dataset.isLabeled else {
                 let row = dataset.examples.first { $0.label == nil }!.source
-                throw TrainerError("\(row): the \(split) set needs a label on every example")
+                throw TaskError("\(row): the \(split) set needs a label on every example")
             }
         }
         if case .classification(let names)? = result.train?.kind, names.count < 2 {
-            throw TrainerError("\(name): the training set has \(names.count) label value(s) (\(names.joined(separator: ", "))); "
+            throw TaskError("\(name): the training set has \(names.count) label value(s) (\(names.joined(separator: ", "))); "
                                + "classification needs at least 2")
         }
         return result
@@ -88,5 +95,48 @@ extension TaskHeadKind {
         case .classification(let names): self = .classification(labels: names.count)
         case .regression: self = .regression
         }
+    }
+}
+
+/// The SQuAD task on the command line: "squad" (v1.1: `train-v1.1.json`, `dev-v1.1.json`) or "squad_v2" (v2.0:
+/// `train-v2.0.json`, `dev-v2.0.json`), the official files in one folder.
+public struct SQuADSource: Sendable {
+    public let version2: Bool
+    public let directory: URL
+
+    public var name: String { version2 ? "squad_v2" : "squad" }
+    public var trainFile: URL { directory.appendingPathComponent(version2 ? "train-v2.0.json" : "train-v1.1.json") }
+    public var devFile: URL { directory.appendingPathComponent(version2 ? "dev-v2.0.json" : "dev-v1.1.json") }
+
+    public init(version2: Bool, directory: URL) {
+        self.version2 = version2
+        self.directory = directory
+    }
+
+    /// The source for a task name ("squad", "squad1", "squad_v1.1"; "squad_v2", "squad2", "squad-v2.0"), reading from
+    /// `data` (default `<assets>/squad`); nil when the name is not SQuAD's.
+    public static func named(_ name: String, data: URL?, assets: URL) -> SQuADSource? {
+        let key = name.lowercased().replacingOccurrences(of: "-", with: "_")
+        let v1 = ["squad", "squad1", "squad_v1", "squad_v1.1", "squad1.1"], v2 = ["squad2", "squad_v2", "squad_v2.0", "squad2.0"]
+        guard v1.contains(key) || v2.contains(key) else { return nil }
+        return SQuADSource(version2: v2.contains(key), directory: data ?? assets.appendingPathComponent("squad"))
+    }
+
+    /// Reads the dev file and, when `train` is true, the training file; a v1.1/v2.0 mismatch with the task name,
+    /// a missing file or a file without questions is an error naming the file.
+    public func load(train: Bool) throws -> (train: SQuADDataset?, dev: SQuADDataset) {
+        func read(_ url: URL) throws -> SQuADDataset {
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                throw TaskError("\(url.path): no such file; \(name) reads the official \(trainFile.lastPathComponent) and "
+                                   + "\(devFile.lastPathComponent) from --data DIR")
+            }
+            let d = try SQuADDataset.load(contentsOf: url)
+            guard !d.examples.isEmpty else { throw TaskError("\(url.path): no questions") }
+            if d.isVersion2 && !version2 {
+                throw TaskError("\(url.path): a SQuAD v2.0 file (it has is_impossible); use --task squad_v2")
+            }
+            return d
+        }
+        return (train ? try read(trainFile) : nil, try read(devFile))
     }
 }
