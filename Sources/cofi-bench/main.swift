@@ -158,38 +158,21 @@ struct ModelSpec {
 
 /// Seconds since an arbitrary origin, monotonic.
 @inline(__always)
-func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+func now() -> Double { Benchmark.now() }
 
-/// CPU seconds used by the whole process so far (user + system, every thread). On a loaded machine the CPU time
-/// of a run is a steadier measure of its work than its wall time.
-func cpuTime() -> Double {
-    var u = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &u)
-    return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6
-}
-
-func median(_ xs: [Double]) -> Double {
-    let s = xs.sorted()
-    let n = s.count
-    return n % 2 == 1 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2])
-}
-
-/// Keeps results observable so that no work is optimised away.
-nonisolated(unsafe) var sink: Float = 0
-
-/// Runs `body` `warmup` times untimed, then the timed runs; `body` returns the seconds of each phase it timed
-/// (one entry for a single phase). Returns the per-run phase times, each run's process CPU seconds appended.
+/// Runs `body` `o.warmup` times untimed, then the timed runs (`RepeatPolicy`, 3 … 50 by the budget); `body`
+/// returns the seconds of each phase it timed (one entry for a single phase). Returns the per-run phase times, each
+/// run's process CPU seconds appended.
 func measure(_ o: Options, _ body: () -> [Double]) -> [[Double]] {
-    var last = 0.0
-    for _ in 0..<o.warmup { last = body().reduce(0, +) }
-    if o.warmup == 0 && o.repeats == nil { last = body().reduce(0, +) }  // one probe run to size the repeats
-    let runs = o.repeats ?? min(50, max(3, Int((o.budget / max(last, 1e-6)).rounded(.down))))
-    return (0..<runs).map { _ in
-        let c0 = cpuTime()
+    let policy = RepeatPolicy(warmup: o.warmup, repeats: o.repeats, budget: o.budget, bounds: 3...50)
+    return policy.run({ () -> [Double] in
+        let c0 = Benchmark.cpuTime()
         let phases = body()
-        return phases + [cpuTime() - c0]
-    }
+        return phases + [Benchmark.cpuTime() - c0]
+    }, seconds: { $0.dropLast().reduce(0, +) })
 }
+
+func median(_ xs: [Double]) -> Double { Benchmark.median(xs) }
 
 // MARK: - Workloads
 
@@ -234,7 +217,7 @@ func forwardInference(_ model: BertModel, _ batch: BertBatch) -> [Double] {
         return model(batch, mode: &mode).logits!.value
     }
     let t1 = now()
-    sink += logits.scalars[0]
+    Benchmark.sink += logits.scalars[0]
     return [t1 - t0]
 }
 
@@ -250,7 +233,7 @@ func engineForward(_ engine: InferenceEngine, _ inputs: [EncodedInput]) -> [Doub
     let t0 = now()
     let out = try! engine.run(inputs)
     let t1 = now()
-    sink += out[0].logits[0]
+    Benchmark.sink += out[0].logits[0]
     return [t1 - t0]
 }
 
@@ -301,7 +284,7 @@ func runModel(_ spec: ModelSpec, _ o: Options) -> [Result] {
                                     b: wp.baseAddress!, ldb: k, c: cp.baseAddress!, ldc: n)
                 }
             } } }
-            sink += c[0]
+            Benchmark.sink += c[0]
             return [now() - t0]
         }
         packed.deallocate()
@@ -366,7 +349,7 @@ func runModel(_ spec: ModelSpec, _ o: Options) -> [Result] {
         let t1 = now()
         loss.backward()
         let t2 = now()
-        sink += loss.value.scalars[0]
+        Benchmark.sink += loss.value.scalars[0]
         return [t1 - t0, t2 - t1]
     }
     for p in params { p.grad = nil }
@@ -380,10 +363,7 @@ func runModel(_ spec: ModelSpec, _ o: Options) -> [Result] {
 
 // MARK: - Main
 
-func pad(_ s: String, _ w: Int, right: Bool = false) -> String {
-    let n = max(0, w - s.count)
-    return right ? String(repeating: " ", count: n) + s : s + String(repeating: " ", count: n)
-}
+func pad(_ s: String, _ w: Int, right: Bool = false) -> String { Benchmark.pad(s, w, right: right) }
 
 let header = pad("model", 11) + pad("workload", 17) + pad("T", 5, right: true) + pad("median ms", 11, right: true) + pad("min ms", 11, right: true)
     + pad("seq/s", 10, right: true) + pad("GFLOP/s", 9, right: true) + pad("runs", 6, right: true)
@@ -414,4 +394,4 @@ for name in options.models { all += runModel(ModelSpec.named(name)!, options) }
 print(header)
 for r in all { print(row(r)) }
 for r in all { print(r.json) }
-if sink.isNaN { FileHandle.standardError.write("[cofi-bench] warning: NaN in outputs\n".data(using: .utf8)!) }
+if Benchmark.sink.isNaN { FileHandle.standardError.write("[cofi-bench] warning: NaN in outputs\n".data(using: .utf8)!) }
