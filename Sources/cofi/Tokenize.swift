@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Runtime
 import Tasks
 
 /// `cofi tokenize --model DIR`: the model inputs of each stdin line, as JSON — to check inputs, and to compare with
@@ -47,21 +48,17 @@ struct Tokenize: ParsableCommand {
             throw UserError(description: "\(error)")
         }
         let strategy = Truncation(rawValue: truncation)!
-        var lineNumber = 0
         var output = ""
         func flush() {
             FileHandle.standardOutput.write(Data(output.utf8))
             output.removeAll(keepingCapacity: true)
         }
-        func process(_ bytes: Data) throws {
-            lineNumber += 1
-            var bytes = bytes
-            if bytes.last == 0x0D { bytes.removeLast() }
-            guard let line = String(data: bytes, encoding: .utf8) else {
+        func process(_ line: InputLine) throws {
+            guard let text = String(bytes: line.bytes, encoding: .utf8) else {
                 flush()
-                throw UserError(description: "stdin line \(lineNumber): not valid UTF-8")
+                throw UserError(description: "stdin line \(line.number): not valid UTF-8")
             }
-            let texts = line.split(separator: "\t", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            let texts = text.split(separator: "\t", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             do {
                 let e = try tokenizer.encodeChecked(texts[0], texts.count > 1 ? texts[1] : nil, maxLength: maxLength,
                                                     truncation: strategy, padToMaxLength: pad)
@@ -69,23 +66,16 @@ struct Tokenize: ParsableCommand {
                 output += "\n"
             } catch {
                 flush()
-                throw UserError(description: "stdin line \(lineNumber): \(error)")
+                throw UserError(description: "stdin line \(line.number): \(error)")
             }
         }
         // Lines are answered as soon as they arrive (interactive use), in batches when input is piped in.
-        var pending = Data()
-        while case let chunk = FileHandle.standardInput.availableData, !chunk.isEmpty {
-            pending.append(chunk)
-            var start = pending.startIndex
-            while let newline = pending[start...].firstIndex(of: 0x0A) {
-                try process(pending[start..<newline])
-                start = newline + 1
-            }
-            pending = Data(pending[start...])
+        let reader = try LineReader(file: nil)
+        while case let lines = reader.lines(max: 1024), !lines.isEmpty {
+            for line in lines { try process(line) }
             flush()
         }
-        if !pending.isEmpty { try process(pending) }
-        flush()
+        if let error = reader.error { throw UserError(description: error) }
     }
 
     /// One line of output; keys in a fixed order.
