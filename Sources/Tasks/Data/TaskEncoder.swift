@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 
 /// Tokenizes a task's examples for the `Batcher`: `[CLS] A [SEP]` or `[CLS] A [SEP] B [SEP]` with token types,
 /// truncated to `maxLength` (128, `longest_first`) and not padded — each batch is padded to its own longest
@@ -39,20 +40,15 @@ public struct TaskEncoder {
         return (e, e.count < untruncated)
     }
 
-    /// Encodes every example of `dataset`, in order. Large datasets are split across the cores (the tokenizer is
-    /// immutable and `Sendable`); the result does not depend on how.
+    /// Encodes every example of `dataset`, in order. Large datasets are split across the cores (`Parallel`, chunks
+    /// of at least 2,048 examples; the tokenizer is immutable and `Sendable`); the result does not depend on how.
     public func encode(_ dataset: TaskDataset) -> [EncodedExample] {
         let examples = dataset.examples
-        let n = examples.count
-        let chunk = 2048
-        guard n > chunk else { return examples.enumerated().map { encode($0.element, index: $0.offset) } }
-        var out = [EncodedExample?](repeating: nil, count: n)
+        var out = [EncodedExample?](repeating: nil, count: examples.count)
         out.withUnsafeMutableBufferPointer { buf in
-            let base = buf.baseAddress!
-            DispatchQueue.concurrentPerform(iterations: (n + chunk - 1) / chunk) { c in
-                for i in (c * chunk)..<min(n, (c + 1) * chunk) {
-                    (base + i).pointee = encode(examples[i], index: i)
-                }
+            let base = SharedPointer(buf.baseAddress!)
+            Parallel.forChunks(examples.count, grain: 2048) { range in
+                for i in range { (base.base + i).pointee = encode(examples[i], index: i) }
             }
         }
         return out.map { $0! }
