@@ -2,8 +2,8 @@ import Foundation
 
 /// Loading and saving BERT checkpoints in Hugging Face layout (`config.json` + `model.safetensors`).
 ///
-/// Tensor names are accepted with or without the `bert.` prefix. Per-layer shapes come from the tensors, not
-/// from config.json (CoFi's compact checkpoints keep the dense config, cofi-spec §7): heads from
+/// Tensor names are those of `CheckpointKeys`, accepted with or without the `bert.` prefix. Per-layer shapes
+/// come from the tensors, not from config.json (CoFi's compact checkpoints keep the dense config, cofi-spec §7): heads from
 /// `attention.output.dense.weight` [D, H·Dh], FFN width from `output.dense.weight` [D, I]; a missing
 /// sublayer means it was pruned away. Heads and pooler that the checkpoint lacks are initialised as
 /// Hugging Face does: normal(0, initializer_range) weights, zero biases.
@@ -50,7 +50,7 @@ extension BertModel {
             switch kind {
             case .weight:
                 var t = Tensor.randomNormal(shape: s, std: std, using: &rng)
-                if name.hasSuffix("word_embeddings.weight"), pad >= 0, pad < s[0] {
+                if name == CheckpointKeys.wordEmbeddings.weight, pad >= 0, pad < s[0] {
                     for j in 0..<s[1] { t.scalars[pad * s[1] + j] = 0 }
                 }
                 return t
@@ -83,45 +83,46 @@ extension BertModel {
     /// What a parameter is, for initialisation.
     enum ParameterKind { case weight, bias, normWeight, normBias }
 
-    /// Assembles a model of `shape`, asking `make` for each parameter by its canonical name.
+    /// Assembles a model of `shape`, asking `make` for each parameter by its canonical name (`CheckpointKeys`),
+    /// in the order of `namedParameters`.
     static func build(config: BertConfig, shape: BertShape, task: TaskHeadKind?,
                       make: (String, [Int], ParameterKind) throws -> Tensor) throws -> BertModel {
         let D = shape.hiddenSize
         func param(_ name: String, _ s: [Int], _ kind: ParameterKind) throws -> Variable {
             Variable(try make(name, s, kind), requiresGrad: true, name: name)
         }
-        func lin(_ name: String, out: Int, in inF: Int) throws -> Linear {
-            Linear(weight: try param(name + ".weight", [out, inF], .weight), bias: try param(name + ".bias", [out], .bias))
+        func lin(_ key: CheckpointKey, out: Int, in inF: Int) throws -> Linear {
+            Linear(weight: try param(key.weight, [out, inF], .weight), bias: try param(key.bias, [out], .bias))
         }
-        func ln(_ name: String) throws -> LayerNormWeights {
-            LayerNormWeights(weight: try param(name + ".weight", [D], .normWeight), bias: try param(name + ".bias", [D], .normBias))
+        func ln(_ key: CheckpointKey) throws -> LayerNormWeights {
+            LayerNormWeights(weight: try param(key.weight, [D], .normWeight), bias: try param(key.bias, [D], .normBias))
         }
         let emb = BertEmbeddings(
-            wordEmbeddings: try param("bert.embeddings.word_embeddings.weight", [shape.vocabSize, D], .weight),
-            positionEmbeddings: try param("bert.embeddings.position_embeddings.weight", [shape.maxPositions, D], .weight),
-            tokenTypeEmbeddings: try param("bert.embeddings.token_type_embeddings.weight", [shape.typeVocabSize, D], .weight),
-            layerNorm: try ln("bert.embeddings.LayerNorm"))
+            wordEmbeddings: try param(CheckpointKeys.wordEmbeddings.weight, [shape.vocabSize, D], .weight),
+            positionEmbeddings: try param(CheckpointKeys.positionEmbeddings.weight, [shape.maxPositions, D], .weight),
+            tokenTypeEmbeddings: try param(CheckpointKeys.tokenTypeEmbeddings.weight, [shape.typeVocabSize, D], .weight),
+            layerNorm: try ln(CheckpointKeys.embeddingNorm))
         var layers: [BertLayer] = []
         for (l, ls) in shape.layers.enumerated() {
-            let pre = "bert.encoder.layer.\(l)."
+            let k = CheckpointKeys.layer(l)
             let hd = ls.heads * shape.headDim
             let att: BertAttention? = ls.heads == 0 ? nil : BertAttention(
                 heads: ls.heads,
-                query: try lin(pre + "attention.self.query", out: hd, in: D),
-                key: try lin(pre + "attention.self.key", out: hd, in: D),
-                value: try lin(pre + "attention.self.value", out: hd, in: D),
-                output: try lin(pre + "attention.output.dense", out: D, in: hd),
-                layerNorm: try ln(pre + "attention.output.LayerNorm"))
+                query: try lin(k.query, out: hd, in: D),
+                key: try lin(k.key, out: hd, in: D),
+                value: try lin(k.value, out: hd, in: D),
+                output: try lin(k.attentionOutput, out: D, in: hd),
+                layerNorm: try ln(k.attentionNorm))
             let ffn: BertFeedForward? = ls.ffnWidth == 0 ? nil : BertFeedForward(
-                intermediate: try lin(pre + "intermediate.dense", out: ls.ffnWidth, in: D),
-                output: try lin(pre + "output.dense", out: D, in: ls.ffnWidth),
-                layerNorm: try ln(pre + "output.LayerNorm"))
+                intermediate: try lin(k.intermediate, out: ls.ffnWidth, in: D),
+                output: try lin(k.output, out: D, in: ls.ffnWidth),
+                layerNorm: try ln(k.outputNorm))
             layers.append(BertLayer(attention: att, feedForward: ffn))
         }
         // The pooler is part of the encoder checkpoint; a span head does not use it.
-        let pooler = task == .span ? nil : try lin("bert.pooler.dense", out: shape.poolerWidth, in: D)
+        let pooler = task == .span ? nil : try lin(CheckpointKeys.pooler, out: shape.poolerWidth, in: D)
         let head = try task.map { t in
-            try lin(t.checkpointPrefix, out: t.outputs, in: t.usesPooler ? shape.poolerWidth : D)
+            try lin(CheckpointKeys.head(t), out: t.outputs, in: t.usesPooler ? shape.poolerWidth : D)
         }
         return BertModel(config: config, shape: shape, embeddings: emb, layers: layers, pooler: pooler, head: head,
                          task: task)
@@ -133,36 +134,36 @@ extension BertModel {
     }
 
     static func inferShape(config: BertConfig, source: WeightSource) throws -> BertShape {
-        let word = try source.requiredShape("bert.embeddings.word_embeddings.weight", rank: 2)
+        let word = try source.requiredShape(CheckpointKeys.wordEmbeddings.weight, rank: 2)
         let hidden = word[1]
         let dh = config.headDim
         var layers: [LayerShape] = []
         for l in 0..<config.numHiddenLayers {
-            let pre = "bert.encoder.layer.\(l)."
+            let k = CheckpointKeys.layer(l)
             var heads = 0, ffn = 0
-            if let s = try source.optionalShape(pre + "attention.output.dense.weight", rank: 2) {
+            if let s = try source.optionalShape(k.attentionOutput.weight, rank: 2) {
                 guard s[1] % dh == 0 else {
-                    throw source.error(pre + "attention.output.dense.weight",
+                    throw source.error(k.attentionOutput.weight,
                                        "has shape \(s), whose input width \(s[1]) is not a multiple of the head width \(dh) (hidden_size / num_attention_heads in config.json)")
                 }
                 heads = s[1] / dh
-            } else if source.has(pre + "attention.self.query.weight") {
-                throw source.error(pre + "attention.output.dense.weight", "is missing although the layer has attention.self.query.weight")
+            } else if source.has(k.query.weight) {
+                throw source.error(k.attentionOutput.weight, "is missing although the layer has \(k.local(k.query.weight))")
             }
-            if let s = try source.optionalShape(pre + "output.dense.weight", rank: 2) {
+            if let s = try source.optionalShape(k.output.weight, rank: 2) {
                 ffn = s[1]
-            } else if source.has(pre + "intermediate.dense.weight") {
-                throw source.error(pre + "output.dense.weight", "is missing although the layer has intermediate.dense.weight")
+            } else if source.has(k.intermediate.weight) {
+                throw source.error(k.output.weight, "is missing although the layer has \(k.local(k.intermediate.weight))")
             }
             layers.append(LayerShape(heads: heads, ffnWidth: ffn))
         }
-        if source.has("bert.encoder.layer.\(config.numHiddenLayers).attention.output.dense.weight")
-            || source.has("bert.encoder.layer.\(config.numHiddenLayers).output.dense.weight") {
+        let beyond = CheckpointKeys.layer(config.numHiddenLayers)
+        if source.has(beyond.attentionOutput.weight) || source.has(beyond.output.weight) {
             throw CheckpointError("\(source.path): holds weights for more than num_hidden_layers = \(config.numHiddenLayers) layers (config.json)")
         }
-        let position = try source.requiredShape("bert.embeddings.position_embeddings.weight", rank: 2)
-        let types = try source.requiredShape("bert.embeddings.token_type_embeddings.weight", rank: 2)
-        let poolerWidth = try source.optionalShape("bert.pooler.dense.weight", rank: 2)?[0]
+        let position = try source.requiredShape(CheckpointKeys.positionEmbeddings.weight, rank: 2)
+        let types = try source.requiredShape(CheckpointKeys.tokenTypeEmbeddings.weight, rank: 2)
+        let poolerWidth = try source.optionalShape(CheckpointKeys.pooler.weight, rank: 2)?[0]
         return BertShape(vocabSize: word[0], hiddenSize: hidden, headDim: dh, maxPositions: position[0],
                          typeVocabSize: types[0], layers: layers, poolerWidth: poolerWidth)
     }
@@ -186,14 +187,14 @@ struct WeightSource {
     /// The name under which `canonical` is stored, if any.
     func storedName(_ canonical: String) -> String? {
         if file.contains(canonical) { return canonical }
-        if canonical.hasPrefix("bert.") {
-            let bare = String(canonical.dropFirst(5))
-            if file.contains(bare) { return bare }
-        }
+        if let bare = CheckpointKeys.withoutEncoderPrefix(canonical), file.contains(bare) { return bare }
         return nil
     }
 
     func has(_ canonical: String) -> Bool { storedName(canonical) != nil }
+
+    /// The prefix that a file may leave off, as error messages name it.
+    var encoderPrefix: String { CheckpointKeys.encoder.path + "." }
 
     func error(_ canonical: String, _ what: String) -> CheckpointError {
         CheckpointError("\(path): tensor '\(storedName(canonical) ?? canonical)' \(what)")
@@ -208,7 +209,7 @@ struct WeightSource {
 
     func requiredShape(_ canonical: String, rank: Int) throws -> [Int] {
         guard let s = try optionalShape(canonical, rank: rank) else {
-            throw CheckpointError("\(path): missing tensor '\(canonical)' (also looked for it without the 'bert.' prefix)")
+            throw CheckpointError("\(path): missing tensor '\(canonical)' (also looked for it without the '\(encoderPrefix)' prefix)")
         }
         return s
     }
@@ -224,10 +225,10 @@ struct WeightSource {
     /// What to do about a tensor the file lacks: heads and pooler are initialised; encoder weights are required.
     func fallback(_ canonical: String, shape: [Int], kind: BertModel.ParameterKind, config: BertConfig,
                   rng: inout Xoshiro256) throws -> Tensor {
-        let initialisable = canonical.hasPrefix("classifier.") || canonical.hasPrefix("qa_outputs.")
-            || canonical.hasPrefix("bert.pooler.")
+        let initialisable = [CheckpointKeys.classifier, CheckpointKeys.spanHead, CheckpointKeys.pooler]
+            .contains { $0.contains(canonical) }
         guard initialisable else {
-            throw CheckpointError("\(path): missing tensor '\(canonical)' with shape \(shape) (also looked for it without the 'bert.' prefix)")
+            throw CheckpointError("\(path): missing tensor '\(canonical)' with shape \(shape) (also looked for it without the '\(encoderPrefix)' prefix)")
         }
         switch kind {
         case .weight: return Tensor.randomNormal(shape: shape, std: Float(config.initializerRange), using: &rng)
@@ -238,10 +239,10 @@ struct WeightSource {
 
     /// The head stored in the file: a classifier (one output: regression) or a span head, else none.
     func detectTask(config: BertConfig) throws -> TaskHeadKind? {
-        if let s = try optionalShape("classifier.weight", rank: 2) {
+        if let s = try optionalShape(CheckpointKeys.classifier.weight, rank: 2) {
             return s[0] == 1 ? .regression : .classification(labels: s[0])
         }
-        if has("qa_outputs.weight") { return .span }
+        if has(CheckpointKeys.spanHead.weight) { return .span }
         return nil
     }
 }

@@ -63,13 +63,8 @@ public enum TaskHeadKind: Equatable, Sendable {
         }
     }
 
-    /// The checkpoint prefix of the head's linear layer.
-    public var checkpointPrefix: String {
-        switch self {
-        case .classification, .regression: return "classifier"
-        case .span: return "qa_outputs"
-        }
-    }
+    /// The checkpoint prefix of the head's linear layer (`CheckpointKeys.head`).
+    public var checkpointPrefix: String { CheckpointKeys.head(self).path }
 
     /// Whether the head reads the pooler output (sequence-level tasks).
     public var usesPooler: Bool { self != .span }
@@ -205,33 +200,34 @@ public final class BertModel {
         return out
     }
 
-    /// Every parameter with its Hugging Face task-model name (encoder under `bert.`, head under `classifier.`
-    /// or `qa_outputs.`), in a fixed order.
+    /// Every parameter with its Hugging Face task-model name (`CheckpointKeys`: encoder under `bert.`, head
+    /// under `classifier.` or `qa_outputs.`), in a fixed order: embeddings, then each layer's attention and FFN
+    /// (weight before bias), pooler, head. Optimizer state and training checkpoints depend on this order.
     public var namedParameters: [(String, Variable)] {
         var p: [(String, Variable)] = []
-        func lin(_ name: String, _ l: Linear) { p += [(name + ".weight", l.weight), (name + ".bias", l.bias)] }
-        func ln(_ name: String, _ n: LayerNormWeights) { p += [(name + ".weight", n.weight), (name + ".bias", n.bias)] }
-        p.append(("bert.embeddings.word_embeddings.weight", embeddings.wordEmbeddings))
-        p.append(("bert.embeddings.position_embeddings.weight", embeddings.positionEmbeddings))
-        p.append(("bert.embeddings.token_type_embeddings.weight", embeddings.tokenTypeEmbeddings))
-        ln("bert.embeddings.LayerNorm", embeddings.layerNorm)
+        func lin(_ key: CheckpointKey, _ l: Linear) { p += [(key.weight, l.weight), (key.bias, l.bias)] }
+        func ln(_ key: CheckpointKey, _ n: LayerNormWeights) { p += [(key.weight, n.weight), (key.bias, n.bias)] }
+        p.append((CheckpointKeys.wordEmbeddings.weight, embeddings.wordEmbeddings))
+        p.append((CheckpointKeys.positionEmbeddings.weight, embeddings.positionEmbeddings))
+        p.append((CheckpointKeys.tokenTypeEmbeddings.weight, embeddings.tokenTypeEmbeddings))
+        ln(CheckpointKeys.embeddingNorm, embeddings.layerNorm)
         for (l, layer) in layers.enumerated() {
-            let pre = "bert.encoder.layer.\(l)."
+            let k = CheckpointKeys.layer(l)
             if let a = layer.attention {
-                lin(pre + "attention.self.query", a.query)
-                lin(pre + "attention.self.key", a.key)
-                lin(pre + "attention.self.value", a.value)
-                lin(pre + "attention.output.dense", a.output)
-                ln(pre + "attention.output.LayerNorm", a.layerNorm)
+                lin(k.query, a.query)
+                lin(k.key, a.key)
+                lin(k.value, a.value)
+                lin(k.attentionOutput, a.output)
+                ln(k.attentionNorm, a.layerNorm)
             }
             if let f = layer.feedForward {
-                lin(pre + "intermediate.dense", f.intermediate)
-                lin(pre + "output.dense", f.output)
-                ln(pre + "output.LayerNorm", f.layerNorm)
+                lin(k.intermediate, f.intermediate)
+                lin(k.output, f.output)
+                ln(k.outputNorm, f.layerNorm)
             }
         }
-        if let pooler { lin("bert.pooler.dense", pooler) }
-        if let head, let task { lin(task.checkpointPrefix, head) }
+        if let pooler { lin(CheckpointKeys.pooler, pooler) }
+        if let head, let task { lin(CheckpointKeys.head(task), head) }
         return p
     }
 }

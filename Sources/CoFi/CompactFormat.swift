@@ -1,3 +1,4 @@
+import BERT
 import Foundation
 
 /// The compact checkpoint: `model.safetensors` (the cut tensors under their Hugging Face names) and `config.json`
@@ -205,7 +206,7 @@ extension CompactLayout {
         }
         guard hiddenSize == shape.hiddenSize else {
             throw fail("hidden_size", "is \(hiddenSize) but the tensors are \(shape.hiddenSize) wide "
-                + "(bert.embeddings.word_embeddings.weight [vocab, hidden])")
+                + "(\(CheckpointKeys.wordEmbeddings.weight) [vocab, hidden])")
         }
         guard layers.count == shape.layers.count else {
             throw fail("layers", "has \(layers.count) entries but the model has \(shape.layers.count) layers (num_hidden_layers)")
@@ -219,14 +220,14 @@ extension CompactLayout {
             }
             guard layer.numHeads == shape.layers[l].heads else {
                 throw fail(at + "kept_heads", "lists \(layer.numHeads) heads but the tensors hold \(shape.layers[l].heads) "
-                    + "(bert.encoder.layer.\(l).attention.output.dense.weight [hidden, heads × \(shape.headDim)]; absent = 0)")
+                    + "(\(CheckpointKeys.layer(l).attentionOutput.weight) [hidden, heads × \(shape.headDim)]; absent = 0)")
             }
             guard layer.ffnWidth == layer.keptFFNUnits.count else {
                 throw fail(at + "ffn_width", "is \(layer.ffnWidth) but kept_ffn_units lists \(layer.keptFFNUnits.count) units")
             }
             guard layer.ffnWidth == shape.layers[l].ffnWidth else {
                 throw fail(at + "kept_ffn_units", "lists \(layer.ffnWidth) units but the tensors hold \(shape.layers[l].ffnWidth) "
-                    + "(bert.encoder.layer.\(l).output.dense.weight [hidden, units]; absent = 0)")
+                    + "(\(CheckpointKeys.layer(l).output.weight) [hidden, units]; absent = 0)")
             }
         }
         let original = BertShape(config: config).prunableParameters

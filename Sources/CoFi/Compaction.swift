@@ -1,4 +1,6 @@
+import BERT
 import Foundation
+import Tensor
 
 /// Compaction (cofi-spec §7 with project decision 5): fold the deterministic soft mask values into the weights,
 /// then cut every head, FFN unit, hidden dim and sublayer whose mask is zero. The result is a physically smaller
@@ -63,23 +65,24 @@ extension BertModel {
             throw CompactionError("mask 'hidden_z' zeroes every one of the \(D) hidden dims: nothing would be left")
         }
 
+        // The cut tensors under the names of `CheckpointKeys`, which `assemble` reads back.
         var tensors: [String: Tensor] = [:]
         func put(_ name: String, _ t: Tensor) { tensors[name] = t }
-        func putNorm(_ name: String, _ n: LayerNormWeights) {
-            put(name + ".weight", n.weight.value.picking(keptHidden))
-            put(name + ".bias", n.bias.value.picking(keptHidden))
+        func putNorm(_ key: CheckpointKey, _ n: LayerNormWeights) {
+            put(key.weight, n.weight.value.picking(keptHidden))
+            put(key.bias, n.bias.value.picking(keptHidden))
         }
 
         // Embeddings [rows, D] → [rows, D'].
-        put("bert.embeddings.word_embeddings.weight", embeddings.wordEmbeddings.value.slicing(columns: keptHidden))
-        put("bert.embeddings.position_embeddings.weight", embeddings.positionEmbeddings.value.slicing(columns: keptHidden))
-        put("bert.embeddings.token_type_embeddings.weight", embeddings.tokenTypeEmbeddings.value.slicing(columns: keptHidden))
-        putNorm("bert.embeddings.LayerNorm", embeddings.layerNorm)
+        put(CheckpointKeys.wordEmbeddings.weight, embeddings.wordEmbeddings.value.slicing(columns: keptHidden))
+        put(CheckpointKeys.positionEmbeddings.weight, embeddings.positionEmbeddings.value.slicing(columns: keptHidden))
+        put(CheckpointKeys.tokenTypeEmbeddings.weight, embeddings.tokenTypeEmbeddings.value.slicing(columns: keptHidden))
+        putNorm(CheckpointKeys.embeddingNorm, embeddings.layerNorm)
 
         var layerShapes: [LayerShape] = []
         var keptHeadsPerLayer: [[Int]] = [], keptUnitsPerLayer: [[Int]] = []
         for (l, layer) in layers.enumerated() {
-            let pre = "bert.encoder.layer.\(l)."
+            let k = CheckpointKeys.layer(l)
             var keptHeads: [Int] = []
             if let att = layer.attention, !(masks?.attentionIsOff(layer: l) ?? false) {
                 let zHead = z.heads[l] ?? Array(repeating: 1, count: att.heads)
@@ -87,19 +90,17 @@ extension BertModel {
                 keptHeads = (0..<att.heads).filter { zHead[$0] != 0 }
                 let rows = keptHeads.flatMap { h in (h * dh)..<((h + 1) * dh) }  // rows of [H·Dh, D]
                 let rowScale = rows.map { zHead[$0 / dh] }
-                put(pre + "attention.self.query.weight", att.query.weight.value.slicing(rows: rows, columns: keptHidden))
-                put(pre + "attention.self.query.bias", att.query.bias.value.picking(rows))
-                put(pre + "attention.self.key.weight", att.key.weight.value.slicing(rows: rows, columns: keptHidden))
-                put(pre + "attention.self.key.bias", att.key.bias.value.picking(rows))
-                put(pre + "attention.self.value.weight",
-                    att.value.weight.value.slicing(rows: rows, columns: keptHidden, rowScale: rowScale))
-                put(pre + "attention.self.value.bias", att.value.bias.value.picking(rows, scale: rowScale))
+                put(k.query.weight, att.query.weight.value.slicing(rows: rows, columns: keptHidden))
+                put(k.query.bias, att.query.bias.value.picking(rows))
+                put(k.key.weight, att.key.weight.value.slicing(rows: rows, columns: keptHidden))
+                put(k.key.bias, att.key.bias.value.picking(rows))
+                put(k.value.weight, att.value.weight.value.slicing(rows: rows, columns: keptHidden, rowScale: rowScale))
+                put(k.value.bias, att.value.bias.value.picking(rows, scale: rowScale))
                 // W_O [D, H·Dh] → [D', H'·Dh], times z_MHA; b_O [D] → [D'], times z_MHA.
-                put(pre + "attention.output.dense.weight",
-                    att.output.weight.value.slicing(rows: keptHidden, columns: rows, factor: zLayer))
-                put(pre + "attention.output.dense.bias",
+                put(k.attentionOutput.weight, att.output.weight.value.slicing(rows: keptHidden, columns: rows, factor: zLayer))
+                put(k.attentionOutput.bias,
                     att.output.bias.value.picking(keptHidden, scale: Array(repeating: zLayer, count: keptHidden.count)))
-                putNorm(pre + "attention.output.LayerNorm", att.layerNorm)
+                putNorm(k.attentionNorm, att.layerNorm)
             }
             var keptUnits: [Int] = []
             if let ffn = layer.feedForward, !(masks?.ffnIsOff(layer: l) ?? false) {
@@ -108,15 +109,15 @@ extension BertModel {
                 let zLayer = z.ffnLayers[l] ?? 1
                 keptUnits = (0..<width).filter { zUnit[$0] != 0 }
                 // W_U [I, D] → [I', D'], b_U [I] → [I'].
-                put(pre + "intermediate.dense.weight", ffn.intermediate.weight.value.slicing(rows: keptUnits, columns: keptHidden))
-                put(pre + "intermediate.dense.bias", ffn.intermediate.bias.value.picking(keptUnits))
+                put(k.intermediate.weight, ffn.intermediate.weight.value.slicing(rows: keptUnits, columns: keptHidden))
+                put(k.intermediate.bias, ffn.intermediate.bias.value.picking(keptUnits))
                 // W_D [D, I] → [D', I'], column i times z_int[i], all times z_FFN; b_D [D] → [D'] times z_FFN.
-                put(pre + "output.dense.weight",
+                put(k.output.weight,
                     ffn.output.weight.value.slicing(rows: keptHidden, columns: keptUnits,
                                                     columnScale: keptUnits.map { zUnit[$0] }, factor: zLayer))
-                put(pre + "output.dense.bias",
+                put(k.output.bias,
                     ffn.output.bias.value.picking(keptHidden, scale: Array(repeating: zLayer, count: keptHidden.count)))
-                putNorm(pre + "output.LayerNorm", ffn.layerNorm)
+                putNorm(k.outputNorm, ffn.layerNorm)
             }
             layerShapes.append(LayerShape(heads: keptHeads.count, ffnWidth: keptUnits.count))
             keptHeadsPerLayer.append(keptHeads)
@@ -125,13 +126,14 @@ extension BertModel {
 
         // The pooler reads [CLS] of the residual stream (input columns cut) and keeps its output width.
         if let pooler {
-            put("bert.pooler.dense.weight", pooler.weight.value.slicing(columns: keptHidden))
-            put("bert.pooler.dense.bias", pooler.bias.value)
+            put(CheckpointKeys.pooler.weight, pooler.weight.value.slicing(columns: keptHidden))
+            put(CheckpointKeys.pooler.bias, pooler.bias.value)
         }
         if let task, let head {
             // A span head reads the residual stream; a sequence head reads the pooler, whose width is unchanged.
-            put(task.checkpointPrefix + ".weight", task.usesPooler ? head.weight.value : head.weight.value.slicing(columns: keptHidden))
-            put(task.checkpointPrefix + ".bias", head.bias.value)
+            let key = CheckpointKeys.head(task)
+            put(key.weight, task.usesPooler ? head.weight.value : head.weight.value.slicing(columns: keptHidden))
+            put(key.bias, head.bias.value)
         }
 
         let newShape = BertShape(vocabSize: shape.vocabSize, hiddenSize: keptHidden.count, headDim: dh,

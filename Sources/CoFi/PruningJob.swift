@@ -31,8 +31,8 @@ public final class PruningJob: @unchecked Sendable {
         let head = prepared.head
         let teacherWeights = teacher.appendingPathComponent("model.safetensors")
         let teacherFile = try SafetensorsFile(contentsOf: teacherWeights)
-        guard teacherFile.contains(head.checkpointPrefix + ".weight") else {
-            throw PruningError("\(teacherWeights.path) has no '\(head.checkpointPrefix).weight': the teacher must be "
+        guard teacherFile.contains(CheckpointKeys.head(head).weight) else {
+            throw PruningError("\(teacherWeights.path) has no '\(CheckpointKeys.head(head).weight)': the teacher must be "
                                + "fine-tuned on the task (cofi finetune)")
         }
         let teacherModel = try BertModel.load(directory: teacher, task: head, seed: batching.seed)

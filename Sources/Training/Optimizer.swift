@@ -1,4 +1,6 @@
+import BERT
 import Foundation
+import Tensor
 
 /// Parameters that share a learning rate and a weight decay.
 public struct ParameterGroup {
@@ -22,8 +24,8 @@ public struct ParameterGroup {
     /// Hugging Face's two groups for a model: weight decay on everything except biases and LayerNorm weights.
     public static func standard(_ parameters: [(String, Variable)], learningRate: Float,
                                 weightDecay: Float) -> [ParameterGroup] {
-        let noDecay = parameters.filter { $0.0.hasSuffix(".bias") || $0.0.contains("LayerNorm.") }
-        let decay = parameters.filter { !($0.0.hasSuffix(".bias") || $0.0.contains("LayerNorm.")) }
+        let noDecay = parameters.filter { CheckpointKeys.isBiasOrNorm($0.0) }
+        let decay = parameters.filter { !CheckpointKeys.isBiasOrNorm($0.0) }
         return [ParameterGroup(name: "decay", parameters: decay, learningRate: learningRate, weightDecay: weightDecay),
                 ParameterGroup(name: "no_decay", parameters: noDecay, learningRate: learningRate, weightDecay: 0)]
     }

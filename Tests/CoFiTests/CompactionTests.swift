@@ -370,6 +370,42 @@ final class CompactionTests: XCTestCase {
         }
     }
 
+    /// The compaction writes the names of `namedParameters` (spelled out here from the cut shape, in order;
+    /// `assemble` rejects a missing or extra tensor), and the loader reads them back with the same values.
+    func testCompactionWritesTheNamesThatTheLoaderReads() throws {
+        for task in Self.tasks {
+            let model = Self.tinyModel(task)
+            let compact = try model.compacted(masks: Spec.random(model.shape, seed: 13).maskSet)
+            let shape = compact.model.shape
+            XCTAssertTrue(shape.layers.contains { $0.heads == 0 } && shape.layers.contains { $0.ffnWidth == 0 },
+                          "some sublayers are cut, so their names must be absent")
+            func both(_ modules: [String]) -> [String] { modules.flatMap { [$0 + ".weight", $0 + ".bias"] } }
+            var expected = ["bert.embeddings.word_embeddings.weight", "bert.embeddings.position_embeddings.weight",
+                            "bert.embeddings.token_type_embeddings.weight"] + both(["bert.embeddings.LayerNorm"])
+            for (l, ls) in shape.layers.enumerated() {
+                let pre = "bert.encoder.layer.\(l)."
+                if ls.heads > 0 {
+                    expected += both(["attention.self.query", "attention.self.key", "attention.self.value",
+                                      "attention.output.dense", "attention.output.LayerNorm"].map { pre + $0 })
+                }
+                if ls.ffnWidth > 0 { expected += both(["intermediate.dense", "output.dense", "output.LayerNorm"].map { pre + $0 }) }
+            }
+            expected += task == .span ? both(["qa_outputs"]) : both(["bert.pooler.dense", "classifier"])
+            XCTAssertEqual(compact.model.namedParameters.map(\.0), expected, "\(task)")
+
+            let dir = try temporaryDirectory()
+            try compact.save(to: dir)
+            let file = try SafetensorsFile(contentsOf: dir.appendingPathComponent("model.safetensors"))
+            XCTAssertEqual(file.names, expected.sorted(), "\(task): the file's names")
+            let loaded = try BertModel.load(directory: dir)
+            XCTAssertEqual(loaded.namedParameters.map(\.0), expected, "\(task): the loader's names")
+            for ((name, p), (_, q)) in zip(compact.model.namedParameters, loaded.namedParameters) {
+                XCTAssertEqual(q.name, name)
+                XCTAssertEqual(p.value, q.value, "\(task): \(name)")
+            }
+        }
+    }
+
     func testConfigJSONLayout() throws {
         let model = Self.tinyModel(.classification(labels: 3))
         var spec = Spec.random(model.shape, seed: 7)
