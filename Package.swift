@@ -1,6 +1,7 @@
 // swift-tools-version:6.0
 // cofi — CoFi structured pruning for BERT-family models, in Swift.
-// Layers (each imports only the ones above it):  CBLAS/Accelerate and PackedGEMM (AVX-512 products) → Tensor → BERT →
+// Layers (each imports only the ones above it):  Formats (JSON values, JSON strings, file-format errors),
+// CBLAS/Accelerate and PackedGEMM (AVX-512 products) → Tensor → BERT →
 // Tasks → Runtime (inference) →
 // Serving (HTTP), and Tasks → Training → CoFi; all → cofi (CLI), cofi-bench.
 import PackageDescription
@@ -23,6 +24,7 @@ let package = Package(
     products: [
         .executable(name: "cofi", targets: ["cofi"]),
         .executable(name: "cofi-bench", targets: ["cofi-bench"]),
+        .library(name: "Formats", targets: ["Formats"]),
         .library(name: "Tensor", targets: ["Tensor"]),
         .library(name: "BERT", targets: ["BERT"]),
         .library(name: "Tasks", targets: ["Tasks"]),
@@ -38,29 +40,31 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "Formats", exclude: ["README.md"]),
         .target(
             name: "Tensor",
-            dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux])), "PackedGEMM"],
+            dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux])), "PackedGEMM", "Formats"],
             exclude: ["README.md"],
             swiftSettings: simdFlags),
-        .target(name: "BERT", dependencies: ["Tensor"], exclude: ["README.md"], swiftSettings: simdFlags),
-        .target(name: "Tasks", dependencies: ["BERT"], exclude: ["README.md"]),
+        .target(name: "BERT", dependencies: ["Tensor", "Formats"], exclude: ["README.md"], swiftSettings: simdFlags),
+        .target(name: "Tasks", dependencies: ["BERT", "Formats"], exclude: ["README.md"]),
         .target(name: "PackedGEMM", exclude: ["README.md"], swiftSettings: avx512Flags),
         .target(name: "Runtime", dependencies: ["Tasks", "BERT", "Tensor", "PackedGEMM"], exclude: ["README.md"], swiftSettings: simdFlags),
         .target(name: "Serving", dependencies: ["Runtime", .product(name: "Hummingbird", package: "hummingbird"),
                                                 .product(name: "Logging", package: "swift-log"),
                                                 .product(name: "HTTPTypes", package: "swift-http-types")],
                 exclude: ["README.md"]),
-        .target(name: "Training", dependencies: ["Tasks", "BERT"], exclude: ["README.md"], swiftSettings: simdFlags),
-        .target(name: "CoFi", dependencies: ["Training"], exclude: ["README.md"], swiftSettings: simdFlags),
+        .target(name: "Training", dependencies: ["Tasks", "BERT", "Formats"], exclude: ["README.md"], swiftSettings: simdFlags),
+        .target(name: "CoFi", dependencies: ["Training", "Formats"], exclude: ["README.md"], swiftSettings: simdFlags),
         .executableTarget(
             name: "cofi",
             dependencies: ["BERT", "Tensor", "Tasks", "Runtime", "Serving", "Training", "CoFi", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             exclude: ["README.md"]),
         .executableTarget(name: "cofi-bench", dependencies: ["BERT", "Tensor", "Runtime", "PackedGEMM"], exclude: ["README.md"],
                          swiftSettings: simdFlags),
-        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
-        .testTarget(name: "BERTTests", dependencies: ["BERT", "Tensor"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor", "Formats"]),
+        .testTarget(name: "BERTTests", dependencies: ["BERT", "Tensor", "Formats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TasksTests", dependencies: ["Tasks"], resources: [.copy("Fixtures")]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "PackedGEMM"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"], resources: [.copy("Fixtures")]),

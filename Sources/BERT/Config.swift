@@ -1,6 +1,7 @@
 // BertConfig: the hyper-parameters of a BERT encoder, read from and written to a Hugging Face `config.json`.
 
 import Foundation
+import Formats
 
 /// The hyper-parameters of a BERT encoder, mirroring Hugging Face `config.json` (`BertConfig` in transformers)
 /// field by field. Swift names are the camel-cased JSON names; absent optional keys take the Hugging Face
@@ -192,7 +193,7 @@ public struct BertConfig: Codable, Equatable, Sendable {
 // MARK: - Loading, validation, writing
 
 extension BertConfig {
-    /// Reads, decodes and validates the `config.json` at `url`. Throws `BertConfigError` naming the file, the
+    /// Reads, decodes and validates the `config.json` at `url`. Throws `FileFormatError` naming the file, the
     /// key and what was expected: unreadable file, invalid JSON, a missing required key, a value of the wrong
     /// type, or a value `validate(file:)` rejects.
     public static func load(from url: URL) throws -> BertConfig {
@@ -201,14 +202,14 @@ extension BertConfig {
         do {
             data = try Data(contentsOf: url)
         } catch {
-            throw BertConfigError(path: path, message: "cannot read the file: \(error.localizedDescription)")
+            throw FileFormatError(path: path, message: "cannot read the file: \(error.localizedDescription)")
         }
         let config: BertConfig
         do {
             config = try JSONDecoder().decode(BertConfig.self, from: data)
         } catch let error as DecodingError {
             let (key, message) = describe(error, data: data)
-            throw BertConfigError(path: path, key: key, message: message)
+            throw FileFormatError(path: path, key: key, message: message)
         }
         try config.validate(file: path)
         return config
@@ -219,8 +220,8 @@ extension BertConfig {
     /// probabilities lie in [0, 1); `layer_norm_eps` is positive; `pad_token_id` is a vocabulary index;
     /// `id2label` (if present) has keys 0 ..< `num_labels`. `file` names the source in the error.
     public func validate(file: String = "BertConfig") throws {
-        func fail(_ key: CodingKeys, _ message: String) -> BertConfigError {
-            BertConfigError(path: file, key: key.rawValue, message: message)
+        func fail(_ key: CodingKeys, _ message: String) -> FileFormatError {
+            FileFormatError(path: file, key: key.rawValue, message: message)
         }
         if let modelType, modelType != "bert" {
             throw fail(.modelType, "model_type '\(modelType)' is not supported: only BERT-family 'bert' configs are supported")
@@ -283,7 +284,7 @@ extension BertConfig {
             data.append(UInt8(ascii: "\n"))
             try data.write(to: url, options: .atomic)
         } catch {
-            throw BertConfigError(path: url.path, message: "cannot write the file: \(error.localizedDescription)")
+            throw FileFormatError(path: url.path, message: "cannot write the file: \(error.localizedDescription)")
         }
     }
 
@@ -292,10 +293,10 @@ extension BertConfig {
         func dotted(_ path: [CodingKey]) -> String { path.map(\.stringValue).joined(separator: ".") }
         func expected(_ path: [CodingKey], _ type: Any.Type) -> String {
             if path.count == 1, let key = CodingKeys(stringValue: path[0].stringValue) { return key.expected }
-            return JSONNode.describe(type)
+            return JSONValue.describe(type)
         }
         func found(_ path: [CodingKey]) -> String {
-            guard let root = try? JSONDecoder().decode(JSONNode.self, from: data), let node = root.at(path) else {
+            guard let root = try? JSONDecoder().decode(JSONValue.self, from: data), let node = root.at(path: path) else {
                 return "a value of another type"
             }
             return node.summary
@@ -332,7 +333,7 @@ extension BertConfig {
     /// The first integer-valued key holding a fractional or out-of-range number, for which JSONDecoder throws
     /// a bare "not valid JSON" with no coding path. Nil if there is none (the JSON is then really invalid).
     private static func nonIntegerNumber(_ data: Data) -> (key: String, message: String)? {
-        guard let root = try? JSONDecoder().decode(JSONNode.self, from: data), case .object(let members) = root else {
+        guard let root = try? JSONDecoder().decode(JSONValue.self, from: data), case .object(let members) = root else {
             return nil
         }
         for key in CodingKeys.allCases {
@@ -368,86 +369,6 @@ extension BertConfig {
             let line = data.prefix(offset).reduce(1) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }
             let sentence = detail.hasSuffix(".") ? String(detail.dropLast()) : detail
             return "\(sentence) (line \(line))"
-        }
-    }
-}
-
-/// An invalid or unreadable `config.json`. `description` reads "<path>: <message>"; the message names the key
-/// and what was expected vs found.
-public struct BertConfigError: Error, CustomStringConvertible, Equatable {
-    /// The file read or written (or the label given to `BertConfig.validate(file:)`).
-    public let path: String
-    /// The JSON key at fault (dotted for nested keys), when there is one.
-    public let key: String?
-    public let message: String
-
-    public init(path: String, key: String? = nil, message: String) {
-        self.path = path
-        self.key = key
-        self.message = message
-    }
-
-    public var description: String { "\(path): \(message)" }
-}
-
-// MARK: - JSON for messages
-
-/// A parsed JSON value, used only to say what was found where a decode failed.
-private indirect enum JSONNode: Decodable {
-    case null, bool(Bool), integer(Int), number(Double), string(String), array([JSONNode]), object([String: JSONNode])
-
-    init(from decoder: Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let i = try? c.decode(Int.self) { self = .integer(i) }
-        else if let d = try? c.decode(Double.self) { self = .number(d) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONNode].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONNode].self)) }
-    }
-
-    /// The value at a decoding path (object members by name, array elements by index).
-    func at(_ path: [CodingKey]) -> JSONNode? {
-        var node = self
-        for key in path {
-            switch node {
-            case .object(let members):
-                guard let next = members[key.stringValue] else { return nil }
-                node = next
-            case .array(let elements):
-                guard let i = key.intValue, elements.indices.contains(i) else { return nil }
-                node = elements[i]
-            default:
-                return nil
-            }
-        }
-        return node
-    }
-
-    /// "a string (\"12\")", "a non-integer number (2.5)", "an array", … for messages.
-    var summary: String {
-        switch self {
-        case .null: return "null"
-        case .bool(let b): return "a boolean (\(b))"
-        case .integer(let i): return "an integer (\(i))"
-        case .number(let d): return d == d.rounded() ? "a number too large for an integer (\(d))" : "a non-integer number (\(d))"
-        case .string(let s): return "a string (\"\(s)\")"
-        case .array: return "an array"
-        case .object: return "an object"
-        }
-    }
-
-    /// The JSON kind a Swift type decodes from.
-    static func describe(_ type: Any.Type) -> String {
-        switch type {
-        case is Int.Type: return "an integer"
-        case is Double.Type: return "a number"
-        case is String.Type: return "a string"
-        case is Bool.Type: return "a boolean"
-        case is [String: String].Type, is [String: Int].Type: return "an object"
-        case is [String].Type: return "an array"
-        default: return "a value of the right type"
         }
     }
 }

@@ -1,5 +1,6 @@
 import BERT
 import Foundation
+import Formats
 
 /// The compact checkpoint: `model.safetensors` (the cut tensors under their Hugging Face names) and `config.json`
 /// with the standard Hugging Face BERT fields at their dense values (as CoFi's released checkpoints keep them,
@@ -268,13 +269,7 @@ extension CompactLayout {
     }
 
     private static func describe(_ type: Any.Type) -> String {
-        switch type {
-        case is Int.Type: return "an integer"
-        case is Double.Type: return "a number"
-        case is String.Type: return "a string"
-        case is [Int].Type: return "an array of integers"
-        default: return String(describing: type).hasPrefix("Array") ? "an array" : "a value of type \(type)"
-        }
+        JSONValue.describe(type, otherwise: "a value of type \(type)")
     }
 }
 
@@ -317,70 +312,6 @@ extension CompactModel {
             preconditionFailure("a config encodes as a JSON object")
         }
         if let layout { root["cofi"] = try decoder.decode(JSONValue.self, from: try JSONEncoder().encode(layout)) }
-        var text = ""
-        JSONValue.object(root).write(to: &text, indent: "")
-        return Data((text + "\n").utf8)
-    }
-}
-
-/// A JSON value, for writing config.json with the `cofi` block: objects with sorted keys and one member per
-/// line, arrays of numbers on one line (a layer's 3,072 unit indices would otherwise take 3,072 lines).
-enum JSONValue: Decodable {
-    case null, bool(Bool), integer(Int), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
-
-    init(from decoder: Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let i = try? c.decode(Int.self) { self = .integer(i) }
-        else if let d = try? c.decode(Double.self) { self = .number(d) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
-    }
-
-    var isContainer: Bool {
-        switch self {
-        case .array, .object: return true
-        default: return false
-        }
-    }
-
-    func write(to out: inout String, indent: String) {
-        let inner = indent + "  "
-        switch self {
-        case .null: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .integer(let i): out += String(i)
-        case .number(let d): out += d.description  // shortest round-trip form: 0.1, 1e-12
-        case .string(let s): out += MetricsLog.quote(s)
-        case .array(let items):
-            if items.contains(where: \.isContainer) {
-                out += "[\n"
-                for (k, item) in items.enumerated() {
-                    out += inner
-                    item.write(to: &out, indent: inner)
-                    out += k + 1 < items.count ? ",\n" : "\n"
-                }
-                out += indent + "]"
-            } else {
-                out += "["
-                for (k, item) in items.enumerated() {
-                    if k > 0 { out += ", " }
-                    item.write(to: &out, indent: inner)
-                }
-                out += "]"
-            }
-        case .object(let members):
-            if members.isEmpty { out += "{}"; return }
-            out += "{\n"
-            let keys = members.keys.sorted()
-            for (k, key) in keys.enumerated() {
-                out += inner + MetricsLog.quote(key) + ": "
-                members[key]!.write(to: &out, indent: inner)
-                out += k + 1 < keys.count ? ",\n" : "\n"
-            }
-            out += indent + "}"
-        }
+        return Data((JSONValue.object(root).prettyText + "\n").utf8)
     }
 }

@@ -16,6 +16,7 @@ import Darwin
 import Glibc
 #endif
 import Foundation
+import Formats
 
 /// The element types a safetensors header may name. The raw value is the header's spelling.
 public enum SafetensorsDType: String, CaseIterable, Sendable {
@@ -52,24 +53,6 @@ public struct SafetensorsTensorInfo: Equatable, Sendable {
     public var count: Int { shape.reduce(1, *) }
 }
 
-/// A malformed safetensors file, a failed lookup or a failed write. `description` reads
-/// "<path>: <message>", and the message names the tensor or header key and what was expected vs found.
-public struct SafetensorsError: Error, CustomStringConvertible, Equatable {
-    /// The file read or written.
-    public let path: String
-    /// The tensor name or header key at fault, when there is one.
-    public let key: String?
-    public let message: String
-
-    public init(path: String, key: String? = nil, message: String) {
-        self.path = path
-        self.key = key
-        self.message = message
-    }
-
-    public var description: String { "\(path): \(message)" }
-}
-
 /// A safetensors file opened read-only through `mmap`. The header is parsed and validated in `init`; tensors
 /// are copied out of the mapping on request, so a `Tensor` never refers to the file once returned.
 ///
@@ -91,7 +74,7 @@ public final class SafetensorsFile: @unchecked Sendable {
     /// Tensor names, sorted.
     public var names: [String] { entries.keys.sorted() }
 
-    /// Maps the file at `url` and validates its header and every tensor entry; throws `SafetensorsError` on
+    /// Maps the file at `url` and validates its header and every tensor entry; throws `FileFormatError` on
     /// any violation (short file, bad header length, non-JSON header, unknown dtype, bad shape, offsets out of
     /// range or inconsistent with shape × dtype, overlapping tensors, non-string metadata).
     public init(contentsOf url: URL) throws {
@@ -101,16 +84,16 @@ public final class SafetensorsFile: @unchecked Sendable {
             guard let name else { return -1 }
             return open(name, O_RDONLY)
         }
-        guard fd >= 0 else { throw SafetensorsError(path: path, message: "cannot open: \(lastErrorText())") }
+        guard fd >= 0 else { throw FileFormatError(path: path, message: "cannot open: \(lastErrorText())") }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw SafetensorsError(path: path, message: "cannot stat: \(lastErrorText())") }
+        guard fstat(fd, &st) == 0 else { throw FileFormatError(path: path, message: "cannot stat: \(lastErrorText())") }
         let size = Int(st.st_size)
         guard size >= 8 else {
-            throw SafetensorsError(path: path, message: "file is \(size) bytes, too short for the 8-byte header length")
+            throw FileFormatError(path: path, message: "file is \(size) bytes, too short for the 8-byte header length")
         }
         guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
-            throw SafetensorsError(path: path, message: "cannot mmap \(size) bytes: \(lastErrorText())")
+            throw FileFormatError(path: path, message: "cannot mmap \(size) bytes: \(lastErrorText())")
         }
         let raw = UnsafeRawPointer(base)
         do {
@@ -137,7 +120,7 @@ public final class SafetensorsFile: @unchecked Sendable {
     /// The dtype, shape and byte range of tensor `name`; throws if there is none.
     public func info(_ name: String) throws -> SafetensorsTensorInfo {
         guard let info = entries[name] else {
-            throw SafetensorsError(path: url.path, key: name, message: "no tensor named '\(name)'")
+            throw FileFormatError(path: url.path, key: name, message: "no tensor named '\(name)'")
         }
         return info
     }
@@ -147,8 +130,8 @@ public final class SafetensorsFile: @unchecked Sendable {
     public func tensor(_ name: String) throws -> Tensor {
         let info = try info(name)
         guard info.dtype.isFloatingPoint else {
-            throw SafetensorsError(path: url.path, key: name,
-                                   message: "tensor '\(name)' is \(info.dtype.rawValue), expected a floating-point tensor (F32, F16, BF16 or F64)")
+            throw FileFormatError(path: url.path, key: name,
+                                  message: "tensor '\(name)' is \(info.dtype.rawValue), expected a floating-point tensor (F32, F16, BF16 or F64)")
         }
         let src = bytes(of: info)
         let n = info.count
@@ -177,8 +160,8 @@ public final class SafetensorsFile: @unchecked Sendable {
     public func integers(_ name: String) throws -> (shape: [Int], values: [Int]) {
         let info = try info(name)
         guard !info.dtype.isFloatingPoint else {
-            throw SafetensorsError(path: url.path, key: name,
-                                   message: "tensor '\(name)' is \(info.dtype.rawValue), expected an integer tensor (I64, I32, I16, I8, U8 or BOOL)")
+            throw FileFormatError(path: url.path, key: name,
+                                  message: "tensor '\(name)' is \(info.dtype.rawValue), expected an integer tensor (I64, I32, I16, I8, U8 or BOOL)")
         }
         let src = bytes(of: info)
         let n = info.count
@@ -206,8 +189,8 @@ public final class SafetensorsFile: @unchecked Sendable {
     /// Parses and checks the length prefix, the header JSON and every entry of a whole mapped `file`.
     private static func parseHeader(_ file: UnsafeRawBufferPointer, path: String) throws
         -> (length: Int, metadata: [String: String], entries: [String: SafetensorsTensorInfo]) {
-        func fail(_ key: String?, _ message: String) -> SafetensorsError {
-            SafetensorsError(path: path, key: key, message: message)
+        func fail(_ key: String?, _ message: String) -> FileFormatError {
+            FileFormatError(path: path, key: key, message: message)
         }
         let size = file.count
         let headerLength = UInt64(littleEndian: file.loadUnaligned(as: UInt64.self))
@@ -223,9 +206,9 @@ public final class SafetensorsFile: @unchecked Sendable {
 
         let headerData = Data(UnsafeRawBufferPointer(rebasing: file[8..<(8 + n)]))
         guard String(data: headerData, encoding: .utf8) != nil else { throw fail(nil, "header is not valid UTF-8") }
-        let header: HeaderJSON
+        let header: JSONValue
         do {
-            header = try JSONDecoder().decode(HeaderJSON.self, from: headerData)
+            header = try JSONDecoder().decode(JSONValue.self, from: headerData)
         } catch {
             throw fail(nil, "header is not valid JSON: \(jsonFailure(headerData, error))")
         }
@@ -262,8 +245,8 @@ public final class SafetensorsFile: @unchecked Sendable {
         return (n, metadata, entries)
     }
 
-    private static func parseEntry(_ name: String, _ value: HeaderJSON, dataLength: Int,
-                                   fail: (String?, String) -> SafetensorsError) throws -> SafetensorsTensorInfo {
+    private static func parseEntry(_ name: String, _ value: JSONValue, dataLength: Int,
+                                   fail: (String?, String) -> FileFormatError) throws -> SafetensorsTensorInfo {
         guard case .object(let fields) = value else {
             throw fail(name, "tensor '\(name)': entry is \(value.kind), expected an object with dtype, shape and data_offsets")
         }
@@ -358,15 +341,15 @@ public func floatFromBFloat16Bits(_ b: UInt16) -> Float {
 public enum SafetensorsWriter {
     /// Writes `tensors` (F32), `integers` (I64) and `metadata` to `url`, atomically: the bytes go to a
     /// temporary file in the same directory, which is flushed and then renamed over `url`.
-    /// Throws `SafetensorsError` for a name used twice or named `__metadata__`, an integer entry whose value
+    /// Throws `FileFormatError` for a name used twice or named `__metadata__`, an integer entry whose value
     /// count disagrees with its shape, or an I/O failure (the temporary file is removed).
     public static func write(_ tensors: [String: Tensor],
                              integers: [String: (shape: [Int], values: [Int])] = [:],
                              metadata: [String: String] = [:],
                              to url: URL) throws {
         let path = url.path
-        func fail(_ key: String?, _ message: String) -> SafetensorsError {
-            SafetensorsError(path: path, key: key, message: message)
+        func fail(_ key: String?, _ message: String) -> FileFormatError {
+            FileFormatError(path: path, key: key, message: message)
         }
 
         for name in integers.keys where tensors[name] != nil {
@@ -389,7 +372,7 @@ public enum SafetensorsWriter {
         // Header: {"__metadata__":{…},"name":{"dtype":…,"shape":[…],"data_offsets":[b,e]},…}
         var entriesJSON: [String] = []
         if !metadata.isEmpty {
-            let fields = metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }
+            let fields = metadata.keys.sorted().map { "\(JSON.quote($0)):\(JSON.quote(metadata[$0]!))" }
             entriesJSON.append("\"__metadata__\":{\(fields.joined(separator: ","))}")
         }
         var offset = 0
@@ -397,7 +380,7 @@ public enum SafetensorsWriter {
             let (dtype, shape, count) = tensors[name].map { ("F32", $0.shape, $0.count * 4) }
                 ?? integers[name].map { ("I64", $0.shape, $0.values.count * 8) }!
             let shapeJSON = shape.map(String.init).joined(separator: ",")
-            entriesJSON.append("\(jsonString(name)):{\"dtype\":\"\(dtype)\",\"shape\":[\(shapeJSON)],"
+            entriesJSON.append("\(JSON.quote(name)):{\"dtype\":\"\(dtype)\",\"shape\":[\(shapeJSON)],"
                 + "\"data_offsets\":[\(offset),\(offset + count)]}")
             offset += count
         }
@@ -467,25 +450,6 @@ public enum SafetensorsWriter {
         }
         renamed = true
     }
-
-    /// `s` as a JSON string literal.
-    private static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
-                    + String(scalar.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
 }
 
 /// POSIX `write`, spelled so it does not collide with `SafetensorsWriter.write`.
@@ -500,47 +464,3 @@ private func posixWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -
 
 /// `strerror(errno)` as a String.
 private func lastErrorText() -> String { String(cString: strerror(errno)) }
-
-// MARK: - Header JSON
-
-/// Just enough of a JSON value to check a header: integers are kept apart from other numbers so that a shape
-/// of `2.5` or `1e400` is caught.
-private indirect enum HeaderJSON: Decodable {
-    case null, bool(Bool), integer(Int), number(Double), string(String), array([HeaderJSON]), object([String: HeaderJSON])
-
-    init(from decoder: Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let i = try? c.decode(Int.self) { self = .integer(i) }
-        else if let d = try? c.decode(Double.self) { self = .number(d) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([HeaderJSON].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: HeaderJSON].self)) }
-    }
-
-    /// "a string", "an array", … for messages.
-    var kind: String {
-        switch self {
-        case .null: return "null"
-        case .bool: return "a boolean"
-        case .integer, .number: return "a number"
-        case .string: return "a string"
-        case .array: return "an array"
-        case .object: return "an object"
-        }
-    }
-
-    /// Compact JSON-like text of the value, for messages.
-    var text: String {
-        switch self {
-        case .null: return "null"
-        case .bool(let b): return String(b)
-        case .integer(let i): return String(i)
-        case .number(let d): return String(d)
-        case .string(let s): return "\"\(s)\""
-        case .array(let a): return "[" + a.map(\.text).joined(separator: ", ") + "]"
-        case .object(let o): return "{" + o.keys.sorted().map { "\"\($0)\": \(o[$0]!.text)" }.joined(separator: ", ") + "}"
-        }
-    }
-}

@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -148,7 +149,7 @@ public final class MetricsLog {
 
     /// A JSON object with the keys in the given order.
     public static func json(_ fields: [(String, Any?)]) -> String {
-        "{" + fields.map { "\(quote($0.0)):\(value($0.1))" }.joined(separator: ",") + "}"
+        "{" + fields.map { "\(JSON.quote($0.0)):\(value($0.1))" }.joined(separator: ",") + "}"
     }
 
     static func value(_ v: Any?) -> String {
@@ -157,7 +158,7 @@ public final class MetricsLog {
         let type = Swift.type(of: v)
         switch v {
         case let r as RawJSON: return r.text
-        case let s as String: return quote(s)
+        case let s as String: return JSON.quote(s)
         case let o as [(String, Any?)]: return json(o)
         case let d as [String: Any]: return json(d.keys.sorted().map { ($0, d[$0]) })
         case let d as [String: String]: return json(d.keys.sorted().map { ($0, d[$0]) })
@@ -169,24 +170,6 @@ public final class MetricsLog {
         if type == UInt64.self { return String(v as! UInt64) }
         if type == Double.self { let d = v as! Double; return d.isFinite ? "\(d)" : "null" }
         if type == Float.self { let f = v as! Float; return f.isFinite ? "\(Double(f))" : "null" }
-        return quote("\(v)")
-    }
-
-    /// `s` as a JSON string literal (quotes, backslashes and control characters escaped) — the one JSON string
-    /// escaper of the project's hand-written JSON (metrics lines, the compact config).
-    public static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
+        return JSON.quote("\(v)")
     }
 }

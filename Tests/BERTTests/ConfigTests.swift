@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import XCTest
 @testable import BERT
@@ -64,7 +65,7 @@ final class ConfigTests: XCTestCase {
         do {
             let config = try BertConfig.load(from: url)
             XCTFail("loaded \(config) without error", file: file, line: line)
-        } catch let error as BertConfigError {
+        } catch let error as FileFormatError {
             let text = error.description
             XCTAssertTrue(text.hasPrefix(url.path + ": "), "'\(text)' does not start with the path", file: file, line: line)
             for part in ["config.json"] + parts {
@@ -219,7 +220,7 @@ final class ConfigTests: XCTestCase {
         let url = directory.appendingPathComponent("config.json")
         XCTAssertThrowsError(try config.write(to: url)) {
             XCTAssertTrue("\($0)".contains("config.json: key 'hidden_size' = 8 is not divisible"), "\($0)")
-            XCTAssertEqual(($0 as? BertConfigError)?.key, "hidden_size")
+            XCTAssertEqual(($0 as? FileFormatError)?.key, "hidden_size")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: url.path))
         config.numAttentionHeads = 2

@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import XCTest
 @testable import Tensor
@@ -34,7 +35,7 @@ final class SafetensorsTests: XCTestCase {
             _ = try SafetensorsFile(contentsOf: url)
             XCTFail("opened a corrupt file without error", file: file, line: line)
             return ""
-        } catch let error as SafetensorsError {
+        } catch let error as FileFormatError {
             XCTAssertTrue(error.description.contains(url.lastPathComponent),
                           "'\(error)' does not name the file", file: file, line: line)
             return error.description
@@ -285,7 +286,7 @@ final class SafetensorsTests: XCTestCase {
         let file = try SafetensorsFile(contentsOf: try rawFile(header: header, data: goodData))
         XCTAssertThrowsError(try file.tensor("classifier.weight")) {
             assertContains("\($0)", "model.safetensors: no tensor named 'classifier.weight'")
-            XCTAssertEqual(($0 as? SafetensorsError)?.key, "classifier.weight")
+            XCTAssertEqual(($0 as? FileFormatError)?.key, "classifier.weight")
         }
         XCTAssertThrowsError(try file.info("classifier.weight")) { assertContains("\($0)", "'classifier.weight'") }
         XCTAssertThrowsError(try file.tensor("ids")) {

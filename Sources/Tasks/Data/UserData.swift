@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 
 /// The layout of a user's data file.
 public enum UserFileFormat: String, CaseIterable, Sendable {
@@ -210,28 +211,11 @@ public enum UserData {
         return rows
     }
 
-    /// A JSON value, as far as a data row needs to tell them apart.
-    enum JSONValue: Decodable {
-        case null, bool(Bool), int(Int), double(Double), string(String), nested
-
-        init(from decoder: Decoder) throws {
-            let c = try decoder.singleValueContainer()
-            if c.decodeNil() { self = .null }
-            else if let v = try? c.decode(Bool.self) { self = .bool(v) }
-            else if let v = try? c.decode(Int.self) { self = .int(v) }
-            else if let v = try? c.decode(Double.self) { self = .double(v) }
-            else if let v = try? c.decode(String.self) { self = .string(v) }
-            else { self = .nested }
-        }
-
-        var typeName: String {
-            switch self {
-            case .null: return "null"
-            case .bool: return "a boolean"
-            case .int, .double: return "a number"
-            case .string: return "a string"
-            case .nested: return "an array or object"
-            }
+    /// What a JSON-lines value is, for messages: `JSONValue.kind`, with arrays and objects as one kind.
+    private static func typeName(_ value: JSONValue) -> String {
+        switch value {
+        case .array, .object: return "an array or object"
+        default: return value.kind
         }
     }
 
@@ -286,7 +270,7 @@ public enum UserData {
                                                     object.keys.sorted().map(DataIO.quoted).joined(separator: ", ")))
                 case let other?:
                     try policy.reject(DataError(file: name, line: line, column: DataIO.quoted(key),
-                                                message: "expected a string, found \(other.typeName)"))
+                                                message: "expected a string, found \(typeName(other))"))
                 }
                 return nil
             }
@@ -301,8 +285,8 @@ public enum UserData {
                 let column = DataIO.quoted(key)
                 switch object[key] {
                 case .string(let s) where !s.isEmpty: label = RawLabel(text: s, number: nil)
-                case .int(let i): label = RawLabel(text: String(i), number: Double(i))
-                case .double(let d):
+                case .integer(let i): label = RawLabel(text: String(i), number: Double(i))
+                case .number(let d):
                     let integral = d.rounded() == d && abs(d) < 9.007_199_254_740_992e15
                     label = RawLabel(text: integral ? String(Int(d)) : String(d), number: d)
                 case .bool(let v): label = RawLabel(text: v ? "true" : "false", number: nil)
@@ -311,7 +295,7 @@ public enum UserData {
                                                 object.keys.sorted().map(DataIO.quoted).joined(separator: ", ")))
                     continue lineLoop
                 case let other?:
-                    let found = other.typeName == "a string" ? "an empty string" : other.typeName
+                    let found = typeName(other) == "a string" ? "an empty string" : typeName(other)
                     try policy.reject(DataError(file: name, line: line, column: column,
                                                 message: "expected a label (string or number), found \(found)"))
                     continue lineLoop

@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 
 extension WordPieceTokenizer {
     /// Reads tokenizer.json if present (BertWordPiece: model.vocab, normalizer options, special tokens), else
@@ -189,10 +190,10 @@ extension WordPieceTokenizer {
                 guard let items = p[key]?.array else { throw file.mismatch(p[key], "post_processor.\(key)", "a template array") }
                 return items.map { item in
                     if let s = item.object?["SpecialToken"]?.object {
-                        return "\(s["id"]?.string ?? "?"):\(s["type_id"]?.int ?? -1)"
+                        return "\(s["id"]?.string ?? "?"):\(s["type_id"]?.integer ?? -1)"
                     }
                     if let s = item.object?["Sequence"]?.object {
-                        return "$\(s["id"]?.string ?? "?"):\(s["type_id"]?.int ?? -1)"
+                        return "$\(s["id"]?.string ?? "?"):\(s["type_id"]?.integer ?? -1)"
                     }
                     return "?"
                 }
@@ -212,39 +213,15 @@ extension WordPieceTokenizer {
     }
 }
 
-/// A JSON value that keeps booleans, integers and other numbers apart (JSONSerialization does not on Linux).
-enum JSONValue: Decodable {
-    case null, bool(Bool), int(Int), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
-
-    init(from decoder: Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let i = try? c.decode(Int.self) { self = .int(i) }
-        else if let d = try? c.decode(Double.self) { self = .number(d) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
-    }
-
-    var described: String {
+extension JSONValue {
+    /// A scalar as written (a string in double quotes, `quoted`), else "an array" or "an object", for messages.
+    fileprivate var described: String {
         switch self {
-        case .null: return "null"
-        case .bool(let b): return "\(b)"
-        case .int(let i): return "\(i)"
-        case .number(let d): return "\(d)"
         case .string(let s): return quoted(s)
-        case .array: return "an array"
-        case .object: return "an object"
+        case .array, .object: return kind
+        case .null, .bool, .integer, .number: return text
         }
     }
-
-    var string: String? { if case .string(let s) = self { return s }; return nil }
-    var bool: Bool? { if case .bool(let b) = self { return b }; return nil }
-    var int: Int? { if case .int(let i) = self { return i }; return nil }
-    var array: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
-    var object: [String: JSONValue]? { if case .object(let o) = self { return o }; return nil }
-    var isNull: Bool { if case .null = self { return true }; return false }
 }
 
 /// A parsed JSON file whose accessors name the file and the JSON path in their errors.
@@ -289,7 +266,7 @@ struct JSONFile {
     }
 
     func int(_ v: JSONValue?, _ path: String) throws -> Int {
-        guard let i = v?.int else { throw mismatch(v, path, "an integer") }
+        guard let i = v?.integer else { throw mismatch(v, path, "an integer") }
         return i
     }
 
