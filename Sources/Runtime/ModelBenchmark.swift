@@ -1,4 +1,5 @@
 import BERT
+import Formats
 import Foundation
 import Tasks
 import Tensor
@@ -146,11 +147,10 @@ public struct ModelBenchmark {
         var lines: [String] = []
         for r in results {
             lines += r.workloads.map(\.json)
-            lines.append(BenchJSON.object([("impl", .string("cofi")), ("model", .string(r.name)),
-                                           ("peak_rss_mib", .number(r.peakRSSMiB))]))
+            lines.append(JSON.object([("impl", "cofi"), ("model", r.name), ("peak_rss_mib", JSON.Raw(r.peakRSSMiB, digits: 4))]))
         }
         if let speedups {
-            lines.append(BenchJSON.object([("speedup", .object(speedups.map { ($0.0, .number($0.1)) }))]))
+            lines.append(JSON.object([("speedup", speedups.map { ($0.0, JSON.Raw($0.1, digits: 4)) as (String, Any?) })]))
         }
         return lines
     }
@@ -176,11 +176,11 @@ public struct Measurement: Sendable {
     public var seqPerSecond: Double { Double(sequences) / times.reduce(0, +) }
 
     public var json: String {
-        BenchJSON.object([
-            ("impl", .string("cofi")), ("model", .string(model)), ("workload", .string(workload)),
-            ("batch", .integer(batch)), ("seq_len", seqLen.map { .integer($0) } ?? .null),
-            ("p50_ms", .number(p50 * 1e3)), ("p90_ms", .number(p90 * 1e3)), ("p99_ms", .number(p99 * 1e3)),
-            ("seq_per_s", .number(seqPerSecond)), ("repeats", .integer(repeats)),
+        func ms(_ seconds: Double) -> JSON.Raw { JSON.Raw(seconds * 1e3, digits: 4) }
+        return JSON.object([
+            ("impl", "cofi"), ("model", model), ("workload", workload), ("batch", batch), ("seq_len", seqLen),
+            ("p50_ms", ms(p50)), ("p90_ms", ms(p90)), ("p99_ms", ms(p99)),
+            ("seq_per_s", JSON.Raw(seqPerSecond, digits: 4)), ("repeats", repeats),
         ])
     }
 
@@ -197,33 +197,6 @@ public struct Measurement: Sendable {
             + Benchmark.pad(f(p50 * 1e3), 10, right: true) + Benchmark.pad(f(p90 * 1e3), 10, right: true)
             + Benchmark.pad(f(p99 * 1e3), 10, right: true) + Benchmark.pad(f(seqPerSecond), 10, right: true)
             + Benchmark.pad("\(repeats)", 6, right: true)
-    }
-}
-
-/// JSON lines with their keys in the agreed order (JSONSerialization does not keep order).
-enum BenchJSON {
-    indirect enum Value {
-        case string(String), integer(Int), number(Double), null, object([(String, Value)])
-
-        var text: String {
-            switch self {
-            case .string(let s): return BenchJSON.quote(s)
-            case .integer(let i): return "\(i)"
-            case .number(let d): return d.isFinite ? String(format: "%.4f", d) : "null"
-            case .null: return "null"
-            case .object(let fields): return BenchJSON.object(fields)
-            }
-        }
-    }
-
-    static func object(_ fields: [(String, Value)]) -> String {
-        "{" + fields.map { quote($0.0) + ":" + $0.1.text }.joined(separator: ",") + "}"
-    }
-
-    /// A JSON string literal.
-    static func quote(_ s: String) -> String {
-        let data = try! JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes])
-        return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
     }
 }
 

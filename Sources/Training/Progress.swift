@@ -87,19 +87,6 @@ public final class ProgressReporter {
     private func write(_ s: String) { handle.write(Data(s.utf8)) }
 }
 
-/// Text that is already JSON, written as it is.
-public struct RawJSON {
-    public let text: String
-    public init(_ text: String) { self.text = text }
-
-    /// `value` encoded with sorted keys.
-    public init<T: Encodable>(encoding value: T) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        text = (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "null"
-    }
-}
-
 /// `metrics.jsonl`: one JSON object per line, each with an "event" ("start", "train", "eval", "epoch", "resume",
 /// "stopped", "end") and, after the start, the "step" it belongs to. Lines are written as they happen.
 public final class MetricsLog {
@@ -133,7 +120,7 @@ public final class MetricsLog {
 
     /// Appends one record; keys keep their order, non-finite numbers are written as null.
     public func append(_ fields: [(String, Any?)]) {
-        handle.write(Data((Self.json(fields) + "\n").utf8))
+        handle.write(Data((JSON.object(fields) + "\n").utf8))
     }
 
     /// Reads every record of a metrics log.
@@ -147,29 +134,4 @@ public final class MetricsLog {
         }
     }
 
-    /// A JSON object with the keys in the given order.
-    public static func json(_ fields: [(String, Any?)]) -> String {
-        "{" + fields.map { "\(JSON.quote($0.0)):\(value($0.1))" }.joined(separator: ",") + "}"
-    }
-
-    static func value(_ v: Any?) -> String {
-        guard let v else { return "null" }
-        // Exact type checks: on Linux a bridged NSNumber would match `as? Bool` as readily as `as? Int`.
-        let type = Swift.type(of: v)
-        switch v {
-        case let r as RawJSON: return r.text
-        case let s as String: return JSON.quote(s)
-        case let o as [(String, Any?)]: return json(o)
-        case let d as [String: Any]: return json(d.keys.sorted().map { ($0, d[$0]) })
-        case let d as [String: String]: return json(d.keys.sorted().map { ($0, d[$0]) })
-        case let a as [Any]: return "[" + a.map { value($0) }.joined(separator: ",") + "]"
-        default: break
-        }
-        if type == Bool.self { return (v as! Bool) ? "true" : "false" }
-        if type == Int.self { return String(v as! Int) }
-        if type == UInt64.self { return String(v as! UInt64) }
-        if type == Double.self { let d = v as! Double; return d.isFinite ? "\(d)" : "null" }
-        if type == Float.self { let f = v as! Float; return f.isFinite ? "\(Double(f))" : "null" }
-        return JSON.quote("\(v)")
-    }
 }

@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 
 /// One optimiser step, as reported to `Trainer.onStep`.
@@ -190,7 +191,7 @@ public final class Trainer {
         } else {
             log?.append([("event", "start"), ("step", 0), ("time", Self.timestamp()), ("train_examples", data.exampleCount),
                          ("steps_per_epoch", stepsPerEpoch), ("total_steps", totalSteps),
-                         ("configuration", RawJSON(encoding: configuration)), ("arguments", RawJSON(encoding: arguments))])
+                         ("configuration", JSON.Raw(encoding: configuration)), ("arguments", JSON.Raw(encoding: arguments))])
         }
         let epochs = (totalSteps + stepsPerEpoch - 1) / stepsPerEpoch
         var runExamples = 0, runSteps = 0, runTrainSeconds = 0.0

@@ -29,6 +29,7 @@
 
 import BERT
 import Dispatch
+import Formats
 import Foundation
 import Runtime
 import PackedGEMM
@@ -193,14 +194,13 @@ struct Result {
     func fmt(_ x: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", x) }
 
     var json: String {
-        var fields = [
-            "\"impl\":\"swift\"", "\"model\":\"\(model)\"", "\"workload\":\"\(workload)\"",
-            "\"batch\":\(batch)", "\"seq_len\":\(seqLen)", "\"median_ms\":\(fmt(medianMs, 3))",
-            "\"min_ms\":\(fmt(minMs, 3))", "\"seq_per_s\":\(fmt(seqPerS, 3))", "\"gflops\":\(fmt(gflops, 2))",
-            "\"repeats\":\(runs.count)",
+        var fields: [(String, Any?)] = [
+            ("impl", "swift"), ("model", model), ("workload", workload), ("batch", batch), ("seq_len", seqLen),
+            ("median_ms", JSON.Raw(medianMs, digits: 3)), ("min_ms", JSON.Raw(minMs, digits: 3)),
+            ("seq_per_s", JSON.Raw(seqPerS, digits: 3)), ("gflops", JSON.Raw(gflops, digits: 2)), ("repeats", runs.count),
         ]
-        for (k, v) in phases.sorted(by: { $0.key < $1.key }) { fields.append("\"\(k)\":\(fmt(median(v) * 1e3, 3))") }
-        return "{" + fields.joined(separator: ",") + "}"
+        for (k, v) in phases.sorted(by: { $0.key < $1.key }) { fields.append((k, JSON.Raw(median(v) * 1e3, digits: 3))) }
+        return JSON.object(fields)
     }
 }
 

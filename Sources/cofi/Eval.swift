@@ -1,5 +1,6 @@
 import ArgumentParser
 import BERT
+import Formats
 import Foundation
 import Tasks
 import Training
@@ -49,7 +50,7 @@ struct Eval: ParsableCommand {
         let seconds = Date().timeIntervalSince(start)
         if json {
             let metrics: [(String, Any?)] = result.metrics.map { ($0.name, $0.value) }
-            print(MetricsLog.json([("model", modelDir.path), ("task", prepared.taskName), ("examples", result.examples),
+            print(JSON.object([("model", modelDir.path), ("task", prepared.taskName), ("examples", result.examples),
                                    ("max_length", prepared.maxLength), ("metrics", metrics), ("primary", result.primaryName),
                                    ("value", result.primary), ("loss", result.loss), ("seconds", seconds)]))
         } else {

@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 import XCTest
 @testable import Training
 
@@ -270,7 +271,7 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(ProgressReporter.format(p), "epoch 1/3  step 120/897  loss 0.4321  lr 1.73e-05  41.2 ex/s  ETA 6m05s")
         XCTAssertEqual(ProgressReporter.duration(3725), "1h02m")
         XCTAssertEqual(ProgressReporter.duration(42), "42s")
-        XCTAssertEqual(MetricsLog.json([("a", 1), ("b", Double.nan), ("c", "x\"y\n"), ("d", true), ("e", nil),
+        XCTAssertEqual(JSON.object([("a", 1), ("b", Double.nan), ("c", "x\"y\n"), ("d", true), ("e", nil),
                                         ("f", [("g", 0.5)] as [(String, Any?)])]),
                        #"{"a":1,"b":null,"c":"x\"y\n","d":true,"e":null,"f":{"g":0.5}}"#)
     }
