@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 
 /// Loading and saving BERT checkpoints in Hugging Face layout (`config.json` + `model.safetensors`).
 ///

@@ -1,3 +1,5 @@
+import Tensor
+
 /// The five CoFi mask families as values fed into the forward pass (cofi-spec §1). Any family may be absent
 /// (nil), and so may any single layer's entry. Masks are `Variable`s so gradients flow into them; the
 /// pruning layer decides where their values come from (hard-concrete samples or deterministic masks).

@@ -1,3 +1,5 @@
+import Tensor
+
 /// The BERT encoder with CoFi's mask hooks, and its task heads. Every layer has its own shape (`BertShape`).
 /// Stored properties are the sub-modules and parameters, named as in Hugging Face checkpoints.
 

@@ -1,3 +1,5 @@
+import Tensor
+
 /// Sentence-embedding pooling (sentence-transformers style): the mean of the token vectors under the
 /// attention mask, then L2 normalisation. Inference only (no gradient).
 public func meanPooledEmbeddings(_ hidden: Tensor, batch: BertBatch) -> Tensor {

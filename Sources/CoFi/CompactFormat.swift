@@ -1,6 +1,7 @@
 import BERT
-import Foundation
 import Formats
+import Foundation
+import Tensor
 
 /// The compact checkpoint: `model.safetensors` (the cut tensors under their Hugging Face names) and `config.json`
 /// with the standard Hugging Face BERT fields at their dense values (as CoFi's released checkpoints keep them,

@@ -1,4 +1,7 @@
+import BERT
 import Foundation
+import Tasks
+import Tensor
 
 /// Distillation from a fine-tuned teacher into the (masked or compact) student, cofi-spec §5:
 ///

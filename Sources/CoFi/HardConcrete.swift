@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 
 /// The hard-concrete distribution of Louizos et al. (2018) with CoFi's constants (cofi-spec §2): the stretched,
 /// clamped binary-concrete gate whose samples are exactly 0 or 1 with positive probability, its closed-form

@@ -1,4 +1,6 @@
+import BERT
 import Foundation
+import Tensor
 
 /// The five CoFi gate families (cofi-spec §1), listed in the reference's creation order — the order in which
 /// log α are initialised and gate noise is drawn: head, intermediate, hidden, mlp, head_layer.

@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 
 /// The target-sparsity warm-up (`get_target_sparsity`, cofi-spec §4): t(k) = t_start + (t_target − t_start)·min(1, k/W),
 /// with k counted from the first pruning step. W = 0 means the target from the start.

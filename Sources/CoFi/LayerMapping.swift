@@ -1,4 +1,6 @@
+import BERT
 import Foundation
+import Tensor
 
 /// How layer distillation pairs each distilled teacher layer with a student layer (cofi-spec §5). The pairing is
 /// recomputed every step from the matrix ℓ[i, j] = MSE(W_layer·H_s^j, H_t^i).

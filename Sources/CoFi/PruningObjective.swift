@@ -1,4 +1,7 @@
+import BERT
 import Foundation
+import Tensor
+import Training
 
 /// The loss of every CoFi stage (cofi-spec §4, §5, §11) as a `TrainingObjective` for the shared trainer.
 ///

@@ -1,4 +1,5 @@
 import Foundation
+import Training
 
 /// The human-readable record of a `cofi prune` run: `report.md` and SVG figures in `<OUT>/figures/`, made from the
 /// run's own files — `summary.json` and the stages' `metrics.jsonl` — so it can be (re)made at any time

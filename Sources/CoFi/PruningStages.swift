@@ -1,4 +1,7 @@
+import BERT
 import Foundation
+import Tensor
+import Training
 
 /// The CoFi stages of cofi-spec §6 on top of the shared trainer:
 ///

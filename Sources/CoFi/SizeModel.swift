@@ -1,4 +1,6 @@
+import BERT
 import Foundation
+import Tensor
 
 /// Size accounting of cofi-spec §3 with project decision 1, for any (heterogeneous) dense BERT shape: the prunable
 /// size M, the expected size E[size] and sparsity ŝ = 1 − E/M as functions of log α, and the exact size of a

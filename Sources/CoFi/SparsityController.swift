@@ -1,4 +1,6 @@
 import Foundation
+import Tensor
+import Training
 
 /// How the sparsity controller sets its learning rates and its target ramp.
 ///

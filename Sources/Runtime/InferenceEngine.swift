@@ -1,6 +1,8 @@
+import BERT
 import Dispatch
 import Foundation
 import PackedGEMM
+import Tensor
 
 /// One sequence: token ids and token-type ids of the same length (1...maxPositions); no padding.
 public struct EncodedInput: Sendable, Equatable {

@@ -1,5 +1,6 @@
 import Foundation
 import PackedGEMM
+import Tensor
 
 /// The inference engine's fused forward kernels over flat float buffers (shapes in the signatures; nothing
 /// allocates). They run on the calling thread: the engine decides how to split rows or columns across threads.

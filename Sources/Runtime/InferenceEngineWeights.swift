@@ -1,4 +1,6 @@
+import BERT
 import PackedGEMM
+import Tensor
 
 /// The engine's copy of a model's parameters: one allocation (the arena) with named offsets into it, in the
 /// layout the forward pass reads, and the linear layers' weights either in the arena ([out, in] row-major, for

@@ -1,4 +1,6 @@
+import BERT
 import Foundation
+import Tasks
 
 /// Turns records — texts, text pairs, questions about a context — into labels and probabilities, scores or answer
 /// spans with the inference engine. Shared by `cofi predict`, `cofi bench` and `cofi serve`.

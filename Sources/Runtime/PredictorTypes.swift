@@ -1,4 +1,5 @@
 import Foundation
+import Tasks
 
 /// One record to predict: a text, a text pair, or a question about a context.
 public enum PredictorInput: Sendable, Equatable {

@@ -1,5 +1,7 @@
+import BERT
 import Formats
 import Foundation
+import Tensor
 
 /// One optimiser step, as reported to `Trainer.onStep`.
 public struct StepRecord: Sendable {

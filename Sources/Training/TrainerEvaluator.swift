@@ -1,4 +1,7 @@
+import BERT
 import Foundation
+import Tasks
+import Tensor
 
 /// The scores of one evaluation, as the trainer logs them and picks the best checkpoint by.
 public struct EvaluationResult: Sendable {

@@ -1,4 +1,7 @@
+import BERT
 import Foundation
+import Tasks
+import Tensor
 
 // What the trainer feeds the model and what it minimises. The trainer owns the loop (order of examples, dropout
 // streams, optimiser steps, clipping, evaluation, checkpoints); a `TrainingObjective` owns the loss and any

@@ -1,4 +1,7 @@
+import BERT
 import Foundation
+import Tasks
+import Tensor
 
 /// SQuAD features as training data: each epoch is a seeded permutation of the features (`Xoshiro256(seed &+ epoch)`,
 /// as `Batcher` shuffles), cut into batches of `batchSize`, the last one partial; each batch is padded to its

@@ -1,4 +1,7 @@
+import BERT
 import Foundation
+import Tasks
+import Tensor
 
 // Checkpoints: Hugging Face model directories (config.json + model.safetensors + tokenizer files) that also carry
 // what a run needs to continue (trainer_state.json, optimizer.safetensors, objective.safetensors). Every directory

@@ -1,3 +1,4 @@
+import Tasks
 import ArgumentParser
 #if canImport(Glibc)
 import Glibc

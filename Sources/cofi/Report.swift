@@ -1,6 +1,7 @@
 import ArgumentParser
 import CoFi
 import Foundation
+import Tasks
 
 /// `cofi report OUT`: (re)makes report.md and the SVG figures of a finished `cofi prune` run from its own files.
 struct Report: ParsableCommand {

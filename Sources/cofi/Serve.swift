@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Runtime
 import Serving
+import Tasks
 
 /// `cofi serve`: predictions over HTTP, with the records of concurrent requests batched into shared engine calls.
 struct Serve: ParsableCommand {

@@ -1,6 +1,7 @@
 import BERT
 import Foundation
 import Runtime
+import Tasks
 import Training
 import XCTest
 

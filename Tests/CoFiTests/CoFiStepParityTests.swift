@@ -1,4 +1,6 @@
 import Foundation
+import Tensor
+import Training
 import XCTest
 @testable import BERT
 @testable import CoFi

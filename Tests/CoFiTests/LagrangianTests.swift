@@ -1,3 +1,5 @@
+import Tensor
+import Training
 import XCTest
 @testable import CoFi
 

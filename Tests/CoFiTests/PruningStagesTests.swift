@@ -1,4 +1,8 @@
+import BERT
 import Foundation
+import Tasks
+import Tensor
+import Training
 import XCTest
 @testable import CoFi
 

@@ -1,3 +1,5 @@
+import BERT
+import Tensor
 import XCTest
 @testable import CoFi
 

@@ -1,6 +1,8 @@
+import BERT
 import Foundation
-import XCTest
 import PackedGEMM
+import Tensor
+import XCTest
 @testable import Runtime
 
 /// The inference engine against the training-path forward (its oracle) on random models of every shape a CoFi

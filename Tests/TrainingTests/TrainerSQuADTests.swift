@@ -1,4 +1,6 @@
+import BERT
 import Foundation
+import Tasks
 import XCTest
 @testable import Training
 

@@ -1,5 +1,8 @@
-import Foundation
+import BERT
 import Formats
+import Foundation
+import Tasks
+import Tensor
 import XCTest
 @testable import Training
 

@@ -1,4 +1,6 @@
+import BERT
 import Foundation
+import Tensor
 import XCTest
 @testable import Training
 

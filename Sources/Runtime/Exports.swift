@@ -1,3 +1,0 @@
-@_exported import BERT
-@_exported import Tasks
-@_exported import Tensor

@@ -1,2 +1,0 @@
-@_exported import BERT
-@_exported import Tasks
