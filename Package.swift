@@ -59,12 +59,14 @@ let package = Package(
             exclude: ["README.md"]),
         .executableTarget(name: "cofi-bench", dependencies: ["BERT", "Tensor", "Runtime", "PackedGEMM"], exclude: ["README.md"],
                          swiftSettings: simdFlags),
-        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        // Helpers only tests use (gradient checks, the controller simulation); a plain target, not a product.
+        .target(name: "TestSupport", dependencies: ["Tensor", "CoFi"], path: "Tests/TestSupport", exclude: ["README.md"]),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor", "TestSupport"]),
         .testTarget(name: "BERTTests", dependencies: ["BERT", "Tensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TasksTests", dependencies: ["Tasks"], resources: [.copy("Fixtures")]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "PackedGEMM"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "CoFiTests", dependencies: ["CoFi"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CoFiTests", dependencies: ["CoFi", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["cofi"]),
     ],
     swiftLanguageModes: [.v5]

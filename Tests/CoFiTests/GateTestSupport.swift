@@ -1,5 +1,6 @@
 import XCTest
 @testable import CoFi
+import TestSupport
 
 /// Shapes and checks shared by the gate, size-model and Lagrangian tests (namespaced so other test files can
 /// define helpers of their own).

@@ -1,4 +1,8 @@
 import Foundation
+import BERT
+import CoFi
+import Tensor
+import Training
 
 /// Runs the sparsity controller alone — `L0Module` + `Lagrangian` + AdamW on log α and λ, driven only by the
 /// gradient of L_c (no model, no task loss) — to see how fast the expected sparsity can follow the target.
