@@ -68,6 +68,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CoFiTests", dependencies: ["CoFi", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["cofi"]),
+        .testTarget(name: "ServingTests", dependencies: ["Serving"]),
     ],
     swiftLanguageModes: [.v5]
 )
