@@ -25,7 +25,10 @@ public func attention(q: Variable, k: Variable, v: Variable, batch B: Int, seqLe
             probs.withUnsafeMutableBufferPointer { pb in
                 let pp = SharedPointer(pb.baseAddress!)
                 Parallel.forChunks(B * H, grain: 1) { pairs in
-                    var scratch = [Float](repeating: 0, count: TT)
+                    // The dropped-out probabilities A = P ⊙ keep-scales [T, T]: one buffer per chunk, owned here
+                    // (not an array's storage, whose pointer is valid only inside its closure).
+                    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: drop == nil ? 0 : TT)
+                    defer { scratch.deallocate() }
                     for pair in pairs {
                         let b = pair / H, h = pair % H
                         let base = b * T * HD + h * Dh
@@ -40,10 +43,8 @@ public func attention(q: Variable, k: Variable, v: Variable, batch B: Int, seqLe
                         }
                         var A = UnsafePointer(P)
                         if let drop {
-                            scratch.withUnsafeMutableBufferPointer { s in
-                                for i in 0..<TT { s[i] = P[i] * drop[pair * TT + i] }
-                            }
-                            A = scratch.withUnsafeBufferPointer { UnsafePointer($0.baseAddress!) }
+                            for i in 0..<TT { scratch[i] = P[i] * drop[pair * TT + i] }
+                            A = UnsafePointer(scratch)
                         }
                         // ctx_bh = A V_bh  [T, Dh]
                         BLAS.gemmSerial(transA: false, transB: false, m: T, n: Dh, k: T, a: A, lda: T,

@@ -52,16 +52,9 @@ public struct Tensor: Equatable, Sendable {
         Tensor(shape: newShape, scalars: scalars)
     }
 
-    /// Largest absolute element-wise difference to `other` (same shape required).
-    public func maxAbsDifference(_ other: Tensor) -> Float {
-        precondition(shape == other.shape, "shapes differ: \(shape) vs \(other.shape)")
-        var m: Float = 0
-        for i in 0..<scalars.count { m = Swift.max(m, abs(scalars[i] - other.scalars[i])) }
-        return m
-    }
-
-    /// Largest absolute element.
-    public var maxAbs: Float { scalars.reduce(0) { Swift.max($0, abs($1)) } }
+    /// Largest absolute element (0 for an empty tensor); NaN when any element is NaN. `maxAbsDifference(_:)` and
+    /// `isClose(to:tolerance:)` (in Comparison.swift) compare tensors.
+    public var maxAbs: Float { scalars.reduce(0) { $0.isNaN || $1.isNaN ? .nan : Swift.max($0, abs($1)) } }
 }
 
 extension Tensor: CustomStringConvertible {

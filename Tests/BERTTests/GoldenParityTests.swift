@@ -1,28 +1,36 @@
 import Foundation
 import Tensor
 import XCTest
+import Tensor
 @testable import BERT
 
 /// The Swift model against PyTorch: forward values ≤ 1e-5 absolute, gradients ≤ 1e-4 relative to the largest
 /// reference value of each tensor (plus 1e-6 absolute for gradients that are zero in exact arithmetic).
 final class GoldenParityTests: XCTestCase {
-    func checkFixture(_ name: String) throws {
-        let g = try GoldenFixture(name)
-        let model = try BertModel.load(config: g.config, weights: g.file, task: g.task)
-        let heads = g.meta["heads_per_layer"] as! [Int], ffn = g.meta["ffn_per_layer"] as! [Int]
-        XCTAssertEqual(model.shape.layers.map(\.heads), heads, "per-layer heads inferred from the tensors")
-        XCTAssertEqual(model.shape.layers.map(\.ffnWidth), ffn, "per-layer FFN widths inferred from the tensors")
+    /// The outcome of comparing a model with a golden fixture.
+    struct Comparison {
+        /// One line for each value outside its tolerance (a NaN or an infinity on either side is always one).
+        var failures: [String] = []
+        var worstForward: Float = 0
+        var worstGradient: Float = 0
+        /// Gradients compared, and the reference gradients the fixture holds.
+        var checked = 0, expected = 0
+    }
 
+    /// Runs the fixture's batch through `model` (built from the fixture's weights, perhaps edited) and compares
+    /// forward values (≤ 1e-5 absolute) and gradients (≤ 1e-4 relative or ≤ 1e-6 absolute) with the reference.
+    static func compare(_ model: BertModel, with g: GoldenFixture) throws -> Comparison {
+        var c = Comparison()
+        let heads = g.meta["heads_per_layer"] as! [Int]
         let batch = try g.batch
         let masks = try g.masks(layers: heads.count)
         var mode = ForwardMode.inference
         let out = model(batch, masks: masks, mode: &mode)
 
-        var worstForward: Float = 0
         func forward(_ label: String, _ ours: Tensor, _ ref: Tensor) {
             let d = differences(ours.reshaped(ref.shape), ref)
-            worstForward = max(worstForward, d.abs)
-            XCTAssertLessThanOrEqual(d.abs, 1e-5, "\(name): \(label) max abs diff \(d.abs)")
+            c.worstForward = max(c.worstForward, d.abs)
+            if !(d.abs <= 1e-5) { c.failures.append("\(label) max abs diff \(d.abs)") }
         }
         for (i, h) in out.hiddenStates.enumerated() {
             forward("hidden_states.\(i)", h.value, try g.tensor("outputs.hidden_states.\(i)"))
@@ -49,14 +57,15 @@ final class GoldenParityTests: XCTestCase {
         forward("loss", loss.value.reshaped([]), try g.tensor("outputs.loss").reshaped([]))
 
         loss.backward()
-        var worstGrad: Float = 0, checked = 0
         func gradient(_ label: String, _ ours: Tensor?, _ ref: Tensor) {
             let mine = ours ?? Tensor(zeros: ref.shape)
             let d = differences(mine.reshaped(ref.shape), ref)
-            let ok = d.rel <= 1e-4 || d.abs <= 1e-6
-            worstGrad = max(worstGrad, ref.maxAbs > 1e-6 ? d.rel : 0)
-            checked += 1
-            XCTAssertTrue(ok, "\(name): grad of \(label): max abs diff \(d.abs), relative \(d.rel)")
+            c.worstGradient = max(c.worstGradient, ref.maxAbs > 1e-6 ? d.rel : 0)
+            c.checked += 1
+            // Both false for a NaN difference.
+            if !(d.rel <= 1e-4 || d.abs <= 1e-6) {
+                c.failures.append("grad of \(label): max abs diff \(d.abs), relative \(d.rel)")
+            }
         }
         for (pname, p) in model.namedParameters {
             gradient(pname, p.grad, try g.tensor("grads." + pname))
@@ -64,9 +73,38 @@ final class GoldenParityTests: XCTestCase {
         for (mname, z) in masks?.named ?? [] {
             gradient("mask " + mname, z.grad, try g.tensor("grads.masks." + mname))
         }
-        let expected = g.file.names.filter { $0.hasPrefix("grads.") }.count
-        XCTAssertEqual(checked, expected, "\(name): every reference gradient is compared")
-        print("golden \(name): forward max abs diff \(worstForward), gradient max relative diff \(worstGrad) over \(checked) tensors")
+        c.expected = g.file.names.filter { $0.hasPrefix("grads.") }.count
+        return c
+    }
+
+    func checkFixture(_ name: String) throws {
+        let g = try GoldenFixture(name)
+        let model = try BertModel.load(config: g.config, weights: g.file, task: g.task)
+        let heads = g.meta["heads_per_layer"] as! [Int], ffn = g.meta["ffn_per_layer"] as! [Int]
+        XCTAssertEqual(model.shape.layers.map(\.heads), heads, "per-layer heads inferred from the tensors")
+        XCTAssertEqual(model.shape.layers.map(\.ffnWidth), ffn, "per-layer FFN widths inferred from the tensors")
+
+        let c = try Self.compare(model, with: g)
+        for f in c.failures { XCTFail("\(name): \(f)") }
+        XCTAssertEqual(c.checked, c.expected, "\(name): every reference gradient is compared")
+        print("golden \(name): forward max abs diff \(c.worstForward), gradient max relative diff \(c.worstGradient) over \(c.checked) tensors")
+    }
+
+    /// The fixture's model with one NaN weight (all its outputs NaN) fails the comparison, forward and gradients.
+    func testNaNWeightFailsTheParityComparison() throws {
+        for name in ["tiny_cls_plain", "tiny_qa_masked"] {
+            let g = try GoldenFixture(name)
+            let model = try BertModel.load(config: g.config, weights: g.file, task: g.task)
+            XCTAssertEqual(try Self.compare(model, with: g).failures, [], "\(name): the fixture's own model passes")
+            for (_, p) in model.namedParameters { p.grad = nil }
+            let p = try XCTUnwrap(model.namedParameters.first { $0.0 == "bert.embeddings.LayerNorm.bias" }?.1)
+            p.update { $0.scalars[0] = .nan }
+            let c = try Self.compare(model, with: g)
+            XCTAssertTrue(c.failures.contains { $0.hasPrefix("hidden_states.0 max abs diff nan") }, "\(name): \(c.failures)")
+            XCTAssertTrue(c.failures.contains { $0.hasPrefix("loss max abs diff nan") }, "\(name): \(c.failures)")
+            XCTAssertTrue(c.failures.contains { $0.hasPrefix("grad of bert.embeddings.word_embeddings.weight") },
+                          "\(name): \(c.failures)")
+        }
     }
 
     func testClassificationWithoutMasks() throws { try checkFixture("tiny_cls_plain") }

@@ -2,6 +2,7 @@ import Foundation
 import Tensor
 import Training
 import XCTest
+import Tensor
 @testable import BERT
 @testable import CoFi
 
@@ -123,7 +124,7 @@ final class CoFiStepParityTests: XCTestCase {
         var report = "parity cofi_step_\(name) " + (realObjective ? "(PruningObjective)" : "(composed)")
         func value(_ what: String, _ v: Float, absolute: Float? = nil) throws {
             let ref = try g.scalar("outputs.\(what)")
-            let d = abs(v - ref)
+            let d = absDifference(v, ref)
             report += ", \(what) " + String(format: "%.7g (rel |Δ| %.1e)", v, d / max(abs(ref), 1e-30))
             XCTAssertLessThanOrEqual(d, 1e-5 * abs(ref), "\(name) \(what): \(v) vs \(ref)", file: file, line: line)
             if let absolute {
@@ -169,7 +170,7 @@ final class CoFiStepParityTests: XCTestCase {
             checked += 1
             if ref.maxAbs < 1e-6 {
                 zeroRefs += 1
-                zeroRefDiff = max(zeroRefDiff, d)
+                zeroRefDiff = maxError([zeroRefDiff, d])
             } else if d / ref.maxAbs >= (worst[group]?.rel ?? -1) {
                 worst[group] = (n, d / ref.maxAbs, d)
             }
@@ -203,7 +204,7 @@ final class CoFiStepParityTests: XCTestCase {
             let n = gate.variable.name!
             let z = HardConcrete.sample(logAlpha: gate.variable, noise: try g.tensor("noise." + n).scalars)
             let ref = try g.tensor("z." + n)
-            zDiff = max(zDiff, z.value.maxAbsDifference(ref.reshaped(z.shape)))
+            zDiff = maxError([zDiff, z.value.maxAbsDifference(ref.reshaped(z.shape))])
             for (a, b) in zip(z.value.scalars, ref.scalars) where b == 0 || b == 1 {
                 XCTAssertEqual(a, b, "\(name) z.\(n): the reference's exact \(b)", file: file, line: line)
             }

@@ -2,6 +2,7 @@ import BERT
 import Foundation
 import Tensor
 import XCTest
+import Tensor
 @testable import CoFi
 
 /// Compaction (cofi-spec §7, decision 5): the compact model's outputs equal the masked model's with the same
@@ -143,16 +144,51 @@ final class CompactionTests: XCTestCase {
                       scalars: (0..<t.shape[0]).flatMap { r in keep.map { t.scalars[r * D + $0] } })
     }
 
-    /// Compacts `model` with `spec`, checks outputs (≤ 1e-4) and every hidden state on the kept dims, the shape
-    /// and the parameter count, prints the max diffs, and returns the compact model.
-    @discardableResult
-    func assertEquivalent(_ model: BertModel, _ spec: Spec, batch: BertBatch, _ name: String,
-                          base: CompactLayout? = nil) throws -> CompactModel {
+    /// How far the compact model's outputs and hidden states may be from the masked model's.
+    static let tolerance: Float = 1e-4
+
+    /// The masked model against its compaction on `batch`.
+    struct Equivalence {
+        var compact: CompactModel
+        /// Max abs difference of the task outputs, and of every hidden state on the kept dims (NaN when either
+        /// side holds a NaN or an infinity, `maxAbsDifference`'s rule).
+        var outputs: Float, hiddenStates: Float
+        /// Largest |masked output|.
+        var magnitude: Float
+        /// Both within `tolerance` (false for any NaN or infinity).
+        var agree: Bool { outputs <= CompactionTests.tolerance && hiddenStates <= CompactionTests.tolerance }
+    }
+
+    /// Compacts `model` with `spec` and compares the outputs and every hidden state (on the kept dims) with the
+    /// masked model's.
+    static func equivalence(_ model: BertModel, _ spec: Spec, batch: BertBatch,
+                            base: CompactLayout? = nil) throws -> Equivalence {
         let masks = spec.maskSet
         var mode = ForwardMode.inference
         let masked = model(batch, masks: masks, mode: &mode)
         let compact = try model.compacted(masks: masks, base: base)
         let cut = compact.model(batch, masks: nil, mode: &mode)
+        let reference = Self.taskOutput(masked)
+        let d = Self.taskOutput(cut).maxAbsDifference(reference)
+        let keep = spec.keptHidden ?? Array(0..<model.shape.hiddenSize)
+        var ours: [Float] = [], theirs: [Float] = []
+        for (m, c) in zip(masked.hiddenStates, cut.hiddenStates) {
+            let kept = Self.columns(m.value, keep)
+            precondition(c.value.shape == kept.shape, "hidden state shapes differ: \(c.value.shape) vs \(kept.shape)")
+            ours += c.value.scalars
+            theirs += kept.scalars
+        }
+        return Equivalence(compact: compact, outputs: d, hiddenStates: maxAbsDifference(ours, theirs),
+                           magnitude: reference.maxAbs)
+    }
+
+    /// Compacts `model` with `spec`, checks outputs (≤ 1e-4) and every hidden state on the kept dims, the shape
+    /// and the parameter count, prints the max diffs, and returns the compact model.
+    @discardableResult
+    func assertEquivalent(_ model: BertModel, _ spec: Spec, batch: BertBatch, _ name: String,
+                          base: CompactLayout? = nil) throws -> CompactModel {
+        let e = try Self.equivalence(model, spec, batch: batch, base: base)
+        let compact = e.compact
 
         let expected = spec.expectedShape(of: model)
         XCTAssertEqual(compact.model.shape, expected, "\(name): shape")
@@ -160,19 +196,30 @@ final class CompactionTests: XCTestCase {
         XCTAssertEqual(count, Self.parameterCount(expected, task: model.task), "\(name): parameter count")
         XCTAssertEqual(compact.layout?.encoderParameters, expected.encoderParameters, "\(name): layout size")
 
-        let reference = Self.taskOutput(masked)
-        let d = Self.taskOutput(cut).maxAbsDifference(reference)
-        let keep = spec.keptHidden ?? Array(0..<model.shape.hiddenSize)
-        var hiddenDiff: Float = 0
-        for (m, c) in zip(masked.hiddenStates, cut.hiddenStates) {
-            hiddenDiff = max(hiddenDiff, c.value.maxAbsDifference(Self.columns(m.value, keep)))
-        }
-        XCTAssertLessThanOrEqual(d, 1e-4, "\(name): outputs")
-        XCTAssertLessThanOrEqual(hiddenDiff, 1e-4, "\(name): hidden states on the kept dims")
+        XCTAssertLessThanOrEqual(e.outputs, Self.tolerance, "\(name): outputs")
+        XCTAssertLessThanOrEqual(e.hiddenStates, Self.tolerance, "\(name): hidden states on the kept dims")
         let layers = compact.model.shape.layers.map { "\($0.heads)/\($0.ffnWidth)" }.joined(separator: " ")
-        print("compaction \(name): max abs diff \(d) (outputs up to \(reference.maxAbs)), hidden states \(hiddenDiff); "
+        print("compaction \(name): max abs diff \(e.outputs) (outputs up to \(e.magnitude)), hidden states \(e.hiddenStates); "
             + "heads/units per layer \(layers), hidden \(compact.model.shape.hiddenSize), params \(count)")
         return compact
+    }
+
+    /// A model with one NaN weight gives NaN outputs masked and compact alike; the comparison must report that
+    /// as a failure (a `max` fold over the differences dropped it: `max(0, .nan)` is 0).
+    func testNaNWeightFailsTheEquivalenceComparison() throws {
+        let batch = Self.paddedBatch(vocab: Self.tinyConfig.vocabSize)
+        for task in Self.tasks {
+            let model = Self.tinyModel(task)
+            let spec = Spec.random(model.shape, seed: 1)
+            XCTAssertTrue(try Self.equivalence(model, spec, batch: batch).agree, "\(task): the model before the NaN agrees")
+            // A kept hidden dim, so the NaN reaches the compact model too.
+            let dim = try XCTUnwrap(spec.keptHidden?.first)
+            let p = try XCTUnwrap(model.namedParameters.first { $0.0 == "bert.embeddings.LayerNorm.bias" }?.1)
+            p.update { $0.scalars[dim] = .nan }
+            let e = try Self.equivalence(model, spec, batch: batch)
+            XCTAssertFalse(e.agree, "\(task): NaN outputs must not agree with anything")
+            XCTAssertTrue(e.outputs.isNaN && e.hiddenStates.isNaN, "\(task): outputs \(e.outputs), hidden \(e.hiddenStates)")
+        }
     }
 
     // MARK: - Equivalence on the tiny model

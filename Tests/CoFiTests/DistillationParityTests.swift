@@ -1,6 +1,7 @@
 import Foundation
 import Tensor
 import XCTest
+import Tensor
 @testable import BERT
 @testable import CoFi
 
@@ -92,7 +93,7 @@ final class DistillationParityTests: XCTestCase {
         func scalar(_ what: String, _ value: Float?) throws {
             let ref = try g.tensor("outputs.\(what)").scalar
             let v = try XCTUnwrap(value, "\(name): no \(what)", file: file, line: line)
-            let d = abs(v - ref)
+            let d = absDifference(v, ref)
             report += ", \(what) " + String(format: "%.7f (|Δ| %.1e)", v, d)
             XCTAssertLessThanOrEqual(d, 1e-5 * max(1, abs(ref)), "\(name) \(what): \(v) vs \(ref)", file: file, line: line)
         }

@@ -2,6 +2,7 @@ import BERT
 import Tensor
 import XCTest
 @testable import CoFi
+import TestSupport
 
 /// Shapes and checks shared by the gate, size-model and Lagrangian tests (namespaced so other test files can
 /// define helpers of their own).

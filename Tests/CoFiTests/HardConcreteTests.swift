@@ -1,5 +1,6 @@
 import Tensor
 import XCTest
+import Tensor
 @testable import CoFi
 
 /// Hard-concrete gates (cofi-spec §2): constants, P(z ≠ 0) against Monte Carlo, the sampling op's gradient
@@ -50,7 +51,7 @@ final class HardConcreteTests: XCTestCase {
             XCTAssertLessThan(abs(nonZero - p), 3 * sigma, "log α \(a)")
             XCTAssertLessThan(abs(one - p1), 3 * sigma1, "log α \(a)")
             XCTAssertTrue(z.allSatisfy { $0 >= 0 && $0 <= 1 })
-            worst = max(worst, abs(nonZero - p) / sigma)
+            worst = maxError([worst, absDifference(nonZero, p) / sigma])
         }
         print("MC worst |freq − P(z≠0)| = \(String(format: "%.2f", worst))σ")
     }

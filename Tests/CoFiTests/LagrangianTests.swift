@@ -154,7 +154,7 @@ final class LagrangianTests: XCTestCase {
                 let budget = ControllerSimulation.run(shape: shape, target: target, steps: 400,
                                                       options: .budgetAware(), every: 25)
                 func worst(_ p: [ControllerSimulation.Point]) -> Float {
-                    p.filter { $0.step >= 300 }.map { abs($0.expectedSparsity - t) }.max()!
+                    maxError(p.filter { $0.step >= 300 }.map { absDifference($0.expectedSparsity, t) })
                 }
                 print("== \(name), t = \(t), W = 100: paper rates (max |ŝ − t| over steps 300–400: \(worst(paper)))")
                 print(ControllerSimulation.format(paper.filter { $0.step % 50 == 0 }))
@@ -178,8 +178,9 @@ final class LagrangianTests: XCTestCase {
         print(ControllerSimulation.format(paper.filter { $0.step % 299 == 0 || $0.step == 1196 }))
         print("== the same, budget-aware")
         print(ControllerSimulation.format(budget.filter { $0.step % 299 == 0 || $0.step == 1196 }))
+        XCTAssertTrue(paper.allSatisfy(\.expectedSparsity.isFinite), "a NaN would hide in max()")
         XCTAssertLessThan(paper.map(\.expectedSparsity).max()!, 0.89)
-        XCTAssertLessThanOrEqual(budget.filter { $0.step >= 598 }.map { abs($0.expectedSparsity - 0.9) }.max()!, 0.01)
+        XCTAssertLessThanOrEqual(maxError(budget.filter { $0.step >= 598 }.map { absDifference($0.expectedSparsity, 0.9) }), 0.01)
     }
 }
 
@@ -254,7 +255,7 @@ final class AntiWindupTests: XCTestCase {
                                                 options: .budgetAware(), taskPressure: rho, every: 10)
             print("== t = \(t), ρ = \(rho), W = 150, budget-aware with anti-windup")
             print(ControllerSimulation.format(held.filter { $0.step % 50 == 0 }))
-            XCTAssertLessThanOrEqual(held.filter { $0.step >= 450 }.map { abs($0.expectedSparsity - t) }.max()!, 0.01,
+            XCTAssertLessThanOrEqual(maxError(held.filter { $0.step >= 450 }.map { absDifference($0.expectedSparsity, t) }), 0.01,
                                      "t \(t) ρ \(rho)")
         }
     }

@@ -4,6 +4,7 @@ import Tasks
 import Tensor
 import Training
 import XCTest
+import Tensor
 @testable import CoFi
 
 /// The CoFi stages end to end on a tiny random teacher and student (seconds in debug): the run produces a compact
@@ -99,7 +100,7 @@ final class PruningStagesTests: XCTestCase {
         var m1 = ForwardMode.inference, m2 = ForwardMode.inference
         let a = withoutGradients { masked(batch, masks: l0.deterministicMasks(), mode: &m1).logits!.value }
         let b = withoutGradients { pruned.model(batch, mode: &m2).logits!.value }
-        let diff = zip(a.scalars, b.scalars).map { abs($0 - $1) }.max()!
+        let diff = a.maxAbsDifference(b)
         print("masked vs compact logits: max abs diff \(diff)")
         XCTAssertLessThanOrEqual(diff, 1e-4)
         XCTAssertEqual(summary.layers.map(\.heads), pruned.model.shape.layers.map(\.heads))
@@ -158,10 +159,7 @@ final class PruningStagesTests: XCTestCase {
         let first = try run(stopAfter: 6, out: out, resume: false)
         let second = try run(stopAfter: nil, out: out, resume: true)
         XCTAssertEqual(first.keys.max(), 6)
-        var maxDiff = 0.0
-        for (step, loss) in first.merging(second, uniquingKeysWith: { _, b in b }) {
-            maxDiff = max(maxDiff, abs(loss - whole[step]!))
-        }
+        let maxDiff = maxError(first.merging(second, uniquingKeysWith: { _, b in b }).map { absDifference($1, whole[$0]!) })
         print("resumed vs uninterrupted pruning losses: max abs diff \(maxDiff) over \(whole.count) steps")
         XCTAssertEqual(Set(first.keys).union(second.keys), Set(whole.keys))
         XCTAssertLessThanOrEqual(maxDiff, 1e-6)

@@ -1,6 +1,7 @@
 import BERT
 import Tensor
 import XCTest
+import Tensor
 @testable import CoFi
 
 /// Size accounting (cofi-spec §3, decision 1): M and per-unit counts, the expected size against a naive
@@ -131,8 +132,8 @@ final class SizeModelTests: XCTestCase {
                     v.update { $0.scalars[i] = x }
                     let numeric = (up - down) / (Double(x + h) - Double(x - h))
                     let a = Double(analytic.scalars[i])
-                    let err = abs(numeric - a) / max(abs(a), 1e-30)
-                    worstByFamily[g.family] = max(worstByFamily[g.family] ?? 0, err)
+                    let err = absDifference(numeric, a) / max(abs(a), 1e-30)
+                    worstByFamily[g.family] = maxError([worstByFamily[g.family] ?? 0, err])
                     XCTAssertLessThan(err, 1e-4, "\(label) \(v.name!)[\(i)]: analytic \(a) numeric \(numeric)")
                 }
             }

@@ -25,11 +25,15 @@ final class InferenceEngineTests: XCTestCase {
         case groups
     }
 
-    /// `packed` nil: the engine's default backend (`PackedGEMM` wherever it runs, which includes every debug
-    /// build); false: the linear layers on BLAS.
-    func assertMatchesOracle(_ model: BertModel, lengths: [Int], threads: Int? = nil, split: Split = .automatic,
-                             packed: Bool? = nil, seed: UInt64 = 11, file: StaticString = #filePath,
-                             line: UInt = #line) throws {
+    /// How far the engine's outputs may be from the oracle's.
+    static let tolerance: Float = 1e-5
+
+    /// The engine against the oracle on random inputs of `lengths`: whether they agree to `tolerance` (false for
+    /// any NaN or infinity on either side, `isClose`'s rule), the largest difference, and the largest |oracle
+    /// output|. `packed` nil: the engine's default backend (`PackedGEMM` wherever it runs, which includes every
+    /// debug build); false: the linear layers on BLAS.
+    func compareWithOracle(_ model: BertModel, lengths: [Int], threads: Int? = nil, split: Split = .automatic,
+                           packed: Bool? = nil, seed: UInt64 = 11) throws -> (agree: Bool, difference: Float, magnitude: Float) {
         let engine = try InferenceEngine(model: model, threads: threads,
                                          packedWeights: packed ?? PackedGEMM.isSupported)
         if split != .automatic {
@@ -43,8 +47,30 @@ final class InferenceEngineTests: XCTestCase {
         let want = EngineFixtures.oracle(model, inputs)
         let d = EngineFixtures.maxDifference(got, want)
         print("engine vs training path (\(model.task!), \(engine.weights.packed ? "packed" : "BLAS"), split \(split), lengths \(lengths), shape \(model.shape.layers.map { "\($0.heads)/\($0.ffnWidth)" }), D \(model.shape.hiddenSize), threads \(engine.threads)): max abs diff \(d), max |value| \(EngineFixtures.maxMagnitude(want))")
-        XCTAssertLessThanOrEqual(d, 1e-5, file: file, line: line)
-        XCTAssertGreaterThan(EngineFixtures.maxMagnitude(want), 0.01, "outputs too small to test anything", file: file, line: line)
+        return (d <= Self.tolerance, d, EngineFixtures.maxMagnitude(want))
+    }
+
+    func assertMatchesOracle(_ model: BertModel, lengths: [Int], threads: Int? = nil, split: Split = .automatic,
+                             packed: Bool? = nil, seed: UInt64 = 11, file: StaticString = #filePath,
+                             line: UInt = #line) throws {
+        let r = try compareWithOracle(model, lengths: lengths, threads: threads, split: split, packed: packed, seed: seed)
+        XCTAssertTrue(r.agree, "engine vs training path: max abs diff \(r.difference)", file: file, line: line)
+        XCTAssertGreaterThan(r.magnitude, 0.01, "outputs too small to test anything", file: file, line: line)
+    }
+
+    /// A model with one NaN weight gives NaN outputs on both paths; the comparison must report that as a failure
+    /// (a `max` fold over the differences dropped it: `max(0, .nan)` is 0).
+    func testNaNWeightFailsTheOracleComparison() throws {
+        for task in [TaskHeadKind.classification(labels: 3), .span] {
+            let model = EngineFixtures.model(Self.heterogeneous, task: task, seed: 16)
+            let healthy = try compareWithOracle(model, lengths: [5, 9])
+            XCTAssertTrue(healthy.agree, "\(task): the model before the NaN agrees (max abs diff \(healthy.difference))")
+            let p = try XCTUnwrap(model.namedParameters.first { $0.0 == "bert.embeddings.LayerNorm.bias" }?.1)
+            p.update { $0.scalars[3] = .nan }
+            let r = try compareWithOracle(model, lengths: [5, 9])
+            XCTAssertFalse(r.agree, "\(task): NaN outputs must not agree with anything")
+            XCTAssertTrue(r.difference.isNaN, "\(task): the difference reports the NaN, got \(r.difference)")
+        }
     }
 
     func testClassificationOnHeterogeneousShapeMatchesTrainingPath() throws {
@@ -240,7 +266,8 @@ final class InferenceEngineTests: XCTestCase {
         (0..<n).map { _ in scale * (2 * rng.nextUniform() - 1) }
     }
 
-    func maxDiff(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) } }
+    /// `maxAbsDifference`: NaN when a value is NaN or infinite (the outputs start as NaN, so an unwritten one fails).
+    func maxDiff(_ a: [Float], _ b: [Float]) -> Float { maxAbsDifference(a, b) }
 
     func testBiasGELUMatchesNaive() {
         var rng = Xoshiro256(seed: 1)

@@ -2,6 +2,7 @@ import BERT
 import Foundation
 import Tasks
 import XCTest
+import Tensor
 @testable import Runtime
 
 /// The predictor against the training-path forward (`EngineFixtures.oracle`: `BertModel` in inference mode, no
@@ -58,7 +59,7 @@ final class PredictorTests: XCTestCase {
             XCTAssertNil(p.truncated)
             let probabilities = try XCTUnwrap(p.probabilities)
             XCTAssertEqual(Set(probabilities.keys), Set(names))
-            for (k, name) in names.enumerated() { worst = max(worst, abs(Double(probabilities[name]!) - expected[k])) }
+            for (k, name) in names.enumerated() { worst = maxError([worst, absDifference(Double(probabilities[name]!), expected[k])]) }
             XCTAssertEqual(p.label, names[expected.indices.max { expected[$0] < expected[$1] }!])
         }
         XCTAssertLessThanOrEqual(worst, 1e-5, "largest probability difference to the training-path forward")

@@ -2,6 +2,7 @@ import BERT
 import Foundation
 import Tensor
 import XCTest
+import Tensor
 @testable import Runtime
 
 /// Small random models of heterogeneous shapes, random packed inputs, and the training-path forward as the
@@ -58,17 +59,19 @@ enum EngineFixtures {
         }
     }
 
-    /// Largest absolute difference between two output lists (which must agree in count and widths).
+    /// Largest absolute difference between two output lists (which must agree in count and widths); NaN when
+    /// either list holds a NaN or an infinity (`maxAbsDifference`'s rule), so a NaN model never passes.
     static func maxDifference(_ a: [SequenceOutput], _ b: [SequenceOutput]) -> Float {
         precondition(a.count == b.count, "output counts differ: \(a.count) vs \(b.count)")
-        var m: Float = 0
+        var u: [Float] = [], v: [Float] = []
         for (x, y) in zip(a, b) {
-            for (u, v) in [(x.logits, y.logits), (x.startLogits, y.startLogits), (x.endLogits, y.endLogits)] {
-                precondition(u.count == v.count, "output widths differ: \(u.count) vs \(v.count)")
-                for i in u.indices { m = max(m, abs(u[i] - v[i])) }
+            for (p, q) in [(x.logits, y.logits), (x.startLogits, y.startLogits), (x.endLogits, y.endLogits)] {
+                precondition(p.count == q.count, "output widths differ: \(p.count) vs \(q.count)")
+                u += p
+                v += q
             }
         }
-        return m
+        return maxAbsDifference(u, v)
     }
 
     /// Largest absolute value in an output list (to show the test compares non-trivial numbers).

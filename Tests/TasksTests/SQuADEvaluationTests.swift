@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Tensor
 @testable import Tasks
 
 /// The official SQuAD answer normalisation and EM/F1 against the Python logic (Fixtures/squad_golden.json).
@@ -23,7 +24,7 @@ final class SQuADEvaluationTests: XCTestCase {
                                exact, "v1 EM \(label)")
                 let mine = p.gold.map { SQuADEvaluation.f1V1(prediction: p.prediction, groundTruth: $0) }.max()!
                 XCTAssertEqual(mine, f1, accuracy: 1e-12, "v1 F1 \(label)")
-                maxDiff = max(maxDiff, abs(mine - f1))
+                maxDiff = maxError([maxDiff, absDifference(mine, f1)])
             }
             let golds = p.gold.filter { !SQuADEvaluation.normalizeAnswer($0).isEmpty }
             let g2 = golds.isEmpty ? [""] : golds
@@ -31,7 +32,7 @@ final class SQuADEvaluationTests: XCTestCase {
                            p.v2_exact, "v2 EM \(label)")
             let mine = g2.map { SQuADEvaluation.f1V2(prediction: p.prediction, groundTruth: $0) }.max()!
             XCTAssertEqual(mine, p.v2_f1, accuracy: 1e-12, "v2 F1 \(label)")
-            maxDiff = max(maxDiff, abs(mine - p.v2_f1))
+            maxDiff = maxError([maxDiff, absDifference(mine, p.v2_f1)])
         }
         print("SQuAD EM/F1 pairs vs the official scripts: \(g.pairs.count) pairs, max abs diff \(maxDiff)")
     }

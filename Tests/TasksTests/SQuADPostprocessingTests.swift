@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Tensor
 @testable import Tasks
 
 /// HF `postprocess_qa_predictions` and the official evaluation on the golden features and seeded logits.
@@ -41,7 +42,7 @@ final class SQuADPostprocessingTests: XCTestCase {
                             XCTAssertEqual(Double(c.startLogit), r.start_logit, label)
                             XCTAssertEqual(Double(c.endLogit), r.end_logit, label)
                             XCTAssertEqual(Double(c.probability), r.probability, accuracy: 1e-6, label)
-                            maxProbabilityDiff = max(maxProbabilityDiff, abs(Double(c.probability) - r.probability))
+                            maxProbabilityDiff = maxError([maxProbabilityDiff, absDifference(Double(c.probability), r.probability)])
                         }
                     }
                     let m = try SQuADEvaluation.evaluate(subset, predictions: SQuADPostprocessing.answers(predictions))
@@ -59,7 +60,7 @@ final class SQuADPostprocessingTests: XCTestCase {
                     for (mine, ref) in pairs {
                         let r = try XCTUnwrap(ref)
                         XCTAssertEqual(mine, r, accuracy: 1e-9, "\(file.file) metrics \(run.metrics)")
-                        maxMetricDiff = max(maxMetricDiff, abs(mine - r))
+                        maxMetricDiff = maxError([maxMetricDiff, absDifference(mine, r)])
                     }
                 }
             }

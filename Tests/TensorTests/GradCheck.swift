@@ -1,5 +1,6 @@
 import XCTest
 @testable import Tensor
+import TestSupport
 
 /// Finite-difference gradient check: compares the analytic gradient of `loss = Σ f(inputs) ⊙ R` (R fixed
 /// random weights, so every output element matters) with central differences on up to `samples`

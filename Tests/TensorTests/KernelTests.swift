@@ -68,7 +68,7 @@ final class KernelTests: XCTestCase {
         while x < 88 {
             let v = FastMath.exp(FastMath.V(repeating: x))[0]
             let r = FastMath.Reference.exp(x)
-            worst = max(worst, abs(v - r) / r)
+            worst = maxError([worst, absDifference(v, r) / r])
             x += 0.0137
         }
         print("exp: max relative error \(worst)")
@@ -82,7 +82,7 @@ final class KernelTests: XCTestCase {
         var x: Float = -6
         while x < 6 {
             let v = FastMath.erf(FastMath.V(repeating: x))[0]
-            worst = max(worst, abs(v - FastMath.Reference.erf(x)))
+            worst = maxError([worst, absDifference(v, FastMath.Reference.erf(x))])
             x += 0.00123
         }
         print("erf: max absolute error \(worst)")
@@ -99,11 +99,8 @@ final class KernelTests: XCTestCase {
             y.withMutablePointer { Kernels.geluForward(xp, $0, n) }
             dy.withPointer { gp in dx.withMutablePointer { Kernels.geluBackward(xp, gp, $0, n) } }
         }
-        var worstY: Float = 0, worstD: Float = 0
-        for i in 0..<n {
-            worstY = max(worstY, abs(y.scalars[i] - Kernels.Naive.gelu(x.scalars[i])))
-            worstD = max(worstD, abs(dx.scalars[i] - dy.scalars[i] * Kernels.Naive.geluDerivative(x.scalars[i])))
-        }
+        let worstY = maxAbsDifference(y.scalars, x.scalars.map(Kernels.Naive.gelu))
+        let worstD = maxAbsDifference(dx.scalars, (0..<n).map { dy.scalars[$0] * Kernels.Naive.geluDerivative(x.scalars[$0]) })
         print("gelu: max abs error \(worstY), derivative \(worstD)")
         XCTAssertLessThan(worstY, 2e-6)
         XCTAssertLessThan(worstD, 2e-6)

@@ -2,6 +2,7 @@ import BERT
 import Foundation
 import Tensor
 import XCTest
+import Tensor
 @testable import Training
 
 /// A run interrupted and resumed from its checkpoint is the uninterrupted run: the same loss at every step, the same
@@ -62,7 +63,7 @@ final class TrainerResumeTests: XCTestCase {
                 let before = step <= interrupt ? first.losses[step] : nil
                 let after = step > checkpoint ? second.losses[step] : nil
                 for loss in [before, after].compactMap({ $0 }) {
-                    worst = max(worst, abs(loss - full.losses[step]!))
+                    worst = maxError([worst, absDifference(loss, full.losses[step]!)])
                     XCTAssertEqual(loss, full.losses[step]!, accuracy: 1e-6, "step \(step)")
                 }
             }

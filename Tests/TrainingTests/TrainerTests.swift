@@ -4,6 +4,7 @@ import Foundation
 import Tasks
 import Tensor
 import XCTest
+import Tensor
 @testable import Training
 
 /// A tiny sentiment task and a 2-layer BERT, small enough to train for dozens of steps in a second.
@@ -87,7 +88,7 @@ enum TinyRun {
 
     static func maxDifference(_ a: [String: Tensor], _ b: [String: Tensor]) -> Float {
         precondition(Set(a.keys) == Set(b.keys), "different parameter names")
-        return a.keys.map { a[$0]!.maxAbsDifference(b[$0]!) }.max() ?? 0
+        return maxError(a.keys.map { a[$0]!.maxAbsDifference(b[$0]!) })
     }
 }
 

@@ -2,6 +2,7 @@ import BERT
 import Foundation
 import Tensor
 import XCTest
+import Tensor
 @testable import Training
 
 /// Ten AdamW steps on the tiny BERT against PyTorch (Fixtures/adamw_10_steps.safetensors, written by
@@ -90,9 +91,9 @@ final class TrainingParityTests: XCTestCase {
             XCTAssertEqual(baseLR * multiplier, refLR[k], accuracy: 1e-9, "step \(k): learning rate")
             optimizer.step(scheduleMultiplier: multiplier)
 
-            let dLoss = abs(l.value.scalar - refLoss[k]), dNorm = abs(norm - refNorm[k]) / refNorm[k]
-            worstLoss = max(worstLoss, dLoss)
-            worstNorm = max(worstNorm, dNorm)
+            let dLoss = absDifference(l.value.scalar, refLoss[k]), dNorm = absDifference(norm, refNorm[k]) / refNorm[k]
+            worstLoss = maxError([worstLoss, dLoss])
+            worstNorm = maxError([worstNorm, dNorm])
             if norm > 1 { clipped += 1 }
             XCTAssertEqual(norm > 1, refNorm[k] > 1, "step \(k): clipping decision")
             XCTAssertLessThanOrEqual(dLoss, 1e-5, "step \(k): loss \(l.value.scalar), PyTorch \(refLoss[k])")
@@ -107,12 +108,12 @@ final class TrainingParityTests: XCTestCase {
             let ref = try g.file.tensor("final." + name)
             let d = p.value.maxAbsDifference(ref)
             if name.hasSuffix("attention.self.key.bias") {
-                worstKeyBias = max(worstKeyBias, d)
+                worstKeyBias = maxError([worstKeyBias, d])
                 XCTAssertLessThanOrEqual(d, keyBiasBound, "\(name): moved further than Adam can in these steps (Σ lr_t)")
                 continue
             }
-            largestMove = max(largestMove, ref.maxAbsDifference(try g.file.tensor(name)))
-            if d > worstWeight { (worstWeight, worstWeightName) = (d, name) }
+            largestMove = maxError([largestMove, ref.maxAbsDifference(try g.file.tensor(name))])
+            if !worstWeight.isNaN, !(d <= worstWeight) { (worstWeight, worstWeightName) = (d, name) }  // a NaN sticks
             XCTAssertLessThanOrEqual(d, 1e-5, "\(name): final weights, max abs diff \(d)")
         }
         XCTAssertGreaterThan(largestMove, 1e-3, "the weights moved measurably (PyTorch moved them by \(largestMove))")
@@ -126,7 +127,7 @@ final class TrainingParityTests: XCTestCase {
         var worstInert: Float = 0
         for k in 0..<steps {
             let (b, y) = try g.batch(k)
-            worstInert = max(worstInert, abs(loss(model, b, y).value.scalar - before[k]))
+            worstInert = maxError([worstInert, absDifference(loss(model, b, y).value.scalar, before[k])])
         }
         XCTAssertLessThanOrEqual(worstInert, 1e-6, "key biases change the loss")
 

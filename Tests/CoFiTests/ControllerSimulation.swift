@@ -2,6 +2,7 @@ import BERT
 import Foundation
 import Tensor
 import Training
+@testable import CoFi
 
 /// Runs the sparsity controller alone — `L0Module` + `Lagrangian` + AdamW on log α and λ, driven only by the
 /// gradient of L_c (no model, no task loss) — to see how fast the expected sparsity can follow the target.
@@ -19,23 +20,23 @@ import Training
 /// pure controller (Adam on log α is invariant to the scale of λ). On MiniLM at t = 0.9 with issue 5's 299-step
 /// warm-up, ρ ≈ 8 leaves the paper's rates at ŝ ≈ 0.86 after 1,196 pruning steps, never reaching the target — the
 /// behaviour the issue reports (0.842) — whereas ρ = 0 overshoots to 0.99 instead.
-public enum ControllerSimulation {
+enum ControllerSimulation {
     /// The state after one step.
-    public struct Point: Equatable, Sendable {
+    struct Point: Equatable, Sendable {
         /// Pruning steps taken.
-        public var step: Int
+        var step: Int
         /// ŝ after the step (from the clamped log α).
-        public var expectedSparsity: Float
+        var expectedSparsity: Float
         /// t(step), the target the next step will use.
-        public var target: Float
-        public var lambda1: Float
-        public var lambda2: Float
+        var target: Float
+        var lambda1: Float
+        var lambda2: Float
     }
 
     /// Simulates `steps` pruning steps with `options` on a fresh `L0Module` of `shape` (seeded initialisation; the
     /// first step sees the raw, unclamped init as in the reference) and returns the state every `every` steps and
     /// after the last.
-    public static func run(shape: BertShape, target: SparsityTarget, steps: Int,
+    static func run(shape: BertShape, target: SparsityTarget, steps: Int,
                            options: ControllerOptions = .paper, regLearningRate: Float = 0.01,
                            families: Set<GateFamily> = Set(GateFamily.allCases), taskPressure: Float = 0,
                            seed: UInt64 = 57, every: Int = 50) -> [Point] {
@@ -61,7 +62,7 @@ public enum ControllerSimulation {
     }
 
     /// The trajectory as text lines: `step  ŝ  t  λ1  λ2`.
-    public static func format(_ points: [Point]) -> String {
+    static func format(_ points: [Point]) -> String {
         points.map { p in
             String(format: "%6d  ŝ %.4f  t %.4f  λ1 %+8.3f  λ2 %8.3f", p.step, p.expectedSparsity, p.target,
                    p.lambda1, p.lambda2)

@@ -1,3 +1,5 @@
+import Tensor
+
 /// Finite-difference gradient checking: the oracle every op's and every loss's gradient is tested against.
 
 /// Where a gradient check found the analytic and numeric gradients apart.
@@ -16,7 +18,8 @@ public struct GradientCheckResult: Sendable {
 
 /// Compares the analytic gradient of loss = Σ f(inputs) ⊙ R (R fixed random weights, so every output element
 /// matters) with central differences on up to `samples` coordinates of each input. The error of an element is
-/// |numeric − analytic| / max(max |analytic| of that input, 1e-3). Stops at the first error above `tolerance`.
+/// |numeric − analytic| / max(max |analytic| of that input, 1e-3). Stops at the first error above `tolerance`, or
+/// at the first element where either gradient is NaN or infinite (reported with error NaN).
 public func checkGradientsNumerically(inputs: [Variable], eps: Float = 1e-2, tolerance: Float = 5e-3,
                                       samples: Int = 24, seed: UInt64 = 1,
                                       _ f: () -> Variable) -> GradientCheckResult {
@@ -40,9 +43,10 @@ public func checkGradientsNumerically(inputs: [Variable], eps: Float = 1e-2, tol
             let down = withoutGradients { loss().value.scalar }
             x.update { $0.scalars[i] = orig }
             let numeric = (up - down) / (2 * eps)
-            let err = abs(numeric - analytic.scalars[i]) / scaleRef
+            // NaN when either gradient is not finite (`absDifference`), which fails the check.
+            let err = absDifference(numeric, analytic.scalars[i]) / scaleRef
             worst = max(worst, err)
-            if err > tolerance {
+            if !(err <= tolerance) {
                 return GradientCheckResult(worstError: err, failure: GradientCheckFailure(
                     input: k, element: i, analytic: analytic.scalars[i], numeric: numeric))
             }
