@@ -1,4 +1,6 @@
+import BERT
 import Foundation
+import Tasks
 
 /// The scores of one evaluation, as the trainer logs them and picks the best checkpoint by.
 public struct EvaluationResult: Sendable {
@@ -23,6 +25,11 @@ public struct EvaluationResult: Sendable {
         self.loss = loss
         self.examples = examples
         self.eligibleForBest = eligibleForBest
+    }
+
+    /// Whether this result replaces `best` as the best so far: eligible, finite, and higher than `best` if any.
+    public func improves(on best: Double?) -> Bool {
+        eligibleForBest && primary.isFinite && (best.map { primary > $0 } ?? true)
     }
 
     /// A task metric report as a result.

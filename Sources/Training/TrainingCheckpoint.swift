@@ -1,4 +1,7 @@
+import BERT
 import Foundation
+import Tasks
+import Tensor
 
 // Checkpoints: Hugging Face model directories (config.json + model.safetensors + tokenizer files) that also carry
 // what a run needs to continue (trainer_state.json, optimizer.safetensors, objective.safetensors). Every directory
@@ -113,6 +116,24 @@ public enum TrainingCheckpoint {
                 throw TrainerError("\(url.path): tensor '\(name)' has shape \(t.shape), the model has \(p.shape)")
             }
             p.assign(t)
+        }
+    }
+
+    /// Every tensor of the safetensors file at `url`, by name.
+    public static func readTensors(_ url: URL) throws -> [String: Tensor] {
+        let file = try SafetensorsFile(contentsOf: url)
+        var tensors: [String: Tensor] = [:]
+        for name in file.names { tensors[name] = try file.tensor(name) }
+        return tensors
+    }
+
+    /// Loads the weights of the checkpoint directory `checkpoint` into `model` and, when it holds
+    /// objective.safetensors, restores `objective` from that.
+    public static func load(into model: BertModel, objective: TrainingObjective, from checkpoint: URL) throws {
+        try loadWeights(into: model, from: checkpoint.appendingPathComponent("model.safetensors"))
+        let url = checkpoint.appendingPathComponent(objectiveFile)
+        if FileManager.default.fileExists(atPath: url.path) {
+            try objective.restore(checkpointTensors: readTensors(url))
         }
     }
 
