@@ -188,11 +188,8 @@ public final class Trainer {
             let order = epochOrder.batches
             let taken = try takeStep(batch: order[state.batchInEpoch])
             try record(taken, counters: &counters)
-            var epochDone = false
-            if state.batchInEpoch == order.count {
-                epochDone = true
-                endEpoch(counters: &counters)
-            }
+            let epochDone = state.batchInEpoch == order.count
+            if epochDone { endEpoch(counters: &counters) }
             try evaluateAndSave(epochDone: epochDone, lastSavedStep: &counters.lastSavedStep)
         }
         if counters.lastSavedStep != state.globalStep && output != nil { try saveCheckpoint() }
