@@ -167,7 +167,7 @@ final class MaskedEvaluator: Evaluator {
                                                                 epsilon: Double(settings.sparsityEpsilon))
         result.metrics.append((name: "expected_sparsity", value: Double(s)))
         result.metrics.append((name: "exact_sparsity", value: exact))
-        if result.eligibleForBest, result.primary.isFinite, bestSoFar.map({ result.primary > $0 }) ?? true {
+        if result.improves(on: bestSoFar) {
             bestSoFar = result.primary
             if let gatesURL {
                 try SafetensorsWriter.write(objective.checkpointTensors, to: gatesURL)
@@ -317,28 +317,80 @@ public final class PruningPipeline {
     @discardableResult
     public func run(resume: Bool = false) throws -> PruningSummary {
         var seconds: [String: Double] = [:]
-        let stepsPerEpoch = data.batchCount
-
         let teacherMetric = try evaluator.evaluate(model: teacher).primary
         progress?.message("teacher dev \(evaluator.primaryName) " + String(format: "%.4f", teacherMetric))
 
         // 1. Pre-pruning: distillation only.
         if settings.prePruningEpochs > 0 {
             let t0 = clockNow()
-            let objective = PruningObjective(teacher: teacher, distillation: try loss(transformation), seed: settings.seed)
-            try runStage("preprune", objective: objective, model: student,
-                         configuration: configuration(epochs: settings.prePruningEpochs, lr: settings.learningRate,
-                                                      schedule: .constant, evalSteps: nil),
-                         evaluator: nil, resume: resume)
+            try prePrune(resume: resume)
             seconds["preprune"] = clockNow() - t0
         }
-
         // 2. Pruning: a fresh model optimiser and linear schedule over the remaining epochs.
         let t1 = clockNow()
+        let pruning = try prune(resume: resume)
+        seconds["prune"] = clockNow() - t1
+        guard let out = output else {
+            throw PruningError("no output directory: nothing to compact")
+        }
+        let (best, gatesURL) = try bestPrunedCheckpoint(of: pruning, in: out)
+        let prunedState = try TrainingCheckpoint.readState(best)
+        // 3. Fold and cut the best checkpoint.
+        let t2 = clockNow()
+        let pruned = try compactBest(best, gates: gatesURL, of: pruning, step: prunedState.globalStep, in: out)
+        seconds["compact"] = clockNow() - t2
+        progress?.message("pruned model (step \(prunedState.globalStep), dev \(evaluator.primaryName) "
+                          + String(format: "%.4f", prunedState.bestMetric ?? .nan) + "): \(pruned.directory.path)")
+        // 4. Fine-tune the compact model with distillation at a constant lr.
+        var finalMetric: Double?
+        if settings.finetuneEpochs > 0 {
+            let t3 = clockNow()
+            finalMetric = try finetune(pruned.compact, in: out, resume: resume)
+            seconds["finetune"] = clockNow() - t3
+        }
+        let finalDir = try saveFinal(pruned.compact, in: out)
+
+        let summary = summarize(pruned, of: pruning, teacherMetric: teacherMetric, prunedState: prunedState,
+                                finalMetric: finalMetric, stageSeconds: seconds, finalDirectory: finalDir)
+        try write(summary, to: out)
+        return summary
+    }
+
+    /// The pruning stage's pieces that compaction needs after it.
+    private struct PruningStage {
+        let l0: L0Module
+        let objective: PruningObjective
+        let evaluator: MaskedEvaluator
+        /// Where the gates of the best evaluation go (`prune/best_gates.safetensors`); nil without an output.
+        let gatesURL: URL?
+    }
+
+    /// The best pruned checkpoint, compacted.
+    private struct PrunedModel {
+        let compact: CompactModel
+        let masks: MaskSet
+        let expectedSparsity: Double
+        /// `pruned/`, where it was saved.
+        let directory: URL
+    }
+
+    /// Stage 1: distillation only, at the constant peak lr, without masks.
+    private func prePrune(resume: Bool) throws {
+        let objective = PruningObjective(teacher: teacher, distillation: try loss(transformation), seed: settings.seed)
+        try runStage("preprune", objective: objective, model: student,
+                     configuration: configuration(epochs: settings.prePruningEpochs, lr: settings.learningRate,
+                                                  schedule: .constant, evalSteps: nil),
+                     evaluator: nil, resume: resume)
+    }
+
+    /// Stage 2: fresh gates (drawn from the run's seed), the sparsity controller and the masked evaluator; a new
+    /// model optimiser with a linear schedule over the epochs after pre-pruning.
+    private func prune(resume: Bool) throws -> PruningStage {
         var rng = Xoshiro256(seed: settings.seed)
         let l0 = L0Module(shape: student.shape, using: &rng)
         let pruningEpochs = settings.epochs - settings.prePruningEpochs
-        let target = SparsityTarget(target: settings.targetSparsity, warmupSteps: settings.warmupSteps ?? settings.warmupEpochs * stepsPerEpoch)
+        let target = SparsityTarget(target: settings.targetSparsity,
+                                    warmupSteps: settings.warmupSteps ?? settings.warmupEpochs * data.batchCount)
         let controller = SparsityController(l0: l0, target: target, options: settings.controller)
         let objective = PruningObjective(teacher: teacher, distillation: try loss(transformation), controller: controller,
                                          regLearningRate: settings.regLearningRate, seed: settings.seed)
@@ -349,20 +401,22 @@ public final class PruningPipeline {
                               + String(format: "%.2f", controller.rateScale(regLearningRate: settings.regLearningRate))
                               + ", target ramp from " + String(format: "%.4f", controller.target.start))
         }
-        let pruneTrainer = try runStage("prune", objective: objective, model: student,
-                                        configuration: configuration(epochs: pruningEpochs, lr: settings.learningRate,
-                                                                     schedule: .linear, evalSteps: settings.evalSteps),
-                                        evaluator: masked, resume: resume)
-        seconds["prune"] = clockNow() - t1
-        guard let out = output else {
-            throw PruningError("no output directory: nothing to compact")
-        }
+        try runStage("prune", objective: objective, model: student,
+                     configuration: configuration(epochs: pruningEpochs, lr: settings.learningRate,
+                                                  schedule: .linear, evalSteps: settings.evalSteps),
+                     evaluator: masked, resume: resume)
+        return PruningStage(l0: l0, objective: objective, evaluator: masked, gatesURL: gatesURL)
+    }
+
+    /// `prune/best/` and its gates file; throws, saying what the last evaluation had, when no evaluation passed the
+    /// checkpoint gate.
+    private func bestPrunedCheckpoint(of pruning: PruningStage, in out: URL) throws -> (best: URL, gates: URL) {
         let pruneDir = out.appendingPathComponent("prune")
         let best = pruneDir.appendingPathComponent("best")
         guard FileManager.default.fileExists(atPath: best.appendingPathComponent("model.safetensors").path),
-              let gatesURL, FileManager.default.fileExists(atPath: gatesURL.path) else {
-            let s = String(format: "%.4f", masked.lastExpectedSparsity)
-            let exact = String(format: "%.4f", masked.lastExactSparsity)
+              let gatesURL = pruning.gatesURL, FileManager.default.fileExists(atPath: gatesURL.path) else {
+            let s = String(format: "%.4f", pruning.evaluator.lastExpectedSparsity)
+            let exact = String(format: "%.4f", pruning.evaluator.lastExactSparsity)
             let gate = settings.checkpointGate == .expected
                 ? "ŝ ≥ \(settings.targetSparsity) − ε \(settings.sparsityEpsilon)"
                 : "exact sparsity within \(settings.targetSparsity) ± ε \(settings.sparsityEpsilon)"
@@ -372,61 +426,70 @@ public final class PruningPipeline {
                 + (settings.controller.budgetAware ? "" : ", or use the budget-aware controller")
                 + (settings.checkpointGate == .exactBand ? ", evaluate more often, or widen --sparsity-epsilon" : ""))
         }
-        let prunedState = try TrainingCheckpoint.readState(best)
+        return (best, gatesURL)
+    }
 
-        // 3. Fold and cut the best checkpoint.
-        let t2 = clockNow()
+    /// Stage 3: loads the best checkpoint (weights and gates), folds and cuts it with its deterministic masks, and
+    /// saves the compact model with the tokenizer to `pruned/`.
+    private func compactBest(_ best: URL, gates gatesURL: URL, of pruning: PruningStage, step: Int,
+                             in out: URL) throws -> PrunedModel {
         try TrainingCheckpoint.loadWeights(into: student, from: best.appendingPathComponent("model.safetensors"))
-        let gates = try SafetensorsFile(contentsOf: gatesURL)
-        var gateTensors: [String: Tensor] = [:]
-        for name in gates.names { gateTensors[name] = try gates.tensor(name) }
-        try objective.restore(checkpointTensors: gateTensors)
-        let masks = l0.deterministicMasks()
-        let expected = Double(withoutGradients { l0.expectedSparsity().value.scalar })
+        try pruning.objective.restore(checkpointTensors: TrainingCheckpoint.readTensors(gatesURL))
+        let masks = pruning.l0.deterministicMasks()
+        let expected = Double(withoutGradients { pruning.l0.expectedSparsity().value.scalar })
         let source = CompactSource(sourceModel: arguments["student"], targetSparsity: Double(settings.targetSparsity),
-                                   expectedSparsity: expected, note: "cofi prune: best of the pruning stage at step \(prunedState.globalStep)")
+                                   expectedSparsity: expected, note: "cofi prune: best of the pruning stage at step \(step)")
         let compact = try student.compacted(masks: masks, source: source)
         let prunedDir = out.appendingPathComponent("pruned")
         try compact.save(to: prunedDir, config: export.config(for: compact.model))
         try copyTokenizer(to: prunedDir)
-        seconds["compact"] = clockNow() - t2
-        progress?.message("pruned model (step \(prunedState.globalStep), dev \(evaluator.primaryName) "
-                          + String(format: "%.4f", prunedState.bestMetric ?? .nan) + "): \(prunedDir.path)")
+        return PrunedModel(compact: compact, masks: masks, expectedSparsity: expected, directory: prunedDir)
+    }
 
-        // 4. Fine-tune the compact model with distillation at a constant lr.
-        var finalMetric: Double?
+    /// Stage 4: fine-tunes `compact` in place with distillation (no masks) at a constant lr, and leaves it with the
+    /// weights of `finetune/best/`; returns their dev metric.
+    private func finetune(_ compact: CompactModel, in out: URL, resume: Bool) throws -> Double? {
+        let keptHidden = compact.layout?.keptHidden ?? Array(0..<compact.model.shape.hiddenSize)
+        let ft = PruningObjective(teacher: teacher, distillation: try loss(transformation?.keepingInputs(keptHidden)),
+                                  seed: settings.seed)
+        let trainer = try runStage("finetune", objective: ft, model: compact.model,
+                                   configuration: configuration(epochs: settings.finetuneEpochs,
+                                                                lr: settings.finetuneLearningRate, schedule: .constant,
+                                                                evalSteps: settings.finetuneEvalSteps),
+                                   evaluator: evaluator, resume: resume)
+        let ftBest = out.appendingPathComponent("finetune/best")
+        try TrainingCheckpoint.loadWeights(into: compact.model, from: ftBest.appendingPathComponent("model.safetensors"))
+        return try TrainingCheckpoint.readState(ftBest).bestMetric ?? trainer?.state.bestMetric
+    }
+
+    /// Saves the compact model as it now is, with the tokenizer, to `final/`; returns that directory.
+    private func saveFinal(_ compact: CompactModel, in out: URL) throws -> URL {
         let finalDir = out.appendingPathComponent("final")
-        if settings.finetuneEpochs > 0 {
-            let t3 = clockNow()
-            let keptHidden = compact.layout?.keptHidden ?? Array(0..<compact.model.shape.hiddenSize)
-            let ft = PruningObjective(teacher: teacher, distillation: try loss(transformation?.keepingInputs(keptHidden)),
-                                      seed: settings.seed)
-            let trainer = try runStage("finetune", objective: ft, model: compact.model,
-                                       configuration: configuration(epochs: settings.finetuneEpochs,
-                                                                    lr: settings.finetuneLearningRate, schedule: .constant,
-                                                                    evalSteps: settings.finetuneEvalSteps),
-                                       evaluator: evaluator, resume: resume)
-            let ftBest = out.appendingPathComponent("finetune/best")
-            try TrainingCheckpoint.loadWeights(into: compact.model, from: ftBest.appendingPathComponent("model.safetensors"))
-            finalMetric = try TrainingCheckpoint.readState(ftBest).bestMetric ?? trainer?.state.bestMetric
-            seconds["finetune"] = clockNow() - t3
-        }
         try CompactModel(model: compact.model, layout: compact.layout).save(to: finalDir, config: export.config(for: compact.model))
         try copyTokenizer(to: finalDir)
-        _ = pruneTrainer
+        return finalDir
+    }
 
-        let layout = compact.layout
-        let summary = PruningSummary(
+    /// The run's summary: the metrics of the teacher, of the best pruned checkpoint (`prunedState`) and of the
+    /// fine-tuned model, and the shapes and sizes before and after.
+    private func summarize(_ pruned: PrunedModel, of pruning: PruningStage, teacherMetric: Double,
+                           prunedState: TrainerState, finalMetric: Double?, stageSeconds seconds: [String: Double],
+                           finalDirectory finalDir: URL) -> PruningSummary {
+        PruningSummary(
             metricName: evaluator.primaryName, teacherMetric: teacherMetric, prunedMetric: prunedState.bestMetric,
             prunedStep: prunedState.globalStep, finalMetric: finalMetric,
-            targetSparsity: Double(settings.targetSparsity), expectedSparsity: expected,
-            exactSparsity: layout?.sparsity ?? l0.sizeModel.exactSize(of: masks).sparsity,
-            hiddenSize: compact.model.shape.hiddenSize, originalHiddenSize: student.shape.hiddenSize,
-            layers: compact.model.shape.layers.map { .init(heads: $0.heads, ffnUnits: $0.ffnWidth) },
+            targetSparsity: Double(settings.targetSparsity), expectedSparsity: pruned.expectedSparsity,
+            exactSparsity: pruned.compact.layout?.sparsity ?? pruning.l0.sizeModel.exactSize(of: pruned.masks).sparsity,
+            hiddenSize: pruned.compact.model.shape.hiddenSize, originalHiddenSize: student.shape.hiddenSize,
+            layers: pruned.compact.model.shape.layers.map { .init(heads: $0.heads, ffnUnits: $0.ffnWidth) },
             originalLayers: student.shape.layers.map { .init(heads: $0.heads, ffnUnits: $0.ffnWidth) },
             encoderParametersBefore: student.shape.encoderParameters,
-            encoderParametersAfter: compact.model.shape.encoderParameters,
+            encoderParametersAfter: pruned.compact.model.shape.encoderParameters,
             stageSeconds: seconds, finalDirectory: finalDir.path)
+    }
+
+    /// Writes `summary.json` and the report (a report that cannot be written is only a warning).
+    private func write(_ summary: PruningSummary, to out: URL) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try encoder.encode(summary).write(to: out.appendingPathComponent("summary.json"), options: .atomic)
@@ -436,7 +499,6 @@ public final class PruningPipeline {
         } catch {
             progress?.message("warning: the report could not be written: \(error)")
         }
-        return summary
     }
 
     private func loss(_ transformation: LayerTransformation?) throws -> DistillationLoss {
@@ -448,25 +510,41 @@ public final class PruningPipeline {
     @discardableResult
     private func runStage(_ name: String, objective: PruningObjective, model: BertModel,
                           configuration: TrainerConfiguration, evaluator: Evaluator?, resume: Bool) throws -> Trainer? {
-        let dir = stageDirectory(name)
-        if let dir, isDone(name) {
-            let ckpt = dir.appendingPathComponent("checkpoint")
-            try TrainingCheckpoint.loadWeights(into: model, from: ckpt.appendingPathComponent("model.safetensors"))
-            let url = ckpt.appendingPathComponent(TrainingCheckpoint.objectiveFile)
-            if FileManager.default.fileExists(atPath: url.path) {
-                let f = try SafetensorsFile(contentsOf: url)
-                var t: [String: Tensor] = [:]
-                for n in f.names { t[n] = try f.tensor(n) }
-                try objective.restore(checkpointTensors: t)
-            }
-            if let masked = evaluator as? MaskedEvaluator {
-                masked.bestSoFar = (try? TrainingCheckpoint.readState(ckpt))?.bestMetric
-            }
-            progress?.message("\(name): already done (\(dir.path))")
+        if let dir = stageDirectory(name), isDone(name) {
+            try loadFinishedStage(name, in: dir, objective: objective, model: model, evaluator: evaluator)
             return nil
         }
+        let trainer = try stageTrainer(name, objective: objective, model: model, configuration: configuration,
+                                       evaluator: evaluator, resume: resume)
+        currentTrainer = trainer
+        stopLock.lock(); let stop = stopFlag; stopLock.unlock()
+        if stop { trainer.requestStop() }
+        defer { currentTrainer = nil }
+        do { try trainer.train() } catch let e as TrainerError {
+            throw PruningError("\(name) stage, \(e.description)")
+        }
+        try markDone(name)
+        return trainer
+    }
+
+    /// A finished stage instead of running it: its last checkpoint's weights and objective tensors, and the best
+    /// metric it had for the masked evaluator.
+    private func loadFinishedStage(_ name: String, in dir: URL, objective: PruningObjective, model: BertModel,
+                                   evaluator: Evaluator?) throws {
+        let ckpt = dir.appendingPathComponent("checkpoint")
+        try TrainingCheckpoint.load(into: model, objective: objective, from: ckpt)
+        if let masked = evaluator as? MaskedEvaluator {
+            masked.bestSoFar = (try? TrainingCheckpoint.readState(ckpt))?.bestMetric
+        }
+        progress?.message("\(name): already done (\(dir.path))")
+    }
+
+    /// The trainer of stage `name`: its output directory prepared (resumed from its checkpoint when asked and
+    /// present, else started over), and its steps reported through `onStep` and the stage's progress lines.
+    private func stageTrainer(_ name: String, objective: PruningObjective, model: BertModel,
+                              configuration: TrainerConfiguration, evaluator: Evaluator?, resume: Bool) throws -> Trainer {
         let output: TrainingOutput?
-        if let dir {
+        if let dir = stageDirectory(name) {
             let canResume = resume && FileManager.default.fileExists(
                 atPath: dir.appendingPathComponent("checkpoint/\(TrainingCheckpoint.stateFile)").path)
             output = try TrainingOutput.prepare(dir, mode: canResume ? .resume : .force)
@@ -487,6 +565,13 @@ public final class PruningPipeline {
             progress.message("\(name): \(trainer.totalSteps) steps (\(trainer.stepsPerEpoch) per epoch), lr "
                              + String(format: "%.3g", configuration.learningRate) + " \(configuration.schedule.rawValue)")
         }
+        reportSteps(of: trainer, stage: name, objective: objective)
+        return trainer
+    }
+
+    /// Sets `trainer.onStep`: every step goes to `onStep` with the objective's scalars, and every `loggingSteps`
+    /// (and the last step) to a progress line with the loss parts, ŝ vs t, λ, the lr and the ETA.
+    private func reportSteps(of trainer: Trainer, stage name: String, objective: PruningObjective) {
         let start = clockNow()
         let startStep = trainer.state.globalStep
         trainer.onStep = { [weak self, weak trainer] record in
@@ -497,26 +582,23 @@ public final class PruningPipeline {
                   record.step % self.settings.loggingSteps == 0 || record.step == trainer.totalSteps else { return }
             let done = Double(record.step - startStep)
             let eta = (clockNow() - start) / max(done, 1) * Double(trainer.totalSteps - record.step)
-            var line = "[\(name)] step \(record.step)/\(trainer.totalSteps) loss " + String(format: "%.4f", record.loss)
-            if let p = scalars["distill_pred"] { line += " pred " + String(format: "%.4f", p) }
-            if let l = scalars["distill_layer"] { line += " layer " + String(format: "%.4f", l) }
-            if let s = scalars["expected_sparsity"], let t = scalars["target_sparsity"] {
-                line += " ŝ " + String(format: "%.4f", s) + " / t " + String(format: "%.4f", t)
-                line += " λ1 " + String(format: "%.4f", scalars["lambda_1"] ?? 0)
-                    + " λ2 " + String(format: "%.4f", scalars["lambda_2"] ?? 0)
-            }
-            line += " lr " + String(format: "%.3g", record.learningRate) + " ETA " + ProgressReporter.duration(eta)
-            progress.message(line)
+            progress.message(Self.stepLine(stage: name, record, of: trainer.totalSteps, scalars: scalars, eta: eta))
         }
-        currentTrainer = trainer
-        stopLock.lock(); let stop = stopFlag; stopLock.unlock()
-        if stop { trainer.requestStop() }
-        defer { currentTrainer = nil }
-        do { try trainer.train() } catch let e as TrainerError {
-            throw PruningError("\(name) stage, \(e.description)")
+    }
+
+    /// `[stage] step k/n loss …` with the loss parts, ŝ / t and λ when the objective has them, the lr and the ETA.
+    private static func stepLine(stage name: String, _ record: StepRecord, of totalSteps: Int,
+                                 scalars: [String: Double], eta: Double) -> String {
+        var line = "[\(name)] step \(record.step)/\(totalSteps) loss " + String(format: "%.4f", record.loss)
+        if let p = scalars["distill_pred"] { line += " pred " + String(format: "%.4f", p) }
+        if let l = scalars["distill_layer"] { line += " layer " + String(format: "%.4f", l) }
+        if let s = scalars["expected_sparsity"], let t = scalars["target_sparsity"] {
+            line += " ŝ " + String(format: "%.4f", s) + " / t " + String(format: "%.4f", t)
+            line += " λ1 " + String(format: "%.4f", scalars["lambda_1"] ?? 0)
+                + " λ2 " + String(format: "%.4f", scalars["lambda_2"] ?? 0)
         }
-        try markDone(name)
-        return trainer
+        line += " lr " + String(format: "%.3g", record.learningRate) + " ETA " + ProgressReporter.duration(eta)
+        return line
     }
 
     private func copyTokenizer(to dir: URL) throws {

@@ -155,15 +155,8 @@ public final class Trainer {
                                + "\(saved.stepsPerEpoch) batches per epoch; now \(data.exampleCount) in \(stepsPerEpoch))")
         }
 
-        try TrainingCheckpoint.loadWeights(into: model, from: checkpoint.appendingPathComponent("model.safetensors"))
-        // The objective first: which optimisers it has may depend on its restored state.
-        let objectiveURL = checkpoint.appendingPathComponent(TrainingCheckpoint.objectiveFile)
-        if FileManager.default.fileExists(atPath: objectiveURL.path) {
-            let file = try SafetensorsFile(contentsOf: objectiveURL)
-            var tensors: [String: Tensor] = [:]
-            for key in file.names { tensors[key] = try file.tensor(key) }
-            try objective.restore(checkpointTensors: tensors)
-        }
+        // The objective before the optimisers: which optimisers it has may depend on its restored state.
+        try TrainingCheckpoint.load(into: model, objective: objective, from: checkpoint)
         let optimizerURL = checkpoint.appendingPathComponent(TrainingCheckpoint.optimizerFile)
         let moments = try SafetensorsFile(contentsOf: optimizerURL)
         for (name, opt) in allOptimizers {
@@ -182,6 +175,53 @@ public final class Trainer {
     @discardableResult
     public func train() throws -> TrainingSummary {
         let runStart = Self.now()
+        try openLog()
+        var counters = RunCounters(epochStart: Self.now(), lastSavedStep: resumed ? state.globalStep : -1)
+
+        if configuration.evaluateAtStart && !resumed && state.globalStep == 0 && evaluator != nil { try evaluate() }
+        var epochOrder: (epoch: Int, batches: [[Int]]) = (-1, [])
+        while state.globalStep < totalSteps {
+            if state.globalStep == configuration.modelOptimizerRestartStep {
+                optimizer = Self.modelOptimizer(trainableParameters, configuration)
+                log?.append([("event", "optimizer_restart"), ("step", state.globalStep + 1)])
+            }
+            if epochOrder.epoch != state.epoch { epochOrder = (state.epoch, data.order(epoch: state.epoch)) }
+            let order = epochOrder.batches
+            let taken = try takeStep(batch: order[state.batchInEpoch])
+            try record(taken, counters: &counters)
+            let epochDone = state.batchInEpoch == order.count
+            if epochDone { endEpoch(counters: &counters) }
+            try evaluateAndSave(epochDone: epochDone, lastSavedStep: &counters.lastSavedStep)
+        }
+        if counters.lastSavedStep != state.globalStep && output != nil { try saveCheckpoint() }
+        progress?.finish()
+        return finishRun(start: runStart)
+    }
+
+    /// What one call of `train()` counts besides the state: its own totals (for the speed and the ETA), the sums
+    /// of the logging window (emptied at each `train` record), the clock of the epoch in progress, and the step of
+    /// the last checkpoint it wrote.
+    private struct RunCounters {
+        var examples = 0, steps = 0, trainSeconds = 0.0
+        var windowLoss = 0.0, windowSteps = 0, windowExamples = 0, windowSeconds = 0.0, windowModelSeconds = 0.0
+        var epochStart: Double, epochTrainSeconds = 0.0
+        var lastSavedStep: Int
+    }
+
+    /// One optimiser step, as `takeStep` returns it.
+    private struct TakenStep {
+        var loss: Float
+        var gradientNorm: Float
+        var learningRate: Float
+        var examples: Int
+        /// Seconds of the whole step, and of its batch, forward and backward passes alone.
+        var seconds: Double
+        var modelSeconds: Double
+    }
+
+    /// Opens `metrics.jsonl` (a resumed run keeps its lines up to the resumed step) and records the start or the
+    /// resume.
+    private func openLog() throws {
         if let output {
             log = try MetricsLog(url: output.metrics, keepingStepsUpTo: resumed ? state.globalStep : nil)
         }
@@ -195,114 +235,122 @@ public final class Trainer {
                          ("steps_per_epoch", stepsPerEpoch), ("total_steps", totalSteps),
                          ("configuration", JSON.Raw(encoding: configuration)), ("arguments", JSON.Raw(encoding: arguments))])
         }
-        let epochs = (totalSteps + stepsPerEpoch - 1) / stepsPerEpoch
-        var runExamples = 0, runSteps = 0, runTrainSeconds = 0.0
-        var windowLoss = 0.0, windowSteps = 0, windowExamples = 0, windowSeconds = 0.0, windowModelSeconds = 0.0
-        var epochStart = Self.now(), epochTrainSeconds = 0.0
-        var lastSavedStep = resumed ? state.globalStep : -1
+    }
 
-        if configuration.evaluateAtStart && !resumed && state.globalStep == 0 && evaluator != nil { try evaluate() }
-        var epochOrder: (epoch: Int, batches: [[Int]]) = (-1, [])
-        while state.globalStep < totalSteps {
-            if state.globalStep == configuration.modelOptimizerRestartStep {
-                optimizer = Self.modelOptimizer(trainableParameters, configuration)
-                log?.append([("event", "optimizer_restart"), ("step", state.globalStep + 1)])
-            }
-            if epochOrder.epoch != state.epoch { epochOrder = (state.epoch, data.order(epoch: state.epoch)) }
-            let order = epochOrder.batches
-            let stepStart = Self.now()
-            let step = state.globalStep
-            let batch = data.trainingBatch(order[state.batchInEpoch])
-            var mode = ForwardMode(training: true, rng: Xoshiro256(seed: Self.dropoutSeed(configuration.seed, step: step)))
-            let loss = objective.loss(model: model, batch: batch, mode: &mode, step: step)
-            let lossValue = loss.value.scalar
-            guard lossValue.isFinite else { throw stopped(step: step, reason: "the loss is \(lossValue)") }
-            loss.backward()
-            let backwardDone = Self.now()
-            let norm = clipGradientNorm(trainableParameters.map(\.1), maxNorm: configuration.maxGradNorm)
-            guard norm.isFinite else {
-                clearGradients()
-                throw stopped(step: step, reason: "the gradient norm is \(norm) (loss \(lossValue))")
-            }
-            let multiplier = configuration.learningRateMultiplier(step: step, totalSteps: totalSteps)
-            for (_, opt) in allOptimizers { opt.step(scheduleMultiplier: multiplier) }
+    /// Takes the next step on the batch of examples `indices`: the loss with this step's dropout, the backward
+    /// pass, clipping and every optimiser's update; then advances the state by one step.
+    private func takeStep(batch indices: [Int]) throws -> TakenStep {
+        let stepStart = Self.now()
+        let step = state.globalStep
+        let batch = data.trainingBatch(indices)
+        var mode = ForwardMode(training: true, rng: Xoshiro256(seed: Self.dropoutSeed(configuration.seed, step: step)))
+        let loss = objective.loss(model: model, batch: batch, mode: &mode, step: step)
+        let lossValue = loss.value.scalar
+        guard lossValue.isFinite else { throw stopped(step: step, reason: "the loss is \(lossValue)") }
+        loss.backward()
+        let backwardDone = Self.now()
+        let norm = clipGradientNorm(trainableParameters.map(\.1), maxNorm: configuration.maxGradNorm)
+        guard norm.isFinite else {
             clearGradients()
-            objective.afterOptimizerStep(step: step)
-            windowModelSeconds += backwardDone - stepStart
-
-            state.globalStep += 1
-            state.batchInEpoch += 1
-            state.examplesSeen += batch.size
-            let seconds = Self.now() - stepStart
-            state.trainSeconds += seconds
-            runTrainSeconds += seconds
-            epochTrainSeconds += seconds
-            runExamples += batch.size
-            windowLoss += Double(lossValue)
-            windowSteps += 1
-            windowExamples += batch.size
-            windowSeconds += seconds
-            let lr = configuration.learningRate * multiplier
-            try onStep?(StepRecord(step: state.globalStep, epoch: state.epochProgress, loss: lossValue,
-                                   gradientNorm: norm, learningRate: lr))
-
-            runSteps += 1
-            let examplesPerSecond = Double(runExamples) / max(runTrainSeconds, 1e-9)
-            let eta = runTrainSeconds / Double(runSteps) * Double(totalSteps - state.globalStep)
-            progress?.update(ProgressSnapshot(epoch: state.epoch + 1, epochs: epochs, step: state.globalStep,
-                                              totalSteps: totalSteps, loss: windowLoss / Double(windowSteps),
-                                              learningRate: Double(lr), examplesPerSecond: examplesPerSecond,
-                                              etaSeconds: eta))
-            if state.globalStep % configuration.loggingSteps == 0 || state.globalStep == totalSteps {
-                var record: [(String, Any?)] = [
-                    ("event", "train"), ("step", state.globalStep), ("epoch", state.epochProgress),
-                    ("loss", windowLoss / Double(windowSteps)), ("learning_rate", Double(lr)),
-                    ("grad_norm", Double(norm)), ("examples_per_second", Double(windowExamples) / max(windowSeconds, 1e-9)),
-                    // Where a step's time goes: batch + forward + backward, and clipping + optimiser steps.
-                    ("step_seconds", windowSeconds / Double(windowSteps)),
-                    ("model_seconds", windowModelSeconds / Double(windowSteps)),
-                ]
-                for (k, v) in objective.logScalars.sorted(by: { $0.key < $1.key }) { record.append((k, v)) }
-                log?.append(record)
-                windowLoss = 0; windowSteps = 0; windowExamples = 0; windowSeconds = 0; windowModelSeconds = 0
-            }
-
-            var epochDone = false
-            if state.batchInEpoch == order.count {
-                epochDone = true
-                let wall = Self.now() - epochStart
-                log?.append([("event", "epoch"), ("step", state.globalStep), ("epoch", state.epoch + 1),
-                             ("seconds", wall), ("train_seconds", epochTrainSeconds),
-                             ("examples_per_second", Double(data.exampleCount) / max(epochTrainSeconds, 1e-9))])
-                progress?.message("epoch \(state.epoch + 1) done in \(ProgressReporter.duration(wall)) "
-                                  + "(training \(ProgressReporter.duration(epochTrainSeconds)), "
-                                  + String(format: "%.1f", Double(data.exampleCount) / max(epochTrainSeconds, 1e-9)) + " examples/s)")
-                state.epoch += 1
-                state.batchInEpoch = 0
-                epochStart = Self.now()
-                epochTrainSeconds = 0
-            }
-            let last = state.globalStep == totalSteps
-            let evalDue = (configuration.evalSteps.map { state.globalStep % $0 == 0 } ?? false)
-                || (epochDone && configuration.evaluateEachEpoch) || last
-            if evalDue && evaluator != nil && state.lastEvaluationStep != state.globalStep { try evaluate() }
-            let saveDue = configuration.saveSteps.map { state.globalStep % $0 == 0 } ?? false
-            let stop = stopRequested
-            if evalDue || epochDone || last || saveDue || stop {
-                try saveCheckpoint()
-                lastSavedStep = state.globalStep
-            }
-            if stop {
-                log?.append([("event", "stopped"), ("step", state.globalStep), ("reason", "stop requested"),
-                             ("time", Self.timestamp())])
-                progress?.finish()
-                let saved = output.map { "; \($0.checkpoint.path) holds this step: continue with --resume" } ?? ""
-                throw TrainerError("stopped on request after step \(state.globalStep) of \(totalSteps)\(saved)")
-            }
+            throw stopped(step: step, reason: "the gradient norm is \(norm) (loss \(lossValue))")
         }
-        if lastSavedStep != state.globalStep && output != nil { try saveCheckpoint() }
-        progress?.finish()
+        let multiplier = configuration.learningRateMultiplier(step: step, totalSteps: totalSteps)
+        for (_, opt) in allOptimizers { opt.step(scheduleMultiplier: multiplier) }
+        clearGradients()
+        objective.afterOptimizerStep(step: step)
 
+        state.globalStep += 1
+        state.batchInEpoch += 1
+        state.examplesSeen += batch.size
+        let seconds = Self.now() - stepStart
+        state.trainSeconds += seconds
+        return TakenStep(loss: lossValue, gradientNorm: norm, learningRate: configuration.learningRate * multiplier,
+                         examples: batch.size, seconds: seconds, modelSeconds: backwardDone - stepStart)
+    }
+
+    /// Counts a taken step, hands it to `onStep`, updates the progress line and, every `loggingSteps` and at the
+    /// last step, writes the window's `train` record.
+    private func record(_ step: TakenStep, counters c: inout RunCounters) throws {
+        c.windowModelSeconds += step.modelSeconds
+        c.trainSeconds += step.seconds
+        c.epochTrainSeconds += step.seconds
+        c.examples += step.examples
+        c.windowLoss += Double(step.loss)
+        c.windowSteps += 1
+        c.windowExamples += step.examples
+        c.windowSeconds += step.seconds
+        try onStep?(StepRecord(step: state.globalStep, epoch: state.epochProgress, loss: step.loss,
+                               gradientNorm: step.gradientNorm, learningRate: step.learningRate))
+
+        c.steps += 1
+        let epochs = (totalSteps + stepsPerEpoch - 1) / stepsPerEpoch
+        let examplesPerSecond = Double(c.examples) / max(c.trainSeconds, 1e-9)
+        let eta = c.trainSeconds / Double(c.steps) * Double(totalSteps - state.globalStep)
+        progress?.update(ProgressSnapshot(epoch: state.epoch + 1, epochs: epochs, step: state.globalStep,
+                                          totalSteps: totalSteps, loss: c.windowLoss / Double(c.windowSteps),
+                                          learningRate: Double(step.learningRate), examplesPerSecond: examplesPerSecond,
+                                          etaSeconds: eta))
+        if state.globalStep % configuration.loggingSteps == 0 || state.globalStep == totalSteps {
+            logWindow(step, counters: &c)
+        }
+    }
+
+    /// Writes the `train` record of the logging window that ends with `step`, and empties the window.
+    private func logWindow(_ step: TakenStep, counters c: inout RunCounters) {
+        var record: [(String, Any?)] = [
+            ("event", "train"), ("step", state.globalStep), ("epoch", state.epochProgress),
+            ("loss", c.windowLoss / Double(c.windowSteps)), ("learning_rate", Double(step.learningRate)),
+            ("grad_norm", Double(step.gradientNorm)),
+            ("examples_per_second", Double(c.windowExamples) / max(c.windowSeconds, 1e-9)),
+            // Where a step's time goes: batch + forward + backward, and clipping + optimiser steps.
+            ("step_seconds", c.windowSeconds / Double(c.windowSteps)),
+            ("model_seconds", c.windowModelSeconds / Double(c.windowSteps)),
+        ]
+        for (k, v) in objective.logScalars.sorted(by: { $0.key < $1.key }) { record.append((k, v)) }
+        log?.append(record)
+        c.windowLoss = 0; c.windowSteps = 0; c.windowExamples = 0; c.windowSeconds = 0; c.windowModelSeconds = 0
+    }
+
+    /// Records the end of the epoch in progress (its wall and training time) and moves the state to the next one.
+    private func endEpoch(counters c: inout RunCounters) {
+        let wall = Self.now() - c.epochStart
+        log?.append([("event", "epoch"), ("step", state.globalStep), ("epoch", state.epoch + 1),
+                     ("seconds", wall), ("train_seconds", c.epochTrainSeconds),
+                     ("examples_per_second", Double(data.exampleCount) / max(c.epochTrainSeconds, 1e-9))])
+        progress?.message("epoch \(state.epoch + 1) done in \(ProgressReporter.duration(wall)) "
+                          + "(training \(ProgressReporter.duration(c.epochTrainSeconds)), "
+                          + String(format: "%.1f", Double(data.exampleCount) / max(c.epochTrainSeconds, 1e-9)) + " examples/s)")
+        state.epoch += 1
+        state.batchInEpoch = 0
+        c.epochStart = Self.now()
+        c.epochTrainSeconds = 0
+    }
+
+    /// After a step: evaluates when due (every `evalSteps`, at an epoch end if asked, at the last step); writes
+    /// `checkpoint/` after an evaluation, at an epoch end, at the last step, every `saveSteps` and on a stop
+    /// request, which then ends the run.
+    private func evaluateAndSave(epochDone: Bool, lastSavedStep: inout Int) throws {
+        let last = state.globalStep == totalSteps
+        let evalDue = (configuration.evalSteps.map { state.globalStep % $0 == 0 } ?? false)
+            || (epochDone && configuration.evaluateEachEpoch) || last
+        if evalDue && evaluator != nil && state.lastEvaluationStep != state.globalStep { try evaluate() }
+        let saveDue = configuration.saveSteps.map { state.globalStep % $0 == 0 } ?? false
+        let stop = stopRequested
+        if evalDue || epochDone || last || saveDue || stop {
+            try saveCheckpoint()
+            lastSavedStep = state.globalStep
+        }
+        if stop {
+            log?.append([("event", "stopped"), ("step", state.globalStep), ("reason", "stop requested"),
+                         ("time", Self.timestamp())])
+            progress?.finish()
+            let saved = output.map { "; \($0.checkpoint.path) holds this step: continue with --resume" } ?? ""
+            throw TrainerError("stopped on request after step \(state.globalStep) of \(totalSteps)\(saved)")
+        }
+    }
+
+    /// The summary of the finished run, also recorded as the `end` event and the last progress message.
+    private func finishRun(start runStart: Double) -> TrainingSummary {
         let summary = TrainingSummary(
             steps: state.globalStep, epochs: state.epochProgress, bestMetricName: state.bestMetricName,
             bestMetric: state.bestMetric, bestStep: state.bestStep, lastEvaluation: lastEvaluation,
@@ -331,7 +379,7 @@ public final class Trainer {
         state.evaluationSeconds += seconds
         state.lastEvaluationStep = state.globalStep
         lastEvaluation = result
-        let isBest = result.eligibleForBest && result.primary.isFinite && (state.bestMetric.map { result.primary > $0 } ?? true)
+        let isBest = result.improves(on: state.bestMetric)
         if isBest {
             state.bestMetric = result.primary
             state.bestMetricName = result.primaryName

@@ -28,6 +28,11 @@ public struct EvaluationResult: Sendable {
         self.eligibleForBest = eligibleForBest
     }
 
+    /// Whether this result replaces `best` as the best so far: eligible, finite, and higher than `best` if any.
+    public func improves(on best: Double?) -> Bool {
+        eligibleForBest && primary.isFinite && (best.map { primary > $0 } ?? true)
+    }
+
     /// A task metric report as a result.
     public init(report: MetricReport, loss: Double?, examples: Int) {
         var metrics = report.values.map { (name: $0.0.rawValue, value: $0.1) }

@@ -119,6 +119,24 @@ public enum TrainingCheckpoint {
         }
     }
 
+    /// Every tensor of the safetensors file at `url`, by name.
+    public static func readTensors(_ url: URL) throws -> [String: Tensor] {
+        let file = try SafetensorsFile(contentsOf: url)
+        var tensors: [String: Tensor] = [:]
+        for name in file.names { tensors[name] = try file.tensor(name) }
+        return tensors
+    }
+
+    /// Loads the weights of the checkpoint directory `checkpoint` into `model` and, when it holds
+    /// objective.safetensors, restores `objective` from that.
+    public static func load(into model: BertModel, objective: TrainingObjective, from checkpoint: URL) throws {
+        try loadWeights(into: model, from: checkpoint.appendingPathComponent("model.safetensors"))
+        let url = checkpoint.appendingPathComponent(objectiveFile)
+        if FileManager.default.fileExists(atPath: url.path) {
+            try objective.restore(checkpointTensors: readTensors(url))
+        }
+    }
+
     public static let stateFile = "trainer_state.json"
     public static let optimizerFile = "optimizer.safetensors"
     public static let objectiveFile = "objective.safetensors"
