@@ -247,23 +247,25 @@ func runModel(_ spec: ModelSpec, _ o: Options) -> [Result] {
     let flopsPerSeq = spec.shape.forwardFLOPs(tokens: T)
     let params = model.namedParameters.map(\.1)
     var results: [Result] = []
+    /// Measures a single-phase workload (`body` returns its seconds) and records it.
+    func timed(_ workload: String, batch: Int, seqLen: Int, flops: Double, _ body: () -> [Double]) {
+        let r = measure(o, body)
+        results.append(Result(model: spec.name, workload: workload, batch: batch, seqLen: seqLen, runs: r.map { $0[0] },
+                              phases: ["cpu_ms": r.map { $0.last! }], flopsPerRun: flops))
+        report(results.last!)
+    }
 
     // One sequence of each benchmarked length, shared by the training path and the engine.
     let singles = o.lengths.map { randomBatch(batch: 1, seqLen: $0, vocab: spec.shape.vocabSize, rng: &rng) }
     if o.workloads.contains("fwd_b1") {
         for one in singles {
-            let r1 = measure(o) { forwardInference(model, one) }
-            results.append(Result(model: spec.name, workload: "fwd_b1", batch: 1, seqLen: one.seqLen,
-                                  runs: r1.map { $0[0] }, phases: ["cpu_ms": r1.map { $0.last! }],
-                                  flopsPerRun: spec.shape.forwardFLOPs(tokens: one.seqLen)))
-            report(results.last!)
+            timed("fwd_b1", batch: 1, seqLen: one.seqLen, flops: spec.shape.forwardFLOPs(tokens: one.seqLen)) {
+                forwardInference(model, one)
+            }
         }
     }
     if o.workloads.contains("fwd_b\(B)") {
-        let r32 = measure(o) { forwardInference(model, many) }
-        results.append(Result(model: spec.name, workload: "fwd_b\(B)", batch: B, seqLen: T, runs: r32.map { $0[0] },
-                              phases: ["cpu_ms": r32.map { $0.last! }], flopsPerRun: flopsPerSeq * Double(B)))
-        report(results.last!)
+        timed("fwd_b\(B)", batch: B, seqLen: T, flops: flopsPerSeq * Double(B)) { forwardInference(model, many) }
     }
     // The kernel alone: layer 0's FFN input product (T = 128 rows, D → I), one thread, on the engine's packed
     // weights and on BLAS (which packs the weights on every call).
@@ -273,7 +275,7 @@ func runModel(_ spec: ModelSpec, _ o: Options) -> [Result] {
         let w = (0..<(n * k)).map { _ in Float(rng.next() % 2001) / 1000 - 1 }
         var c = [Float](repeating: 0, count: m * n)
         let packed = w.withUnsafeBufferPointer { PackedMatrix(weights: $0.baseAddress!, n: n, k: k) }
-        let r = measure(o) {
+        timed(kind, batch: 1, seqLen: m, flops: Double(2 * m * n * k)) {
             let t0 = now()
             a.withUnsafeBufferPointer { ap in w.withUnsafeBufferPointer { wp in c.withUnsafeMutableBufferPointer { cp in
                 if kind == "gemm_packed" {
@@ -288,28 +290,20 @@ func runModel(_ spec: ModelSpec, _ o: Options) -> [Result] {
             return [now() - t0]
         }
         packed.deallocate()
-        results.append(Result(model: spec.name, workload: kind, batch: 1, seqLen: m, runs: r.map { $0[0] },
-                              phases: ["cpu_ms": r.map { $0.last! }], flopsPerRun: Double(2 * m * n * k)))
-        report(results.last!)
     }
     if o.workloads.contains("engine_b1") || o.workloads.contains("engine_b\(B)") {
         let engine = try! InferenceEngine(model: model, threads: o.engineThreads)
         if o.workloads.contains("engine_b1") {
             for one in singles {
                 let input = encodedInputs(one)
-                let r = measure(o) { engineForward(engine, input) }
-                results.append(Result(model: spec.name, workload: "engine_b1", batch: 1, seqLen: one.seqLen,
-                                      runs: r.map { $0[0] }, phases: ["cpu_ms": r.map { $0.last! }],
-                                      flopsPerRun: spec.shape.forwardFLOPs(tokens: one.seqLen)))
-                report(results.last!)
+                timed("engine_b1", batch: 1, seqLen: one.seqLen, flops: spec.shape.forwardFLOPs(tokens: one.seqLen)) {
+                    engineForward(engine, input)
+                }
             }
         }
         if o.workloads.contains("engine_b\(B)") {
             let input = encodedInputs(many)
-            let r = measure(o) { engineForward(engine, input) }
-            results.append(Result(model: spec.name, workload: "engine_b\(B)", batch: B, seqLen: T, runs: r.map { $0[0] },
-                                  phases: ["cpu_ms": r.map { $0.last! }], flopsPerRun: flopsPerSeq * Double(B)))
-            report(results.last!)
+            timed("engine_b\(B)", batch: B, seqLen: T, flops: flopsPerSeq * Double(B)) { engineForward(engine, input) }
         }
     }
     if o.workloads.contains("fwd_mixed_b\(B)") || o.workloads.contains("engine_mixed_b\(B)") {
@@ -326,17 +320,11 @@ func runModel(_ spec: ModelSpec, _ o: Options) -> [Result] {
         let padded = BertBatch(batch: B, seqLen: longest, inputIds: ids, attentionMask: mask)
         let realFLOPs = lengths.reduce(0.0) { $0 + spec.shape.forwardFLOPs(tokens: $1) }
         if o.workloads.contains("fwd_mixed_b\(B)") {
-            let r = measure(o) { forwardInference(model, padded) }
-            results.append(Result(model: spec.name, workload: "fwd_mixed_b\(B)", batch: B, seqLen: longest,
-                                  runs: r.map { $0[0] }, phases: ["cpu_ms": r.map { $0.last! }], flopsPerRun: realFLOPs))
-            report(results.last!)
+            timed("fwd_mixed_b\(B)", batch: B, seqLen: longest, flops: realFLOPs) { forwardInference(model, padded) }
         }
         if o.workloads.contains("engine_mixed_b\(B)") {
             let engine = try! InferenceEngine(model: model, threads: o.engineThreads)
-            let r = measure(o) { engineForward(engine, inputs) }
-            results.append(Result(model: spec.name, workload: "engine_mixed_b\(B)", batch: B, seqLen: longest,
-                                  runs: r.map { $0[0] }, phases: ["cpu_ms": r.map { $0.last! }], flopsPerRun: realFLOPs))
-            report(results.last!)
+            timed("engine_mixed_b\(B)", batch: B, seqLen: longest, flops: realFLOPs) { engineForward(engine, inputs) }
         }
     }
     guard o.workloads.contains("fwd_bwd_b\(B)") else { return results }
