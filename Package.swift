@@ -1,9 +1,9 @@
 // swift-tools-version:6.0
 // cofi — CoFi structured pruning for BERT-family models, in Swift.
-// Layers (each imports only the ones above it):  Formats (JSON values, JSON strings, file-format errors),
-// CBLAS/Accelerate and PackedGEMM (AVX-512 products) → Tensor → BERT →
-// Tasks → Runtime (inference) →
-// Serving (HTTP), and Tasks → Training → CoFi; all → cofi (CLI), cofi-bench.
+// Layers (each imports only the ones above it, each named in its dependencies; no re-exports):
+// Formats (JSON values and strings, file-format errors), CBLAS/Accelerate and PackedGEMM (AVX-512 products) → Tensor →
+// BERT → Tasks → Runtime (inference, model directories, benchmarks) → Serving (HTTP), and Tasks → Training → CoFi;
+// all → cofi (CLI), cofi-bench. TestSupport (tests only) → Tensor.
 import PackageDescription
 
 /// Release builds target the haswell level (AVX2 + FMA) on Linux x86-64 so the SIMD kernels vectorise fully.
