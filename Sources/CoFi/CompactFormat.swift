@@ -240,7 +240,7 @@ extension CompactLayout {
             throw fail(field, "is \(value) but the model's shape gives \(actual)")
         }
         let exact = original == 0 ? 0 : 1 - Double(prunableParameters) / Double(original)
-        guard abs(sparsity - exact) <= 1e-9 else {
+        guard isClose(sparsity, exact, tolerance: 1e-9) else {
             throw fail("sparsity", "is \(sparsity) but 1 − prunable_parameters / original_prunable_parameters = \(exact)")
         }
     }

@@ -122,7 +122,7 @@ public enum CheckpointGate: String, Codable, CaseIterable, Sendable {
     public func admits(expected: Double, exact: Double, target: Double, epsilon: Double) -> Bool {
         switch self {
         case .expected: return expected >= target - epsilon
-        case .exactBand: return abs(exact - target) <= epsilon
+        case .exactBand: return isClose(exact, target, tolerance: epsilon)
         }
     }
 }
