@@ -170,6 +170,92 @@ final class UserDataTests: XCTestCase {
         XCTAssertEqual(ds.examples.count, 1)
     }
 
+    /// A directory where a file is expected is named as one by every reader (Foundation would say
+    /// "The operation could not be completed. (NSCocoaErrorDomain error 256.)").
+    func testADirectoryGivenAsAFileIsNamedAsOne() throws {
+        let dir = try dataScratchDirectory()
+        func folder(_ name: String) throws -> URL {
+            let url = dir.appendingPathComponent(name)
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+            return url
+        }
+        func check(_ what: String, _ url: URL, _ body: () throws -> Any) {
+            do {
+                _ = try body()
+                XCTFail("\(what): expected an error")
+            } catch {
+                let text = "\(error)"
+                XCTAssertTrue(text.contains(url.path + ": is a directory; expected"), "\(what): \(text)")
+                XCTAssertFalse(text.contains("NSCocoaErrorDomain"), "\(what): \(text)")
+            }
+        }
+        let csv = try folder("train.csv")
+        check("UserData", csv) { try UserData.read(csv, spec: UserDataSpec()) }
+        check("TaskSource", csv) { try TaskSource.files(train: csv, dev: csv, spec: UserDataSpec()).load(train: true) }
+        check("DelimitedFile", csv) { try DelimitedFile.read(csv, format: .csv) }
+        let glue = try folder("glue/SST-2/train.tsv")
+        check("GLUE", glue) { try GLUETask.sst2.read(.train, from: dir.appendingPathComponent("glue")) }
+        let squad = try folder("squad/dev-v1.1.json")
+        check("SQuAD", squad) { try SQuADDataset.load(contentsOf: squad) }
+        check("SQuADSource", squad) {
+            try SQuADSource(version2: false, directory: dir.appendingPathComponent("squad")).load(train: false)
+        }
+        // The other way round: a file where GLUE's data folder is expected.
+        let file = dir.appendingPathComponent("glue.tsv")
+        try Data("sentence\tlabel\n".utf8).write(to: file)
+        XCTAssertThrowsError(try TaskSource.named("sst2", data: file, assets: dir)) {
+            XCTAssertEqual("\($0)", "\(file.path): is a file; expected GLUE's data folder (glue_data, or glue_data/SST-2) with --data")
+        }
+        let vocab = try folder("model/vocab.txt")
+        check("vocab.txt", vocab) { try WordPieceTokenizer.load(directory: dir.appendingPathComponent("model")) }
+        let tokenizerJSON = try folder("model2/tokenizer.json")
+        check("tokenizer.json", tokenizerJSON) { try WordPieceTokenizer.load(directory: dir.appendingPathComponent("model2")) }
+    }
+
+    /// A number too large for a Double (`1e999`) is named as one, not as "an array or object".
+    func testJSONLabelOutOfRange() {
+        let spec = UserDataSpec(textColumn: "t", labelColumn: "y")
+        let e = assertDataError(["d.jsonl:2:", "column \"y\"", "1e999", "out of range"]) {
+            try parse("{\"t\": \"a\", \"y\": 1}\n{\"t\": \"b\", \"y\": 1e999}\n", "d.jsonl", spec)
+        }
+        XCTAssertFalse(e?.description.contains("array or object") ?? true, "\(String(describing: e))")
+        assertDataError(["d.jsonl:1:", "column \"y\"", "-1E+400", "out of range"]) {
+            try parse("{\"t\": \"a\", \"y\": -1E+400}\n", "d.jsonl",
+                      UserDataSpec(textColumn: "t", labelColumn: "y", regression: true))
+        }
+        assertDataError(["d.jsonl:1:", "column \"t\"", "expected a string, found a number out of range (1e999)"]) {
+            try parse("{\"t\": 1e999, \"y\": 1}\n", "d.jsonl", spec)
+        }
+        // Elsewhere in the line an out-of-range number is still the line's problem, named as such.
+        assertDataError(["d.jsonl:1:", "column \"meta\"", "out of range"]) {
+            try parse("{\"t\": \"a\", \"y\": 1, \"meta\": [1e999]}\n", "d.jsonl", spec)
+        }
+    }
+
+    /// An inferred label set in which two labels differ only by surrounding whitespace is an error naming both
+    /// lines (Hugging Face's run_glue would train one class per spelling); labels spelled the same way throughout,
+    /// spaces and all, are kept as written, and a given label set is taken as given.
+    func testLabelsThatDifferOnlyBySurroundingSpaces() throws {
+        assertDataError(["t.csv:4:", "column 2 (label)", "\"pos \"", "\"pos\" (line 2)", "surrounding whitespace"]) {
+            try parse("text,label\na,pos\nb,neg\nc,pos \n", "t.csv", UserDataSpec())
+        }
+        assertDataError(["t.jsonl:3:", "column \"label\"", "\" 1\"", "\"1\" (line 1)"]) {
+            try parse("{\"text\": \"a\", \"label\": 1}\n{\"text\": \"b\", \"label\": 0}\n{\"text\": \"c\", \"label\": \" 1\"}\n",
+                      "t.jsonl", UserDataSpec())
+        }
+        assertDataError(["t.tsv:3:", "\"neg\\t\"", "\"neg\" (line 2)"]) {
+            try parse("text\tlabel\na\tneg\nb\t\"neg\t\"\n", "t.tsv", UserDataSpec(tsvQuoting: .rfc4180))
+        }
+        // Not bad rows to skip: the file's label set is ambiguous.
+        assertDataError(["t.csv:3:", "surrounding whitespace"]) {
+            try parse("text,label\na,x\nb,x \nc,y\n", "t.csv", UserDataSpec(), options: ReadOptions(skipBadRows: true))
+        }
+        let spaced = try parse("text,label\na,pos \nb,neg \n", "t.csv", UserDataSpec())
+        XCTAssertEqual(spaced.labelNames, ["neg ", "pos "])
+        let given = try parse("text,label\na,pos\nb,pos \n", "t.csv", UserDataSpec(labels: ["pos", "pos "]))
+        XCTAssertEqual(given.examples.map(\.label), [.classification(0), .classification(1)])
+    }
+
     func testSkipBadRows() throws {
         let text = "text,label\na,1\nb\nc,2\n\"d\"x,1\ne,\n"
         let ds = try parse(text, "t.csv", UserDataSpec(), options: ReadOptions(skipBadRows: true))

@@ -94,12 +94,22 @@ enum DataIO {
 
     /// Reads a whole file, turning the Foundation error into a `DataError` naming it.
     static func readBytes(_ url: URL) throws -> [UInt8] {
+        if isDirectory(url) { throw DataError(file: url.path, message: directoryMessage) }
         do {
             return [UInt8](try Data(contentsOf: url))
         } catch {
             throw DataError(file: url.path, message: "cannot read the file (\(error.localizedDescription))")
         }
     }
+
+    /// Whether `url` names a directory (Foundation's read error for one is "NSCocoaErrorDomain error 256").
+    static func isDirectory(_ url: URL) -> Bool {
+        var directory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: url.path, isDirectory: &directory) && directory.boolValue
+    }
+
+    /// What the readers say of a directory given where a file is expected (after the path).
+    static let directoryMessage = "is a directory; expected a file"
 
     /// Offset of the first byte that does not start a valid UTF-8 scalar, or nil when all of `bytes` is valid.
     static func firstInvalidUTF8Offset(_ bytes: [UInt8]) -> Int? {

@@ -36,6 +36,10 @@ public enum TaskSource {
             throw TaskError("\(directory.path): no such directory; give GLUE's data folder (glue_data, or "
                                + "glue_data/\(task.directoryName)) with --data")
         }
+        guard DataIO.isDirectory(directory) else {
+            throw TaskError("\(directory.path): is a file; expected GLUE's data folder (glue_data, or "
+                               + "glue_data/\(task.directoryName)) with --data")
+        }
         return .glue(task, directory: directory)
     }
 

@@ -37,7 +37,9 @@ public struct UserDataSpec: Sendable {
     /// every label is an integer ("2" before "10"), otherwise by Unicode code points — the order Hugging Face's
     /// `run_glue.py` gives (`label_list.sort()`). Labels are matched exactly (no trimming, case-sensitive); a JSON
     /// number label is written as an integer when it is one (`1` and `1.0` are both "1"), and JSON `true`/`false`
-    /// as "true"/"false".
+    /// as "true"/"false". An inferred set in which two labels differ only by surrounding whitespace ("pos" and
+    /// "pos ") is an error naming both lines, where `run_glue.py` would silently train two classes; labels spelled
+    /// the same way throughout, spaces and all, are kept as written.
     public var labels: [String]?
     /// Labels are real numbers (surrounding spaces allowed in text files) and the task is a regression.
     public var regression: Bool
@@ -107,6 +109,7 @@ public enum UserData {
         } else if let given = spec.labels {
             kind = .classification(names: given)
         } else if spec.labelColumn != nil {
+            try checkSurroundingWhitespace(rows, name: name)
             kind = .classification(names: inferLabelSet(rows.compactMap { $0.label?.text }))
         } else {
             kind = .classification(names: [])
@@ -157,6 +160,25 @@ public enum UserData {
     }
 
     private static func codePoints(_ s: String) -> [UInt32] { s.unicodeScalars.map(\.value) }
+
+    /// Fails at the first row whose label differs from an earlier row's only by surrounding whitespace (a file
+    /// problem, not a bad row: which spelling is meant cannot be told, so it is never skipped).
+    private static func checkSurroundingWhitespace(_ rows: [RawRow], name: String) throws {
+        var first: [String: (label: String, line: Int)] = [:]
+        for row in rows {
+            guard let label = row.label?.text else { continue }
+            let key = label.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard let seen = first[key] else {
+                first[key] = (label, row.line)
+                continue
+            }
+            guard seen.label != label else { continue }
+            throw DataError(file: name, line: row.line, column: row.labelColumn,
+                            message: "label \(DataIO.quoted(label)) differs from \(DataIO.quoted(seen.label)) (line \(seen.line)) "
+                                + "only by surrounding whitespace; they would be trained as two classes — spell the label "
+                                + "the same way on every line")
+        }
+    }
 
     // MARK: - rows before label resolution
 
@@ -257,6 +279,15 @@ public enum UserData {
             do {
                 object = try decoder.decode([String: JSONValue].self, from: Data(raw))
             } catch {
+                if let number = outOfRangeNumber(raw) {
+                    // Foundation reports a number it cannot hold as a type mismatch ("found number instead").
+                    let key = decodingKey(error)
+                    let found = "a number out of range (\(number)); JSON numbers must fit a 64-bit float"
+                    let message = key == spec.labelColumn ? "expected a label (string or number), found " + found
+                        : key == spec.textColumn || key == spec.pairColumn ? "expected a string, found " + found : found
+                    try policy.reject(DataError(file: name, line: line, column: key.map(DataIO.quoted), message: message))
+                    continue
+                }
                 try policy.reject(DataError(file: name, line: line, message: "expected a JSON object on this line " +
                                             "(\(jsonProblem(error)))"))
                 continue
@@ -286,6 +317,10 @@ public enum UserData {
                 switch object[key] {
                 case .string(let s) where !s.isEmpty: label = RawLabel(text: s, number: nil)
                 case .integer(let i): label = RawLabel(text: String(i), number: Double(i))
+                case .number(let d) where !d.isFinite:
+                    try policy.reject(DataError(file: name, line: line, column: column,
+                                                message: "expected a label (string or number), found a number out of range (\(d))"))
+                    continue lineLoop
                 case .number(let d):
                     let integral = d.rounded() == d && abs(d) < 9.007_199_254_740_992e15
                     label = RawLabel(text: integral ? String(Int(d)) : String(d), number: d)
@@ -305,6 +340,46 @@ public enum UserData {
                                labelColumn: spec.labelColumn.map(DataIO.quoted)))
         }
         return rows
+    }
+
+    /// The first number literal of a JSON text that is too large for a `Double` (`1e999`, `-1E+400`), if any;
+    /// strings are skipped.
+    static func outOfRangeNumber(_ bytes: ArraySlice<UInt8>) -> String? {
+        let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
+        let numberBytes = Set("+-.eE0123456789".utf8)
+        var i = bytes.startIndex
+        var inString = false
+        while i < bytes.endIndex {
+            let b = bytes[i]
+            if inString {
+                if b == backslash { i += 2; continue }
+                if b == quote { inString = false }
+                i += 1
+            } else if b == quote {
+                inString = true
+                i += 1
+            } else if b == UInt8(ascii: "-") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b) {
+                var j = i
+                while j < bytes.endIndex, numberBytes.contains(bytes[j]) { j += 1 }
+                let token = String(decoding: bytes[i..<j], as: UTF8.self)
+                if let d = Double(token), !d.isFinite { return token }
+                i = j
+            } else {
+                i += 1
+            }
+        }
+        return nil
+    }
+
+    /// The top-level key a decoding error happened under, if it says.
+    private static func decodingKey(_ error: Error) -> String? {
+        switch error {
+        case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c), DecodingError.keyNotFound(_, let c),
+             DecodingError.dataCorrupted(let c):
+            return c.codingPath.first?.stringValue
+        default:
+            return nil
+        }
     }
 
     private static func jsonProblem(_ error: Error) -> String {

@@ -95,6 +95,7 @@ public struct SQuADDataset: Sendable {
     /// Reads and validates a SQuAD JSON file.
     public static func load(contentsOf url: URL) throws -> SQuADDataset {
         let data: Data
+        if DataIO.isDirectory(url) { throw SQuADError(file: url.path, DataIO.directoryMessage + " (a SQuAD JSON file)") }
         do { data = try Data(contentsOf: url) } catch {
             throw SQuADError(file: url.path, "cannot read the file: \(error.localizedDescription)")
         }

@@ -40,6 +40,7 @@ extension WordPieceTokenizer {
     /// token is an error (HF would silently keep the last id and leave a hole).
     static func readVocab(_ url: URL) throws -> [String] {
         let data: Data
+        if DataIO.isDirectory(url) { throw TokenizerError("\(url.path): \(DataIO.directoryMessage) (the vocabulary, one token per line)") }
         do { data = try Data(contentsOf: url) } catch {
             throw TokenizerError("\(url.path): cannot read the vocabulary file (\(error.localizedDescription))")
         }
@@ -232,6 +233,7 @@ struct JSONFile {
     init(_ url: URL) throws {
         self.url = url
         let data: Data
+        if DataIO.isDirectory(url) { throw TokenizerError("\(url.path): \(DataIO.directoryMessage) (JSON)") }
         do { data = try Data(contentsOf: url) } catch {
             throw TokenizerError("\(url.path): cannot read (\(error.localizedDescription))")
         }
