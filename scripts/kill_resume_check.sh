@@ -51,7 +51,7 @@ EOF
 
 # 12 steps of 4 examples (one epoch), evaluated and checkpointed every 2 steps.
 finetune_args=(finetune --model "$model" --train "$work/train.csv" --dev "$work/dev.csv" --max-length 16
-               --batch-size 4 --max-steps 12 --eval-steps 2 --logging-steps 1 --learning-rate 5e-5)
+               --batch-size 4 --max-steps 12 --eval-steps 2 --logging-steps 1 --learning-rate 3e-4)
 finetune_eval=2
 # The fine-tuned reference as teacher and student: 1 pre-pruning + 2 pruning epochs of 6 steps and 1 fine-tuning
 # epoch, evaluated every 3 steps, a wide checkpoint gate so that every evaluation may become best/.
