@@ -142,7 +142,7 @@ check() {
     for target in "${targets[@]}"; do
         local mode=()
         if [ $kills -gt 0 ]; then mode=(--resume); fi
-        "$cofi" "${args[@]}" --out "$out" "${mode[@]}" > "$out.log" 2>&1 &
+        "$cofi" "${args[@]}" --out "$out" ${mode[@]+"${mode[@]}"} > "$out.log" 2>&1 &
         pid=$!
         local hit=0
         case "$target" in
