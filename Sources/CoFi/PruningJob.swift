@@ -81,10 +81,17 @@ public enum PruningOutput {
     /// The names a run writes (and `.force` removes).
     public static let runFiles = ["preprune", "prune", "finetune", "pruned", "final", "summary.json", "report.md", "figures"]
 
+    /// The run's directories that a killed write can leave temporary files or staged checkpoints in.
+    public static let writtenDirectories = ["", "preprune", "prune", "finetune", "pruned", "final", "figures"]
+
     /// `.resume` needs a run in `directory`; `.force` removes only the run's files; `.fresh` needs it absent or empty.
+    /// First, in every mode, removes what killed runs left in the run's directories (`TrainingOutput.removeLeftovers`).
     /// Creates the directory.
     public static func prepare(_ directory: URL, mode: TrainingOutput.Mode) throws {
         let fm = FileManager.default
+        for name in writtenDirectories {
+            TrainingOutput.removeLeftovers(in: name.isEmpty ? directory : directory.appendingPathComponent(name))
+        }
         let contents = ((try? fm.contentsOfDirectory(atPath: directory.path)) ?? []).sorted()
         switch mode {
         case .resume:

@@ -200,7 +200,9 @@ public struct PruningSummary: Codable, Sendable {
     public var originalLayers: [Layer]
     public var encoderParametersBefore: Int
     public var encoderParametersAfter: Int
-    /// Wall seconds per stage: preprune, prune, compact, finetune.
+    /// Wall seconds per stage: preprune, prune, compact, finetune. A training stage counts its time in training
+    /// over every process that worked on it (`TrainerState.wallSeconds`), resumes included; compact, which every
+    /// run (resumed or not) redoes, counts this process's.
     public var stageSeconds: [String: Double]
     public var finalDirectory: String?
 
@@ -238,6 +240,8 @@ public final class PruningPipeline {
     /// The layer transformation, trained through pre-pruning and pruning.
     public let transformation: LayerTransformation?
     private var currentTrainer: Trainer?
+    /// Wall seconds of each training stage over every process that worked on it, as `runStage` finds them.
+    private var stageWallSeconds: [String: Double] = [:]
     private let stopLock = NSLock()
     private var stopFlag = false
 
@@ -322,14 +326,12 @@ public final class PruningPipeline {
 
         // 1. Pre-pruning: distillation only.
         if settings.prePruningEpochs > 0 {
-            let t0 = clockNow()
             try prePrune(resume: resume)
-            seconds["preprune"] = clockNow() - t0
+            seconds["preprune"] = stageWallSeconds["preprune"]
         }
         // 2. Pruning: a fresh model optimiser and linear schedule over the remaining epochs.
-        let t1 = clockNow()
         let pruning = try prune(resume: resume)
-        seconds["prune"] = clockNow() - t1
+        seconds["prune"] = stageWallSeconds["prune"]
         guard let out = output else {
             throw PruningError("no output directory: nothing to compact")
         }
@@ -344,9 +346,8 @@ public final class PruningPipeline {
         // 4. Fine-tune the compact model with distillation at a constant lr.
         var finalMetric: Double?
         if settings.finetuneEpochs > 0 {
-            let t3 = clockNow()
             finalMetric = try finetune(pruned.compact, in: out, resume: resume)
-            seconds["finetune"] = clockNow() - t3
+            seconds["finetune"] = stageWallSeconds["finetune"]
         }
         let finalDir = try saveFinal(pruned.compact, in: out)
 
@@ -506,12 +507,17 @@ public final class PruningPipeline {
     }
 
     /// Runs one training stage in `<out>/<name>` (skipped when DONE: its final weights and objective tensors are
-    /// loaded instead); returns the trainer when it ran.
+    /// loaded instead); returns the trainer when it ran. Records the stage's wall seconds over every process that
+    /// worked on it in `stageWallSeconds`.
     @discardableResult
     private func runStage(_ name: String, objective: PruningObjective, model: BertModel,
                           configuration: TrainerConfiguration, evaluator: Evaluator?, resume: Bool) throws -> Trainer? {
         if let dir = stageDirectory(name), isDone(name) {
             try loadFinishedStage(name, in: dir, objective: objective, model: model, evaluator: evaluator)
+            if let state = try? TrainingCheckpoint.readState(dir.appendingPathComponent("checkpoint")) {
+                // States written before wall time was recorded: their training and evaluation time.
+                stageWallSeconds[name] = state.wallSeconds ?? state.trainSeconds + state.evaluationSeconds
+            }
             return nil
         }
         let trainer = try stageTrainer(name, objective: objective, model: model, configuration: configuration,
@@ -520,7 +526,7 @@ public final class PruningPipeline {
         stopLock.lock(); let stop = stopFlag; stopLock.unlock()
         if stop { trainer.requestStop() }
         defer { currentTrainer = nil }
-        do { try trainer.train() } catch let e as TrainerError {
+        do { stageWallSeconds[name] = try trainer.train().wallSeconds } catch let e as TrainerError {
             throw PruningError("\(name) stage, \(e.description)")
         }
         try markDone(name)
@@ -555,6 +561,7 @@ public final class PruningPipeline {
         args["stage"] = name
         let trainer = try Trainer(model: model, data: data, configuration: configuration, objective: objective,
                                   evaluator: evaluator, output: output, export: export, arguments: args)
+        if name == "finetune" { trainer.learningRateOption = "--finetune-lr" }
         if let output, resume, FileManager.default.fileExists(atPath: output.checkpoint.appendingPathComponent(TrainingCheckpoint.stateFile).path) {
             try trainer.resume(from: output.checkpoint)
             if let masked = evaluator as? MaskedEvaluator { masked.bestSoFar = trainer.state.bestMetric }

@@ -25,6 +25,8 @@ public struct TrainingSummary: Sendable, CustomStringConvertible {
     public var lastEvaluation: EvaluationResult?
     /// Wall-clock seconds of this call of `train()`.
     public var seconds: Double
+    /// Wall-clock seconds in `train()` over the whole run (every resume included; see `TrainerState.wallSeconds`).
+    public var wallSeconds: Double
     /// Seconds in training steps and in evaluation over the whole run (every resume included).
     public var trainSeconds: Double
     public var evaluationSeconds: Double
@@ -71,8 +73,12 @@ public final class Trainer {
     public var progress: ProgressReporter?
     /// Called after every step; throwing stops the run (the last checkpoint stays as it was).
     public var onStep: ((StepRecord) throws -> Void)?
+    /// The command-line option that sets this run's learning rate, named when the loss diverges.
+    public var learningRateOption = "--learning-rate"
 
     private var resumed = false
+    /// `state.wallSeconds` when `train()` was called, and the clock then; nil outside `train()`.
+    private var wallClock: (base: Double, start: Double)?
     private var gradientHolders: [Variable] = []
     private var log: MetricsLog?
 
@@ -155,6 +161,13 @@ public final class Trainer {
                                + "\(saved.stepsPerEpoch) batches per epoch; now \(data.exampleCount) in \(stepsPerEpoch))")
         }
 
+        if let output, let diverged = output.divergence(after: saved.globalStep) {
+            throw TrainerError("cannot resume: the run stopped at step \(diverged.step) because \(diverged.reason), after "
+                + "its last checkpoint (\(checkpoint.path), step \(saved.globalStep)). "
+                + Self.divergenceAdvice(step: diverged.step, learningRate: saved.configuration.learningRate,
+                                        option: learningRateOption))
+        }
+
         // The objective before the optimisers: which optimisers it has may depend on its restored state.
         try TrainingCheckpoint.load(into: model, objective: objective, from: checkpoint)
         let optimizerURL = checkpoint.appendingPathComponent(TrainingCheckpoint.optimizerFile)
@@ -175,6 +188,8 @@ public final class Trainer {
     @discardableResult
     public func train() throws -> TrainingSummary {
         let runStart = Self.now()
+        wallClock = (state.wallSeconds ?? 0, runStart)
+        defer { wallClock = nil }
         try openLog()
         var counters = RunCounters(epochStart: Self.now(), lastSavedStep: resumed ? state.globalStep : -1)
 
@@ -354,7 +369,8 @@ public final class Trainer {
         let summary = TrainingSummary(
             steps: state.globalStep, epochs: state.epochProgress, bestMetricName: state.bestMetricName,
             bestMetric: state.bestMetric, bestStep: state.bestStep, lastEvaluation: lastEvaluation,
-            seconds: Self.now() - runStart, trainSeconds: state.trainSeconds, evaluationSeconds: state.evaluationSeconds,
+            seconds: Self.now() - runStart, wallSeconds: updatedWallSeconds(), trainSeconds: state.trainSeconds,
+            evaluationSeconds: state.evaluationSeconds,
             examplesPerSecond: Double(state.examplesSeen) / max(state.trainSeconds, 1e-9))
         log?.append([("event", "end"), ("step", state.globalStep), ("epoch", state.epochProgress),
                      ("best_metric_name", summary.bestMetricName), ("best_metric", summary.bestMetric),
@@ -385,6 +401,7 @@ public final class Trainer {
             state.bestMetricName = result.primaryName
             state.bestStep = state.globalStep
             if let output {
+                _ = updatedWallSeconds()
                 try TrainingCheckpoint.write(to: output.best, model: model, export: export, state: state)
             }
         }
@@ -401,8 +418,15 @@ public final class Trainer {
     /// Writes `checkpoint/` with the current state (nothing without an output directory).
     public func saveCheckpoint() throws {
         guard let output else { return }
+        _ = updatedWallSeconds()
         try TrainingCheckpoint.write(to: output.checkpoint, model: model, export: export, state: state,
                                      optimizers: allOptimizers, objectiveTensors: objective.checkpointTensors)
+    }
+
+    /// Sets `state.wallSeconds` to the wall time in `train()` so far, over every resume, and returns it.
+    private func updatedWallSeconds() -> Double {
+        if let w = wallClock { state.wallSeconds = w.base + Self.now() - w.start }
+        return state.wallSeconds ?? 0
     }
 
     private let stopLock = NSLock()
@@ -430,9 +454,20 @@ public final class Trainer {
             message += ". The last checkpoint is \(output.checkpoint.path) (step \(saved.globalStep))"
         }
         if let best = state.bestStep, let output { message += "; the best model is \(output.best.path) (step \(best))" }
-        log?.append([("event", "stopped"), ("step", step + 1), ("reason", reason), ("time", Self.timestamp())])
+        message += ". " + Self.divergenceAdvice(step: step + 1, learningRate: configuration.learningRate,
+                                                 option: learningRateOption)
+        // `diverged` marks the stop for `resume(from:)`, which then refuses to repeat it.
+        log?.append([("event", "stopped"), ("step", step + 1), ("reason", reason), ("diverged", true),
+                     ("time", Self.timestamp())])
         progress?.finish()
         return TrainerError(message)
+    }
+
+    /// Why resuming a diverged run cannot help, and what to do instead.
+    static func divergenceAdvice(step: Int, learningRate: Float, option: String) -> String {
+        "Training is deterministic (same data order, dropout and updates), so resuming with the same settings "
+            + "would stop at step \(step) again: start over (--force) with a lower \(option) (this run's is "
+            + "\(learningRate))"
     }
 
     static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import BERT
 import Foundation
 import Tasks
@@ -6,7 +11,8 @@ import Tensor
 // Checkpoints: Hugging Face model directories (config.json + model.safetensors + tokenizer files) that also carry
 // what a run needs to continue (trainer_state.json, optimizer.safetensors, objective.safetensors). Every directory
 // is written whole into a hidden sibling and then renamed into place, so a reader (or a resumed run) sees either the
-// previous checkpoint or the new one, never half of one.
+// previous checkpoint or the new one, never half of one; what a killed write leaves behind is removed at the next
+// start (`TrainingOutput.removeLeftovers`).
 
 /// Where a run is in its schedule, and what it was started with: `trainer_state.json`.
 ///
@@ -28,6 +34,10 @@ public struct TrainerState: Codable, Equatable, Sendable {
     /// Seconds spent in training steps and in evaluation so far, over every resume.
     public var trainSeconds = 0.0
     public var evaluationSeconds = 0.0
+    /// Wall seconds spent in `Trainer.train()` up to this checkpoint, over every resume (nil in states written
+    /// before it was recorded). A killed process's time after its last checkpoint is not counted: that work is
+    /// redone, and counted, by the resumed run.
+    public var wallSeconds: Double?
     public var bestMetricName: String?
     public var bestMetric: Double?
     public var bestStep: Int?
@@ -46,6 +56,7 @@ public struct TrainerState: Codable, Equatable, Sendable {
         case formatVersion = "format_version", globalStep = "global_step", epoch, batchInEpoch = "batch_in_epoch"
         case stepsPerEpoch = "steps_per_epoch", totalSteps = "total_steps", trainExamples = "train_examples"
         case examplesSeen = "examples_seen", trainSeconds = "train_seconds", evaluationSeconds = "evaluation_seconds"
+        case wallSeconds = "wall_seconds"
         case bestMetricName = "best_metric_name", bestMetric = "best_metric", bestStep = "best_step"
         case lastEvaluationStep = "last_evaluation_step", seed, rng, configuration, arguments
     }
@@ -263,6 +274,8 @@ public struct TrainingOutput: Sendable {
 
     /// Checks `directory` against `mode` and creates it if needed. Refuses to start a fresh run in a directory
     /// that holds anything, and to resume where there is no checkpoint; never removes a file it did not write.
+    /// First puts back a checkpoint renamed aside by a crash (`TrainingCheckpoint.recover`) and removes the leftovers
+    /// of killed runs (`removeLeftovers`), in every mode.
     public static func prepare(_ directory: URL, mode: Mode) throws -> TrainingOutput {
         let fm = FileManager.default
         let out = TrainingOutput(directory: directory)
@@ -273,6 +286,7 @@ public struct TrainingOutput: Sendable {
         }
         TrainingCheckpoint.recover(out.checkpoint)
         TrainingCheckpoint.recover(out.best)
+        if exists { removeLeftovers(in: directory) }
         let contents = exists ? ((try? fm.contentsOfDirectory(atPath: directory.path)) ?? []).sorted() : []
         switch mode {
         case .fresh:
@@ -287,7 +301,8 @@ public struct TrainingOutput: Sendable {
                                    "directory, or pass --force to write the run's files into it (other files are kept)")
             }
         case .force:
-            for name in runFiles + contents.filter({ $0.hasPrefix(".checkpoint.") || $0.hasPrefix(".best.") }) {
+            let aside = contents.filter { ($0.hasPrefix(".checkpoint.") || $0.hasPrefix(".best.")) && !isLiveStaging($0) }
+            for name in runFiles + aside {
                 let url = directory.appendingPathComponent(name)
                 if fm.fileExists(atPath: url.path) {
                     do { try fm.removeItem(at: url) } catch {
@@ -307,11 +322,93 @@ public struct TrainingOutput: Sendable {
         return out
     }
 
+    /// The last stop on a non-finite loss or gradient norm after step `step` that `metrics.jsonl` records (a
+    /// `stopped` event marked `diverged`), with its reason; nil when there is none (or no readable log). Lines
+    /// that do not parse (cut short by a kill) are skipped.
+    public func divergence(after step: Int) -> (step: Int, reason: String)? {
+        guard let data = try? Data(contentsOf: metrics) else { return nil }
+        var found: (step: Int, reason: String)?
+        for line in data.split(separator: 0x0A) where !line.isEmpty {
+            guard let r = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+                  r["event"] as? String == "stopped", r["diverged"] as? Bool == true,
+                  let s = r["step"] as? Int, s > step else { continue }
+            found = (s, r["reason"] as? String ?? "the training diverged")
+        }
+        return found
+    }
+
     /// Whether the directory holds files of a training run.
     public var holdsRun: Bool {
         let fm = FileManager.default
         return fm.fileExists(atPath: metrics.path)
             || fm.fileExists(atPath: checkpoint.appendingPathComponent(TrainingCheckpoint.stateFile).path)
             || fm.fileExists(atPath: best.appendingPathComponent(TrainingCheckpoint.stateFile).path)
+    }
+}
+
+// MARK: - Leftovers of killed runs
+
+extension TrainingOutput {
+    /// The directories a run stages its writes of (`.<name>.partial-<pid>`, see `TrainingCheckpoint.write`).
+    public static let stagedDirectories = ["checkpoint", "best"]
+
+    /// Removes from `directory` (not below it) what a run killed in the middle of a write left there, recognised by
+    /// name and, where the name holds one, by its process being gone (`kill(pid, 0)` fails with ESRCH):
+    ///
+    /// - `.<name>.partial-<pid>`, a checkpoint being written (`TrainingCheckpoint.write`), for each name of `staged`;
+    /// - `.dat.nosync<pid in hex>.<6 characters>`, Foundation's temporary file of an atomic write (metrics.jsonl,
+    ///   summary.json, DONE, config.json, the report);
+    /// - `.<file>.safetensors.<UUID>.tmp`, `SafetensorsWriter`'s temporary file: its name holds no process id, so
+    ///   it is removed whatever wrote it.
+    ///
+    /// Limits: a process id reused by a live process keeps its leftover until that process ends; and another run
+    /// writing a safetensors file into the same directory at this moment loses its temporary file (its write then
+    /// fails with an error; two runs in one directory are not supported). Returns the names removed, sorted.
+    @discardableResult
+    public static func removeLeftovers(in directory: URL, staged: [String] = stagedDirectories) -> [String] {
+        let fm = FileManager.default
+        let names = ((try? fm.contentsOfDirectory(atPath: directory.path)) ?? []).sorted()
+        return names.filter { name in
+            guard isLeftover(name, staged: staged) else { return false }
+            return (try? fm.removeItem(at: directory.appendingPathComponent(name))) != nil
+        }
+    }
+
+    /// Whether `name` is a leftover that `removeLeftovers` removes (its process, when it names one, is gone).
+    static func isLeftover(_ name: String, staged: [String] = stagedDirectories) -> Bool {
+        if let pid = stagingProcess(name, staged: staged) { return processIsGone(pid) }
+        if name.hasPrefix(".dat.nosync") {
+            let rest = name.dropFirst(".dat.nosync".count).split(separator: ".", omittingEmptySubsequences: false)
+            guard rest.count == 2, rest[1].count == 6, let pid = pid_t(rest[0], radix: 16), pid > 0 else { return false }
+            return processIsGone(pid)
+        }
+        if name.hasPrefix("."), name.hasSuffix(".tmp") {
+            let middle = name.dropFirst().dropLast(".tmp".count)
+            guard middle.count > 37, UUID(uuidString: String(middle.suffix(36))) != nil else { return false }
+            let file = middle.dropLast(36)
+            return file.hasSuffix(".safetensors.") && file.count > ".safetensors.".count
+        }
+        return false
+    }
+
+    /// Whether `name` is the staging directory of a checkpoint that a live process is writing.
+    static func isLiveStaging(_ name: String, staged: [String] = stagedDirectories) -> Bool {
+        stagingProcess(name, staged: staged).map { !processIsGone($0) } ?? false
+    }
+
+    /// The process id in `.<name>.partial-<pid>` for a name of `staged`.
+    static func stagingProcess(_ name: String, staged: [String]) -> pid_t? {
+        for s in staged where name.hasPrefix(".\(s).partial-") {
+            let digits = name.dropFirst(".\(s).partial-".count)
+            guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber),
+                  let pid = pid_t(digits), pid > 0 else { return nil }
+            return pid
+        }
+        return nil
+    }
+
+    /// Whether no process has the id `pid` (`kill(pid, 0)` fails with ESRCH; EPERM means one exists).
+    static func processIsGone(_ pid: pid_t) -> Bool {
+        kill(pid, 0) != 0 && errno == ESRCH
     }
 }

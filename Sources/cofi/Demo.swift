@@ -56,6 +56,8 @@ struct Demo: ParsableCommand {
             for name in ["teacher", "prune", "bench.jsonl"] { try? fm.removeItem(at: outDir.appendingPathComponent(name)) }
         }
         try fm.createDirectory(at: outDir, withIntermediateDirectories: true)
+        // bench.jsonl's temporary file, if a kill left one (teacher/ and prune/ are swept by their jobs).
+        TrainingOutput.removeLeftovers(in: outDir)
         let started = Date()
         func step(_ text: String) {
             FileHandle.standardError.write(Data("\n== demo: \(text) (at \(ProgressReporter.duration(Date().timeIntervalSince(started))))\n".utf8))

@@ -137,32 +137,86 @@ final class PruningStagesTests: XCTestCase {
                        .exactBand)
     }
 
-    func testResumedPruningRepeatsTheUninterruptedLosses() throws {
+    /// A run stopped on request mid-pruning and resumed: the same losses, byte-identical weights, gates, summary
+    /// and metrics as the uninterrupted run except for times, and stage times that add up over both processes.
+    func testResumedPruningRepeatsTheUninterruptedRun() throws {
         var settings = Self.settings()
         settings.finetuneEpochs = 0
         settings.evalSteps = nil
-        func run(stopAfter: Int?, out: URL, resume: Bool) throws -> [Int: Double] {
+        struct Run {
+            var losses: [Int: Double] = [:]
+            var summary: PruningSummary?
+            /// Per stage, the seconds from its first to its last step in this process (a lower bound of its time).
+            var stepSpan: [String: Double] = [:]
+        }
+        func run(stopAfter: Int?, out: URL, resume: Bool, pause: Bool = false) throws -> Run {
             let f = Self.fixture()
             let pipeline = try PruningPipeline(teacher: f.teacher, student: f.student, data: f.data,
                                                evaluator: f.evaluator, settings: settings, output: out)
-            var losses: [Int: Double] = [:]
+            var result = Run()
+            var firstStep: [String: Double] = [:]
             pipeline.onStep = { [weak pipeline] stage, record, _ in
+                let now = clockNow()
+                if firstStep[stage] == nil { firstStep[stage] = now }
+                result.stepSpan[stage] = now - firstStep[stage]!
+                // Time that only the first process spends, so that a summary counting one process falls short.
+                if pause && record.step == 2 { Thread.sleep(forTimeInterval: 0.3) }
                 guard stage == "prune" else { return }
-                losses[record.step] = Double(record.loss)
+                result.losses[record.step] = Double(record.loss)
                 if let stopAfter, record.step == stopAfter { pipeline?.requestStop() }
             }
-            do { _ = try pipeline.run(resume: resume) } catch where stopAfter != nil {}
-            return losses
+            do { result.summary = try pipeline.run(resume: resume) } catch where stopAfter != nil {}
+            return result
         }
-        let whole = try run(stopAfter: nil, out: try temporaryDirectory(), resume: false)
+        let wholeOut = try temporaryDirectory()
+        let whole = try run(stopAfter: nil, out: wholeOut, resume: false)
         let out = try temporaryDirectory()
-        let first = try run(stopAfter: 6, out: out, resume: false)
+        let first = try run(stopAfter: 6, out: out, resume: false, pause: true)
         let second = try run(stopAfter: nil, out: out, resume: true)
-        XCTAssertEqual(first.keys.max(), 6)
-        let maxDiff = maxError(first.merging(second, uniquingKeysWith: { _, b in b }).map { absDifference($1, whole[$0]!) })
-        print("resumed vs uninterrupted pruning losses: max abs diff \(maxDiff) over \(whole.count) steps")
-        XCTAssertEqual(Set(first.keys).union(second.keys), Set(whole.keys))
+        XCTAssertEqual(first.losses.keys.max(), 6)
+        let maxDiff = maxError(first.losses.merging(second.losses, uniquingKeysWith: { _, b in b }).map { absDifference($1, whole.losses[$0]!) })
+        print("resumed vs uninterrupted pruning losses: max abs diff \(maxDiff) over \(whole.losses.count) steps")
+        XCTAssertEqual(Set(first.losses.keys).union(second.losses.keys), Set(whole.losses.keys))
         XCTAssertLessThanOrEqual(maxDiff, 1e-6)
+
+        // Stage times: pre-pruning ran only in the first process, pruning in both.
+        let seconds = try XCTUnwrap(second.summary).stageSeconds
+        print("stage seconds after the resume \(seconds); step spans \(first.stepSpan) then \(second.stepSpan)")
+        XCTAssertNil(second.stepSpan["preprune"])
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(seconds["preprune"]), try XCTUnwrap(first.stepSpan["preprune"]))
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(seconds["prune"]),
+                                    try XCTUnwrap(first.stepSpan["prune"]) + XCTUnwrap(second.stepSpan["prune"]))
+
+        // Byte-identical results; the summary and the logs differ only in times (and the run's own paths).
+        for file in ["final/model.safetensors", "pruned/model.safetensors", "prune/best/model.safetensors",
+                     "prune/best_gates.safetensors", "prune/checkpoint/model.safetensors",
+                     "prune/checkpoint/optimizer.safetensors", "prune/checkpoint/objective.safetensors"] {
+            XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent(file)),
+                           try Data(contentsOf: wholeOut.appendingPathComponent(file)), file)
+        }
+        func timeless(_ url: URL, dropping keys: Set<String>) throws -> [NSDictionary] {
+            try Data(contentsOf: url).split(separator: 0x0A).compactMap { line in
+                var r = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line)) as? [String: Any])
+                if ["resume", "stopped"].contains(r["event"] as? String) { return nil }
+                for key in keys { r[key] = nil }
+                return r as NSDictionary
+            }
+        }
+        let times: Set<String> = ["time", "seconds", "train_seconds", "evaluation_seconds", "examples_per_second",
+                                  "step_seconds", "model_seconds"]
+        for stage in ["preprune", "prune"] {
+            let a = try timeless(out.appendingPathComponent("\(stage)/metrics.jsonl"), dropping: times)
+            let b = try timeless(wholeOut.appendingPathComponent("\(stage)/metrics.jsonl"), dropping: times)
+            XCTAssertEqual(a, b, stage)
+        }
+        func summary(_ dir: URL) throws -> NSDictionary {
+            var s = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("summary.json")))
+                as? [String: Any])
+            XCTAssertNotNil(s.removeValue(forKey: "stageSeconds"))
+            XCTAssertNotNil(s.removeValue(forKey: "finalDirectory"))
+            return s as NSDictionary
+        }
+        XCTAssertEqual(try summary(out), try summary(wholeOut))
     }
 
     /// A NaN in the middle of pruning (here: the teacher's classifier turns NaN after step 9, so the distillation
@@ -194,6 +248,18 @@ final class PruningStagesTests: XCTestCase {
             XCTAssertTrue(try weights.tensor(name).scalars.allSatisfy(\.isFinite), name)
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("final").path))
+
+        // Resuming would repeat the NaN (here the teacher is sound again, but a run cannot know that): refused, naming
+        // the step, the checkpoint before it and the option to lower.
+        let again = Self.fixture()
+        let resumed = try PruningPipeline(teacher: again.teacher, student: again.student, data: again.data,
+                                          evaluator: again.evaluator, settings: settings, output: out)
+        XCTAssertThrowsError(try resumed.run(resume: true)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.hasPrefix("cannot resume: the run stopped at step 10 because the loss is nan, after its "
+                                         + "last checkpoint (\(checkpoint.path), step \(state.globalStep))"), text)
+            XCTAssertTrue(text.hasSuffix("with a lower --learning-rate (this run's is 0.001)"), text)
+        }
     }
 
     func testBadInputIsNamed() throws {
