@@ -333,8 +333,8 @@ final class ServeCLITests: XCTestCase {
 
         XCTAssertEqual(server.stop(), 0, server.stderr)
         // logfmt lines: the start, each request (method, path, status, records, latency, an error's message), the stop.
-        for logged in ["level=info msg=serving model=classifier task=classification labels=negative,positive",
-                       "msg=request method=GET path=/health status=200 latency_ms=",
+        for logged in ["level=info msg=serving ", " model=classifier ", " task=classification\n",
+                       " labels=negative,positive ", "msg=request method=GET path=/health status=200 latency_ms=",
                        "level=warning msg=request method=POST path=/predict status=413 latency_ms=",
                        "level=warning msg=request method=POST path=/predict status=400 latency_ms=",
                        "msg=request method=GET path=/nope status=404 latency_ms=",
@@ -395,7 +395,9 @@ final class ServeCLITests: XCTestCase {
         XCTAssertTrue(text.contains("cofi_serve_connections_open 1"), text)
         XCTAssertTrue(text.contains(#"cofi_serve_connections_total{outcome="refused"} 0"#), text)
         XCTAssertEqual(server.stop(), 0, server.stderr)
-        XCTAssertTrue(server.stderr.contains("read_timeout_ms=300 idle_timeout_s=2.0 max_connections=8"), server.stderr)
+        for logged in [" read_timeout_ms=300", " idle_timeout_s=2.0 ", " max_connections=8 "] {
+            XCTAssertTrue(server.stderr.contains(logged), "stderr lacks \(logged): \(server.stderr)")
+        }
     }
 
     /// A model whose id2label names two classes alike: cofi serve says so and exits before it listens (it used to
