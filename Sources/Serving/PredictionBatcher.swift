@@ -39,6 +39,7 @@ public final class PredictionBatcher: @unchecked Sendable {
     }
 
     private let predictor: Predictor
+    private let onBatch: @Sendable (Int, Duration) -> Void
     /// Records per gathered batch (a single larger request is taken alone).
     public let maxBatch: Int
     /// How long the worker waits for more requests after the first one of a batch arrived, in seconds.
@@ -51,12 +52,15 @@ public final class PredictionBatcher: @unchecked Sendable {
     private var statistics = Statistics()
 
     /// A batcher over `predictor` (which it then owns: no one else may call it). `maxBatch` ≥ 1 records per
-    /// batch; `window` ≥ 0 seconds of gathering (0: take only what is already waiting).
-    public init(predictor: Predictor, maxBatch: Int, window: TimeInterval) {
+    /// batch; `window` ≥ 0 seconds of gathering (0: take only what is already waiting). `onBatch` gets each batch's
+    /// record count and the predictor's time for it, on the worker thread.
+    public init(predictor: Predictor, maxBatch: Int, window: TimeInterval,
+                onBatch: @escaping @Sendable (Int, Duration) -> Void = { _, _ in }) {
         precondition(maxBatch >= 1 && window >= 0, "maxBatch must be positive and window non-negative")
         self.predictor = predictor
         self.maxBatch = maxBatch
         self.window = window
+        self.onBatch = onBatch
         let worker = Thread { self.work() }  // holds the batcher until `stop()` ends the worker
         worker.name = "cofi-serve-batcher"
         worker.stackSize = 8 << 20
@@ -105,7 +109,9 @@ public final class PredictionBatcher: @unchecked Sendable {
     private func work() {
         while let jobs = nextBatch() {
             let inputs = jobs.flatMap(\.inputs)
+            let began = ContinuousClock.now
             let predictions = predictor.predict(inputs)
+            onBatch(inputs.count, ContinuousClock.now - began)
             var start = 0
             for job in jobs {
                 job.done(Array(predictions[start ..< start + job.inputs.count]))

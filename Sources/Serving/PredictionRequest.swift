@@ -54,6 +54,14 @@ public enum PredictionRequest: Equatable {
         }
     }
 
+    /// The elements of a batch that are not records (each answered with an error in its place).
+    public var unreadRecords: Int {
+        switch self {
+        case .single: return 0
+        case .batch(let records): return records.filter { (try? $0.get()) == nil }.count
+        }
+    }
+
     /// The answer body for `predictions` (one per element of `inputs`, in order): the prediction object of a
     /// single record, or `{"outputs": […]}` with each record's object, ids echoed and errors naming the element.
     public func answer(_ predictions: [Prediction]) -> String {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import Runtime
 import Serving
 import Tasks
@@ -9,10 +10,11 @@ struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve predictions over HTTP (JSON): the records and answers of cofi predict, batched across requests.",
         discussion: """
-            MODEL is what cofi predict takes (a cofi finetune output's best/ or a cofi prune output's final/). When \
-            the server accepts connections it prints one line to stdout, "listening on http://HOST:PORT" (with \
-            --port 0 the port it was given); every request is logged to stderr. Ctrl-C or SIGTERM stops it after \
-            the requests in flight are answered.
+            MODEL is what cofi predict takes (a cofi finetune output's best/ or a cofi prune output's final/); it is \
+            loaded and checked before the server listens, and a model that cannot be served stops cofi serve with \
+            the error. When the server accepts connections it prints one line to stdout, "listening on \
+            http://HOST:PORT" (with --port 0 the port it was given). Ctrl-C or SIGTERM stops it after the requests \
+            in flight are answered.
 
             Endpoints:
               POST /predict  one record — {"text": …}, {"text": …, "text_pair": …} or {"question": …, "context": …}, \
@@ -20,8 +22,26 @@ struct Serve: ParsableCommand {
             answered {"outputs": [answer, …]} in order (an element that is not a record gets {"error": \
             "inputs[K]: …"} and the others are answered).
               GET /health    {"status": "ok", "model", "task", "labels", "max_length", the limits, "statistics"}.
+              GET /metrics   Prometheus text format: cofi_serve_requests_total{route,method,status}, \
+            cofi_serve_errors_total{kind}, cofi_serve_request_duration_seconds (histogram), \
+            cofi_serve_request_inputs, cofi_serve_batch_records, cofi_serve_batch_duration_seconds, \
+            cofi_serve_connections_open, cofi_serve_connections_total{outcome}, \
+            cofi_serve_connections_evicted_total, cofi_serve_read_timeouts_total.
             Errors are {"error": "…"}: 400 for malformed JSON or a body that is not a record, 413 for a body over \
-            --max-body-bytes or more than --max-inputs records, 404 for any other route.
+            --max-body-bytes or more than --max-inputs records, 408 for a request not received whole within \
+            --read-timeout-ms, 404 for any other route, 503 for a connection over --max-connections.
+
+            Slow and idle clients: a request must arrive whole, from its first byte to the end of its body, within \
+            --read-timeout-ms (else 408 and the connection is closed); a connection with no request in progress is \
+            closed after --idle-timeout-s; at most --max-connections are open — at the limit the connection idle \
+            the longest is closed to admit a new one, and a new one is refused (503) only when every open \
+            connection has a request in progress. cofi serve raises its open-files limit to fit the connections \
+            (up to the hard limit; it lowers --max-connections with a warning when that is not enough).
+
+            Logs go to stderr in logfmt, one line per entry: ts=… level=… msg=… key=value …; each request is a line \
+            msg=request method=… path=… status=… inputs=… (records, POST /predict) latency_ms=…, with error="…" \
+            for an error answer (level warning for 4xx, error for 5xx); connection events (read timeout, refused \
+            connection) name the remote address.
 
             Requests that arrive together are predicted together: the first waits up to --max-wait-ms for others, \
             up to --max-batch records in all, and the engine runs their sequences packed in one call.
@@ -56,6 +76,15 @@ struct Serve: ParsableCommand {
     @Option(help: "Most records per request; more are answered 413.")
     var maxInputs = 256
 
+    @Option(help: "Milliseconds a request may take to arrive whole, from its first byte to the end of its body; a late one is answered 408 and its connection closed.")
+    var readTimeoutMs = 10_000
+
+    @Option(help: "Seconds a connection with no request in progress stays open.")
+    var idleTimeoutS: Double = 30
+
+    @Option(help: "Most open connections; at the limit the longest-idle one is closed for a new one (503 when none is idle).")
+    var maxConnections = 4096
+
     func validate() throws {
         guard (0 ... 65535).contains(port) else { throw ValidationError("--port is \(port); expected 0 … 65535") }
         guard maxBatch > 0 else { throw ValidationError("--max-batch is \(maxBatch); expected a positive number") }
@@ -66,6 +95,15 @@ struct Serve: ParsableCommand {
             throw ValidationError("--max-body-bytes is \(maxBodyBytes); expected a positive number")
         }
         guard maxInputs > 0 else { throw ValidationError("--max-inputs is \(maxInputs); expected a positive number") }
+        guard readTimeoutMs > 0 else {
+            throw ValidationError("--read-timeout-ms is \(readTimeoutMs); expected a positive number")
+        }
+        guard idleTimeoutS > 0, idleTimeoutS.isFinite, idleTimeoutS <= 1e6 else {
+            throw ValidationError("--idle-timeout-s is \(idleTimeoutS); expected a positive number of seconds")
+        }
+        guard maxConnections > 0 else {
+            throw ValidationError("--max-connections is \(maxConnections); expected a positive number")
+        }
     }
 
     func run() throws {
@@ -74,16 +112,33 @@ struct Serve: ParsableCommand {
         do {
             predictor = try encoding.predictor(directory, batchSize: maxBatch)
         } catch let e as UserError { throw e } catch { throw UserError(description: "\(error)") }
+        let logger = PredictionServer.standardErrorLogger
+        var connections = maxConnections
+        let wanted = maxConnections + OpenFileLimit.reserve
+        let files = OpenFileLimit.raise(toAtLeast: wanted)
+        if files < wanted {
+            connections = max(1, files - OpenFileLimit.reserve)
+            logger.warning("the open-files limit is too low for --max-connections", metadata: [
+                "open_files_limit": "\(files)", "max_connections": "\(connections)",
+                "wanted": "\(maxConnections)"])
+        }
         let configuration = ServerConfiguration(host: host, port: port, maxBodyBytes: maxBodyBytes,
                                                 maxInputs: maxInputs, maxBatch: maxBatch,
-                                                batchWindow: maxWaitMs / 1000)
-        let server = PredictionServer(predictor: predictor, modelName: ModelDirectory.displayName(directory),
-                                      configuration: configuration)
+                                                batchWindow: maxWaitMs / 1000, readTimeout: Double(readTimeoutMs) / 1000,
+                                                idleTimeout: idleTimeoutS, maxConnections: connections)
+        let server: PredictionServer
+        do {
+            server = try PredictionServer(predictor: predictor, modelName: ModelDirectory.displayName(directory),
+                                          configuration: configuration, logger: logger)
+        } catch {
+            throw UserError(description: "\(directory.path): \(error)")
+        }
         let health = server.health
-        FileHandle.standardError.write(Data(("serving \(health.model) (\(health.task)"
-            + (health.labels.isEmpty ? "" : ": \(health.labels.joined(separator: ", "))")
-            + ", max length \(health.maxLength)); batches of up to \(maxBatch) records gathered for up to "
-            + "\(maxWaitMs) ms\n").utf8))
+        logger.info("serving", metadata: [
+            "model": "\(health.model)", "task": "\(health.task)", "labels": "\(health.labels.joined(separator: ","))",
+            "max_length": "\(health.maxLength)", "max_batch": "\(maxBatch)", "max_wait_ms": "\(maxWaitMs)",
+            "read_timeout_ms": "\(readTimeoutMs)", "idle_timeout_s": "\(idleTimeoutS)",
+            "max_connections": "\(connections)"])
         // The root command is synchronous: the server runs in a task and this thread waits for it.
         final class Outcome: @unchecked Sendable { var error: Error? }
         let outcome = Outcome()
@@ -102,6 +157,6 @@ struct Serve: ParsableCommand {
         if let error = outcome.error {
             throw UserError(description: "cannot serve on \(host):\(port): \(error)")
         }
-        FileHandle.standardError.write(Data("stopped\n".utf8))
+        logger.info("stopped")
     }
 }

@@ -268,7 +268,8 @@ final class ServeCLITests: XCTestCase {
         XCTAssertGreaterThan(stats["largest_batch"]!, 1, "\(stats)")
 
         XCTAssertEqual(server.stop(), 0, server.stderr)
-        XCTAssertEqual(server.stderr.components(separatedBy: "POST /predict 200").count - 1, requests.count, server.stderr)
+        XCTAssertEqual(server.stderr.components(separatedBy: "msg=request method=POST path=/predict status=200 ").count - 1,
+                       requests.count, server.stderr)
     }
 
     func testBadRequestsGetJSONErrorsAndTheServerStaysUp() throws {
@@ -317,7 +318,7 @@ final class ServeCLITests: XCTestCase {
         let five = #"{"inputs": ["# + Array(repeating: #"{"text": "fun"}"#, count: 5).joined(separator: ",") + "]}"
         try expectError("POST", predict, five, status: 413, "5 inputs; at most 4")
         try expectError("GET", server.url.appendingPathComponent("nope"), nil, status: 404, "no route GET /nope")
-        try expectError("GET", predict, nil, status: 404, "expected POST /predict or GET /health")
+        try expectError("GET", predict, nil, status: 404, "expected POST /predict, GET /health or GET /metrics")
         try expectAnswer()
         // A record the predictor refuses is an answer, not a bad request.
         let (emptyCode, emptyData) = try send("POST", predict, Data(#"{"id": "e", "text": " "}"#.utf8))
@@ -331,9 +332,20 @@ final class ServeCLITests: XCTestCase {
         try expectAnswer()
 
         XCTAssertEqual(server.stop(), 0, server.stderr)
-        for logged in ["GET /health 200", "POST /predict 413", "POST /predict 400", "GET /nope 404",
-                       "POST /predict 200 1 records"] {
+        // logfmt lines: the start, each request (method, path, status, records, latency, an error's message), the stop.
+        for logged in ["level=info msg=serving ", " model=classifier ", " task=classification\n",
+                       " labels=negative,positive ", "msg=request method=GET path=/health status=200 latency_ms=",
+                       "level=warning msg=request method=POST path=/predict status=413 latency_ms=",
+                       "level=warning msg=request method=POST path=/predict status=400 latency_ms=",
+                       "msg=request method=GET path=/nope status=404 latency_ms=",
+                       "msg=request method=POST path=/predict status=200 inputs=1 latency_ms=",
+                       #"error="5 inputs; at most 4 per request (cofi serve --max-inputs)"#,
+                       "level=info msg=stopped"] {
             XCTAssertTrue(server.stderr.contains(logged), "stderr lacks \(logged): \(server.stderr)")
+        }
+        for line in server.stderr.split(separator: "\n") {
+            XCTAssertTrue(line.hasPrefix("ts=") && line.contains(" level=") && line.contains(" msg="),
+                          "not a logfmt line: \(line)")
         }
     }
 
@@ -374,6 +386,50 @@ final class ServeCLITests: XCTestCase {
         XCTAssertEqual(server.stop(), 0, server.stderr)
     }
 
+    /// The limits' flags reach the server (its start line) and /metrics answers in the Prometheus text format.
+    func testLimitsFlagsAndMetrics() throws {
+        let server = try startServer(["--read-timeout-ms", "300", "--idle-timeout-s", "2", "--max-connections", "8"])
+        let (code, data) = try send("GET", server.url.appendingPathComponent("metrics"))
+        XCTAssertEqual(code, 200)
+        let text = String(decoding: data, as: UTF8.self)
+        XCTAssertTrue(text.contains("cofi_serve_connections_open 1"), text)
+        XCTAssertTrue(text.contains(#"cofi_serve_connections_total{outcome="refused"} 0"#), text)
+        XCTAssertEqual(server.stop(), 0, server.stderr)
+        for logged in [" read_timeout_ms=300", " idle_timeout_s=2.0 ", " max_connections=8 "] {
+            XCTAssertTrue(server.stderr.contains(logged), "stderr lacks \(logged): \(server.stderr)")
+        }
+    }
+
+    /// A model whose id2label names two classes alike: cofi serve says so and exits before it listens (it used to
+    /// listen and crash on the first request).
+    func testModelWithDuplicateLabelNamesIsRefusedBeforeListening() throws {
+        let config = classifier.appendingPathComponent("config.json")
+        var json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: config)) as? [String: Any])
+        json["id2label"] = ["0": "positive", "1": "positive"]
+        json["label2id"] = nil
+        try JSONSerialization.data(withJSONObject: json).write(to: config)
+        let p = Process()
+        p.executableURL = productsDirectory.appendingPathComponent("cofi")
+        p.arguments = ["serve", "--model", classifier.path, "--port", "0"]
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        let exited = DispatchSemaphore(value: 0)
+        p.terminationHandler = { _ in exited.signal() }
+        try p.run()
+        if exited.wait(timeout: .now() + 60) == .timedOut {
+            p.terminate()
+            p.waitUntilExit()
+            return XCTFail("cofi serve still runs after 60 s: \(String(decoding: out.fileHandleForReading.availableData, as: UTF8.self))")
+        }
+        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(p.terminationReason, .exit, "not an exit: \(stderr)")
+        XCTAssertNotEqual(p.terminationStatus, 0, stderr)
+        XCTAssertEqual(stdout, "", "it must not listen")
+        XCTAssertTrue(stderr.contains("positive") && stderr.lowercased().contains("id2label"), stderr)
+    }
+
     func testModelDirectoryErrorsAndBadOptions() throws {
         let (status, _, stderr) = try runCofi(["serve", "--model", work.appendingPathComponent("missing").path])
         XCTAssertNotEqual(status, 0)
@@ -381,6 +437,11 @@ final class ServeCLITests: XCTestCase {
         let (s2, _, e2) = try runCofi(["serve", "--model", classifier.path, "--max-batch", "0"])
         XCTAssertNotEqual(s2, 0)
         XCTAssertTrue(e2.contains("--max-batch is 0"), e2)
+        for (flag, value) in [("--read-timeout-ms", "0"), ("--idle-timeout-s", "0"), ("--max-connections", "0")] {
+            let (s3, _, e3) = try runCofi(["serve", "--model", classifier.path, flag, value])
+            XCTAssertNotEqual(s3, 0)
+            XCTAssertTrue(e3.contains("\(flag) is \(value)"), e3)
+        }
     }
 }
 

@@ -3,92 +3,21 @@ import Foundation
 import FoundationNetworking
 #endif
 import XCTest
+import BERT
+import Logging
 import Runtime
 import Tensor
 @testable import Serving
 
 /// `PredictionServer` in this process on a free loopback port, with a tiny random classifier: `/health`,
-/// `/predict` with one record and with a batch (answers equal to the predictor's), and the client errors 400, 413
-/// and 404 with the server answering after each; every request logged. A handful of requests, each bounded in time.
-final class PredictionServerTests: XCTestCase {
-    /// Log lines of the server, collected.
-    final class Log: @unchecked Sendable {
-        private let lock = NSLock()
-        private var lines: [String] = []
-        func append(_ line: String) { lock.lock(); lines.append(line); lock.unlock() }
-        var all: [String] { lock.lock(); defer { lock.unlock() }; return lines }
-    }
-
-    struct ServerTestError: Error, CustomStringConvertible {
-        let description: String
-    }
-
-    /// The running server's task, cancelled (a graceful shutdown) at the end of the test.
-    var serverTask: Task<Void, Error>?
-
-    override func tearDown() async throws {
-        guard let task = serverTask else { return }
-        task.cancel()
-        let stopped = try await within(seconds: 10) { _ = await task.result }
-        XCTAssertTrue(stopped, "the server did not stop within 10 s of its task's cancellation")
-    }
-
-    /// Runs `body`, waiting for it at most `seconds`; whether it finished in time.
-    func within(seconds: Double, _ body: @escaping @Sendable () async -> Void) async throws -> Bool {
-        await withTaskGroup(of: Bool.self) { group in
-            group.addTask { await body(); return true }
-            group.addTask { try? await Task.sleep(nanoseconds: UInt64(seconds * 1e9)); return false }
-            let first = await group.next()!
-            group.cancelAll()
-            return first
-        }
-    }
-
-    /// Starts `server` on a task and returns its URL once it listens (waiting at most 30 s).
-    func start(_ server: PredictionServer) async throws -> URL {
-        let (urls, continuation) = AsyncStream.makeStream(of: String.self)
-        serverTask = Task { try await server.run { continuation.yield($0) } }
-        let first = Task { () -> String? in
-            for await url in urls { return url }
-            return nil
-        }
-        _ = try await within(seconds: 30) { _ = await first.value }
-        first.cancel()
-        guard let line = await first.value, line.hasPrefix("http://127.0.0.1:"), let url = URL(string: line),
-              (url.port ?? 0) > 0 else {
-            throw ServerTestError(description: "the server did not report a loopback URL within 30 s")
-        }
-        return url
-    }
-
-    /// One HTTP exchange with a 10 s limit: (status, body).
-    func send(_ method: String, _ url: URL, _ body: String? = nil) async throws -> (Int, String) {
-        var request = URLRequest(url: url, timeoutInterval: 10)
-        request.httpMethod = method
-        if let body {
-            request.httpBody = Data(body.utf8)
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        }
-        return try await withCheckedThrowingContinuation { c in
-            URLSession.shared.dataTask(with: request) { data, response, error in
-                if let error { return c.resume(throwing: error) }
-                c.resume(returning: ((response as? HTTPURLResponse)?.statusCode ?? -1,
-                                     String(decoding: data ?? Data(), as: UTF8.self)))
-            }.resume()
-        }
-    }
-
-    func object(_ body: String, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
-        try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any], body,
-                      file: file, line: line)
-    }
-
+/// `/predict` with one record and with a batch (answers equal to the predictor's), the client errors 400, 413 and
+/// 404 with the server answering after each, every request logged as a logfmt line, and `/metrics` counting what was
+/// sent; a model with duplicate label names refused. A handful of requests, each bounded in time.
+final class PredictionServerTests: ServerTestCase {
     func testServesHealthPredictionsAndClientErrors() async throws {
         let log = Log()
-        let server = PredictionServer(
-            predictor: try ServingFixtures.predictor(.classification(labels: 2)), modelName: "tiny",
-            configuration: ServerConfiguration(port: 0, maxBodyBytes: 400, maxInputs: 3, maxBatch: 8, batchWindow: 0.001),
-            log: { log.append($0) })
+        let server = try classifierServer(
+            ServerConfiguration(port: 0, maxBodyBytes: 400, maxInputs: 3, maxBatch: 8, batchWindow: 0.001), log: log)
         let base = try await start(server)
         let reference = try ServingFixtures.predictor(.classification(labels: 2))
 
@@ -103,7 +32,7 @@ final class PredictionServerTests: XCTestCase {
         (status, body) = try await send("POST", predict, #"{"id": "a", "text": "\#(texts[0])"}"#)
         XCTAssertEqual(status, 200, body)
         var expected = reference.predict([.text(texts[0])])[0]
-        var answer = try object(body)
+        let answer = try object(body)
         XCTAssertEqual(answer["id"] as? String, "a")
         XCTAssertEqual(answer["label"] as? String, expected.label)
         let probabilities = try XCTUnwrap(answer["probabilities"] as? [String: Double])
@@ -136,7 +65,7 @@ final class PredictionServerTests: XCTestCase {
             ("POST", predict, #"{"inputs": [{"text": "a"}, {"text": "b"}, {"text": "c"}, {"text": "d"}]}"#, 413,
              "4 inputs; at most 3"),
             ("GET", base.appendingPathComponent("nope"), nil, 404, "no route GET /nope"),
-            ("GET", predict, nil, 404, "expected POST /predict or GET /health"),
+            ("GET", predict, nil, 404, "expected POST /predict, GET /health or GET /metrics"),
         ]
         for (method, url, request, code, fragment) in errors {
             (status, body) = try await send(method, url, request)
@@ -150,11 +79,103 @@ final class PredictionServerTests: XCTestCase {
         let statistics = try XCTUnwrap(try object(body)["statistics"] as? [String: Int], body)
         XCTAssertEqual(statistics["requests"], 2, "the two good POSTs")
         XCTAssertEqual(statistics["records"], 3, "one record, then two of the batch's three")
-        let lines = log.all
-        XCTAssertEqual(lines.count, 11, "\(lines)")
-        for logged in ["GET /health 200", "POST /predict 200 1 records", "POST /predict 200 2 records",
-                       "POST /predict 400", "POST /predict 413", "GET /nope 404", "GET /predict 404"] {
-            XCTAssertTrue(lines.contains { $0.hasPrefix(logged) && $0.hasSuffix(" ms") }, "\(logged): \(lines)")
+        // One logfmt line per request: method, path, status, records of a read POST /predict, latency; the error
+        // message of an error answer.
+        let requests = log.all.map(Self.fields).filter { $0["msg"] == "request" }
+        XCTAssertEqual(requests.count, 11, "\(log.all)")
+        for line in requests {
+            XCTAssertNotNil(line["ts"], "\(line)")
+            XCTAssertNotNil(Double(line["latency_ms"] ?? ""), "\(line)")
+            XCTAssertEqual(line["level"], (Int(line["status"] ?? "") ?? 0) >= 400 ? "warning" : "info", "\(line)")
+        }
+        func logged(_ method: String, _ path: String, _ status: String, inputs: String? = nil) -> [[String: String]] {
+            requests.filter { $0["method"] == method && $0["path"] == path && $0["status"] == status
+                && $0["inputs"] == inputs }
+        }
+        XCTAssertEqual(logged("GET", "/health", "200").count, 2, "\(requests)")
+        XCTAssertEqual(logged("POST", "/predict", "200", inputs: "1").count, 1, "\(requests)")
+        XCTAssertEqual(logged("POST", "/predict", "200", inputs: "2").count, 1, "\(requests)")
+        XCTAssertEqual(logged("POST", "/predict", "400").count, 3, "\(requests)")
+        XCTAssertEqual(logged("POST", "/predict", "413").count, 2, "\(requests)")
+        XCTAssertEqual(logged("GET", "/nope", "404").first?["error"],
+                       "no route GET /nope; expected POST /predict, GET /health or GET /metrics")
+        XCTAssertEqual(logged("POST", "/predict", "400").first?["error"]?.hasPrefix("malformed JSON"), true)
+        XCTAssertEqual(logged("GET", "/predict", "404").count, 1, "\(requests)")
+    }
+
+    /// `/metrics` is the Prometheus text format and counts what was sent: requests by route, method and status, the
+    /// latency histogram, records per request, batches and their records, record errors.
+    func testMetricsCountWhatWasSent() async throws {
+        let log = Log()
+        let server = try classifierServer(
+            ServerConfiguration(port: 0, maxBodyBytes: 400, maxInputs: 3, maxBatch: 8, batchWindow: 0), log: log)
+        let base = try await start(server)
+        let predict = base.appendingPathComponent("predict")
+        let texts = ServingFixtures.texts(6)
+        var sent: [(String, URL, String?, Int)] = []
+        for (k, text) in texts.enumerated() {  // one after another: one batch each
+            sent.append(("POST", predict, k % 2 == 0 ? #"{"text": "\#(text)"}"#
+                                          : #"{"inputs": [{"text": "\#(text)"}, {"text": " "}, {"txt": 1}]}"#, 200))
+        }
+        sent += [("POST", predict, "{", 400), ("GET", base.appendingPathComponent("health"), nil, 200),
+                 ("GET", base.appendingPathComponent("nope/1"), nil, 404),
+                 ("GET", base.appendingPathComponent("nope/2"), nil, 404)]
+        for (method, url, body, code) in sent {
+            let (status, answer) = try await send(method, url, body)
+            XCTAssertEqual(status, code, answer)
+        }
+        let (status, text) = try await send("GET", base.appendingPathComponent("metrics"))
+        XCTAssertEqual(status, 200, text)
+        let samples = Self.samples(text)
+        func value(_ key: String) -> Double? { samples[key] }
+        XCTAssertEqual(value(#"cofi_serve_requests_total{route="/predict",method="POST",status="200"}"#), 6, text)
+        XCTAssertEqual(value(#"cofi_serve_requests_total{route="/predict",method="POST",status="400"}"#), 1, text)
+        XCTAssertEqual(value(#"cofi_serve_requests_total{route="/health",method="GET",status="200"}"#), 1, text)
+        XCTAssertEqual(value(#"cofi_serve_requests_total{route="other",method="GET",status="404"}"#), 2,
+                       "paths without a route share one label: \(text)")
+        XCTAssertEqual(value(#"cofi_serve_errors_total{kind="client"}"#), 3, text)
+        XCTAssertEqual(value(#"cofi_serve_errors_total{kind="server"}"#), 0, text)
+        XCTAssertEqual(value(#"cofi_serve_errors_total{kind="record"}"#), 6, "3 batches × (an empty text, not a record)")
+        XCTAssertEqual(value(#"cofi_serve_request_duration_seconds_count{route="/predict"}"#), 7, text)
+        XCTAssertEqual(value(#"cofi_serve_request_duration_seconds_bucket{route="/predict",le="+Inf"}"#), 7, text)
+        XCTAssertGreaterThan(value(#"cofi_serve_request_duration_seconds_sum{route="/predict"}"#) ?? 0, 0, text)
+        // Inputs per read request: three of 1 (singles) and three of 2 (a text and an empty text are inputs).
+        XCTAssertEqual(value("cofi_serve_request_inputs_count"), 6, text)
+        XCTAssertEqual(value("cofi_serve_request_inputs_sum"), 9, text)
+        XCTAssertEqual(value(#"cofi_serve_request_inputs_bucket{le="1.0"}"#), 3, text)
+        // Sent one after another with no window: one batch per request.
+        XCTAssertEqual(value("cofi_serve_batch_records_count"), 6, text)
+        XCTAssertEqual(value("cofi_serve_batch_records_sum"), 9, text)
+        XCTAssertEqual(value("cofi_serve_batch_duration_seconds_count"), 6, text)
+        XCTAssertEqual(value(#"cofi_serve_connections_total{outcome="refused"}"#), 0, text)
+        XCTAssertGreaterThanOrEqual(value(#"cofi_serve_connections_total{outcome="accepted"}"#) ?? 0, 1, text)
+        XCTAssertGreaterThanOrEqual(value("cofi_serve_connections_open") ?? 0, 1, text)
+        XCTAssertEqual(value("cofi_serve_read_timeouts_total"), 0, text)
+
+        // The scrape itself is counted in the next one.
+        let (_, again) = try await send("GET", base.appendingPathComponent("metrics"))
+        XCTAssertEqual(Self.samples(again)[#"cofi_serve_requests_total{route="/metrics",method="GET",status="200"}"#], 1,
+                       again)
+    }
+
+    /// Two classes with one name: the server refuses the model before it listens (a predictor would crash on the
+    /// first answer building its name → probability map).
+    func testDuplicateLabelNamesAreRefusedBeforeListening() throws {
+        let config = BertConfig(vocabSize: 40, hiddenSize: 16, numHiddenLayers: 1, numAttentionHeads: 2,
+                                intermediateSize: 24, maxPositionEmbeddings: 16, typeVocabSize: 2)
+        let model = BertModel.randomlyInitialized(config: config, task: .classification(labels: 3), seed: 1)
+        let predictor: Predictor
+        do {
+            predictor = try Predictor(model: model, tokenizer: ServingFixtures.tokenizer,
+                                      labels: ["negative", "positive", "negative"], threads: 1)
+        } catch {
+            // A predictor that refuses the names itself leaves nothing for the server to check.
+            return XCTAssertTrue("\(error)".contains("negative"), "\(error)")
+        }
+        XCTAssertThrowsError(try PredictionServer(predictor: predictor, modelName: "dup",
+                                                  configuration: ServerConfiguration(port: 0), logger: Log().logger)) {
+            XCTAssertEqual("\($0)", "the model's labels are not one-to-one: classes 0 and 2 are both named "
+                           + "\"negative\" (config.json id2label); expected one name per class")
         }
     }
 }
