@@ -15,10 +15,11 @@ import Tensor
 /// - a stored head (`classifier`, `qa_outputs`) and the pooler have both weight and bias; a classifier has
 ///   `num_labels` rows (one row only for a regression model: `problem_type` "regression" or `num_labels` 1);
 /// - every weight is finite (unless `ModelLoadOptions.allowNonFiniteWeights`).
-/// A tensor the model does not use is a warning (on stderr, once per file), not an error. A head that the
-/// checkpoint lacks entirely is initialised as Hugging Face does (normal(0, initializer_range) weights, zero
-/// biases) only when the caller names the task to train it (`task:`), and the pooler with it; inference loads
-/// (`task: nil`) take the head the checkpoint has.
+/// A tensor the model does not use is a warning (on stderr, once per file; Hugging Face's embedding buffers
+/// `position_ids` and `token_type_ids` aside), not an error. A head that the checkpoint lacks entirely is
+/// initialised as Hugging Face does (normal(0, initializer_range) weights, zero biases) only when the caller names
+/// the task to train it (`task:`), and the pooler with it; inference loads (`task: nil`) take the head the
+/// checkpoint has.
 
 /// A checkpoint that cannot be loaded: names the file, the tensor and what was expected.
 public struct CheckpointError: Error, CustomStringConvertible {
@@ -420,9 +421,17 @@ struct WeightSource {
         return nil
     }
 
-    /// Names on stderr, once per file and process, the tensors of the file that the model does not use.
+    /// Buffers that Hugging Face saves with the embeddings (index tables, not parameters): never worth a warning.
+    static let buffers: Set<String> = ["position_ids", "token_type_ids"].reduce(into: []) { names, buffer in
+        let name = CheckpointKeys.embeddings.pp(buffer).path
+        names.insert(name)
+        names.insert(CheckpointKeys.withoutEncoderPrefix(name)!)
+    }
+
+    /// Names on stderr, once per file and process, the tensors of the file that the model does not use (Hugging
+    /// Face's embedding buffers aside).
     func warnAboutUnused(_ used: Set<String>) {
-        let unused = file.names.filter { !used.contains($0) }
+        let unused = file.names.filter { !used.contains($0) && !Self.buffers.contains($0) }
         guard !unused.isEmpty, WeightSource.warned.insert(path) else { return }
         let shown = unused.prefix(5).map { "'\($0)'" }.joined(separator: ", ")
         let more = unused.count > 5 ? " and \(unused.count - 5) more" : ""
