@@ -94,7 +94,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CoFiTests", dependencies: ["CoFi", "Training", "Tasks", "BERT", "Tensor", "TestSupport"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "CLITests", dependencies: ["cofi", "Runtime", "Training", "Tasks", "BERT"]),
+        .testTarget(name: "CLITests", dependencies: ["cofi", "Runtime", "Training", "Tasks", "BERT", "Tensor"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -3,11 +3,23 @@ import Tensor
 
 /// Loading and saving BERT checkpoints in Hugging Face layout (`config.json` + `model.safetensors`).
 ///
-/// Tensor names are those of `CheckpointKeys`, accepted with or without the `bert.` prefix. Per-layer shapes
-/// come from the tensors, not from config.json (CoFi's compact checkpoints keep the dense config, cofi-spec §7): heads from
-/// `attention.output.dense.weight` [D, H·Dh], FFN width from `output.dense.weight` [D, I]; a missing
-/// sublayer means it was pruned away. Heads and pooler that the checkpoint lacks are initialised as
-/// Hugging Face does: normal(0, initializer_range) weights, zero biases.
+/// Tensor names are those of `CheckpointKeys`, accepted with or without the `bert.` prefix. Every load validates
+/// the whole directory before it builds anything (one line per failure, naming the file, the key or tensor, what was
+/// found and what was expected):
+/// - config.json's values (`BertConfig.validate`: sizes positive and bounded, label maps one-to-one);
+/// - the safetensors data region, exactly covered by the tensors (`SafetensorsFile`);
+/// - the tensors are exactly the set the config and its `cofi` block (`CompactLayout`) imply, each of the implied
+///   shape: a dense config wants every layer whole; a layer's heads and FFN width may be fewer, or its sublayer
+///   absent, only where the `cofi` block says so (the block is checked against the tensors); the embedding tables
+///   have `vocab_size`, `max_position_embeddings` and `type_vocab_size` rows;
+/// - a stored head (`classifier`, `qa_outputs`) and the pooler have both weight and bias; a classifier has
+///   `num_labels` rows (one row only for a regression model: `problem_type` "regression" or `num_labels` 1);
+/// - every weight is finite (unless `ModelLoadOptions.allowNonFiniteWeights`).
+/// A tensor the model does not use is a warning (on stderr, once per file; Hugging Face's embedding buffers
+/// `position_ids` and `token_type_ids` aside), not an error. A head that the checkpoint lacks entirely is
+/// initialised as Hugging Face does (normal(0, initializer_range) weights, zero biases) only when the caller names
+/// the task to train it (`task:`), and the pooler with it; inference loads (`task: nil`) take the head the
+/// checkpoint has.
 
 /// A checkpoint that cannot be loaded: names the file, the tensor and what was expected.
 public struct CheckpointError: Error, CustomStringConvertible {
@@ -15,30 +27,78 @@ public struct CheckpointError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
+/// What `BertModel.load` accepts beyond a valid checkpoint.
+public struct ModelLoadOptions: Equatable, Sendable {
+    /// Accept NaN and infinite weights, to look into a broken model (`cofi eval`, `predict`, `bench` and `serve`:
+    /// `--allow-non-finite`); by default the first one is an error naming the tensor and the element.
+    public var allowNonFiniteWeights: Bool
+
+    public init(allowNonFiniteWeights: Bool = false) {
+        self.allowNonFiniteWeights = allowNonFiniteWeights
+    }
+}
+
 extension BertModel {
-    /// Loads `directory/config.json` and `directory/model.safetensors`. `task` selects the head; nil keeps
-    /// whatever head the checkpoint has (none for a bare encoder). Missing head weights are drawn with `seed`.
-    public static func load(directory: URL, task: TaskHeadKind? = nil, seed: UInt64 = 57) throws -> BertModel {
-        let config = try BertConfig.load(from: directory.appendingPathComponent("config.json"))
+    /// Loads and validates `directory/config.json` and `directory/model.safetensors` (see the notes above).
+    /// `task` nil keeps the head the checkpoint has (none for a bare encoder) — the way to load a model for
+    /// inference; a `task` names the head to train, which is initialised with `seed` when the checkpoint has none.
+    public static func load(directory: URL, task: TaskHeadKind? = nil, seed: UInt64 = 57,
+                            options: ModelLoadOptions = ModelLoadOptions()) throws -> BertModel {
+        let configURL = directory.appendingPathComponent("config.json")
+        let config = try BertConfig.load(from: configURL)
         let weightsURL = directory.appendingPathComponent("model.safetensors")
         guard FileManager.default.fileExists(atPath: weightsURL.path) else {
             throw CheckpointError("\(weightsURL.path): no such file (expected the model weights in safetensors format)")
         }
         let weights = try SafetensorsFile(contentsOf: weightsURL)
-        return try load(config: config, weights: weights, task: task, seed: seed)
+        return try load(config: config, configPath: configURL.path, weights: weights, task: task, seed: seed,
+                        options: options)
     }
 
-    /// Builds a model from `config` and the tensors of `weights`; see `load(directory:task:seed:)`.
+    /// Builds a model from `config` and the tensors of `weights`, validated as `load(directory:task:seed:options:)`
+    /// does (the config too).
     public static func load(config: BertConfig, weights: SafetensorsFile, task: TaskHeadKind? = nil,
-                            seed: UInt64 = 57) throws -> BertModel {
-        let source = WeightSource(file: weights)
-        let shape = try inferShape(config: config, source: source)
+                            seed: UInt64 = 57, options: ModelLoadOptions = ModelLoadOptions()) throws -> BertModel {
+        try load(config: config, configPath: "config.json", weights: weights, task: task, seed: seed, options: options)
+    }
+
+    static func load(config: BertConfig, configPath: String, weights: SafetensorsFile, task: TaskHeadKind?,
+                     seed: UInt64, options: ModelLoadOptions) throws -> BertModel {
+        try config.validate(file: configPath)
+        let source = WeightSource(file: weights, allowNonFinite: options.allowNonFiniteWeights)
+        let stored = try inferShape(config: config, source: source)
+        if let layout = config.compact { try layout.validate(shape: stored, config: config, file: configPath) }
+        try source.check(stored, against: config)
         let resolvedTask = try task ?? source.detectTask(config: config)
-        var rng = Xoshiro256(seed: seed)
-        return try build(config: config, shape: shape, task: resolvedTask) { name, expected, kind in
-            if let t = try source.tensor(name, shape: expected) { return t }
-            return try source.fallback(name, shape: expected, kind: kind, config: config, rng: &rng)
+        for key in [CheckpointKeys.classifier, CheckpointKeys.spanHead, CheckpointKeys.pooler] {
+            try source.checkPair(key)
         }
+        // Only a head the caller asked for and the checkpoint lacks is made up, and the pooler with it; a stored
+        // sequence head needs its stored pooler.
+        let freshHead = resolvedTask.map { !source.has(CheckpointKeys.head($0).weight) } ?? false
+        let hasPooler = source.has(CheckpointKeys.pooler.weight)
+        if let resolvedTask, resolvedTask.usesPooler, !freshHead, !hasPooler {
+            throw source.missing(CheckpointKeys.pooler.weight,
+                                "(the stored head '\(CheckpointKeys.head(resolvedTask).weight)' reads the pooler's output)")
+        }
+        var shape = stored
+        shape.poolerWidth = hasPooler ? config.hiddenSize : stored.hiddenSize
+        var rng = Xoshiro256(seed: seed)
+        var used = Set<String>()
+        let model = try build(config: config, shape: shape, task: resolvedTask) { name, expected, kind in
+            if let t = try source.tensor(name, shape: expected) {
+                used.insert(source.storedName(name)!)
+                return t
+            }
+            let initialisable = (freshHead && resolvedTask.map { CheckpointKeys.head($0).contains(name) } == true)
+                || (CheckpointKeys.pooler.contains(name) && (freshHead || resolvedTask == nil))
+            guard initialisable else {
+                throw source.missing(name, "with shape \(expected)")
+            }
+            return source.initialised(shape: expected, kind: kind, config: config, rng: &rng)
+        }
+        source.warnAboutUnused(used)
+        return model
     }
 
     /// A freshly initialised model (Hugging Face's `_init_weights`), seeded.
@@ -85,9 +145,12 @@ extension BertModel {
     enum ParameterKind { case weight, bias, normWeight, normBias }
 
     /// Assembles a model of `shape`, asking `make` for each parameter by its canonical name (`CheckpointKeys`),
-    /// in the order of `namedParameters`.
+    /// in the order of `namedParameters`. A config without a `cofi` block gets one describing `shape` when the
+    /// shape is not its dense one (`CompactLayout(describing:config:)`), so that the model saves as it loads.
     static func build(config: BertConfig, shape: BertShape, task: TaskHeadKind?,
                       make: (String, [Int], ParameterKind) throws -> Tensor) throws -> BertModel {
+        var config = config
+        if config.compact == nil { config.compact = CompactLayout(describing: shape, config: config) }
         let D = shape.hiddenSize
         func param(_ name: String, _ s: [Int], _ kind: ParameterKind) throws -> Variable {
             Variable(try make(name, s, kind), requiresGrad: true, name: name)
@@ -129,7 +192,9 @@ extension BertModel {
                          task: task)
     }
 
-    /// The per-layer shape stored in `weights` (see the type's notes).
+    /// The per-layer shape stored in `weights`: heads from `attention.output.dense.weight` [D, H·Dh], FFN width from
+    /// `output.dense.weight` [D, I], 0 for an absent sublayer. What the loader checks against the config and its
+    /// `cofi` block; it does not check that the shape is the one they imply.
     public static func inferShape(config: BertConfig, weights: SafetensorsFile) throws -> BertShape {
         try inferShape(config: config, source: WeightSource(file: weights))
     }
@@ -169,20 +234,51 @@ extension BertModel {
                          typeVocabSize: types[0], layers: layers, poolerWidth: poolerWidth)
     }
 
-    /// Writes `config.json` (the model's config, as loaded) and `model.safetensors` (every parameter under its
-    /// Hugging Face task-model name) into `directory`, each atomically.
+    /// Writes `config.json` (the model's config, as loaded, with its `cofi` block) and `model.safetensors` (every
+    /// parameter under its Hugging Face task-model name) into `directory`, each atomically.
     public func save(to directory: URL) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var tensors: [String: Tensor] = [:]
         for (name, p) in namedParameters { tensors[name] = p.value }
         try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: directory.appendingPathComponent("model.safetensors"))
-        try config.write(to: directory.appendingPathComponent("config.json"))
+        try config.describingHead(task).write(to: directory.appendingPathComponent("config.json"))
     }
 }
 
-/// Name resolution over a safetensors file: canonical names carry the `bert.` prefix; files may omit it.
+extension BertConfig {
+    /// This config with its label fields made to agree with `task`'s head where they do not, so that the loader
+    /// reads the head back as that task: `num_labels` n for a classifier of n classes (label maps of another size
+    /// dropped), `problem_type` "regression" and `num_labels` 1 for a regression head. Unchanged otherwise.
+    public func describingHead(_ task: TaskHeadKind?) -> BertConfig {
+        var c = self
+        func dropLabelMaps(unlessOf n: Int) {
+            if c.id2label?.count != n { c.id2label = nil }
+            if c.label2id?.count != n { c.label2id = nil }
+        }
+        switch task {
+        case .classification(let n)?:
+            if c.problemType == "regression" { c.problemType = nil }
+            if c.numLabels != n { c.numLabels = n }
+            dropLabelMaps(unlessOf: n)
+        case .regression?:
+            if c.problemType != "regression" && c.numLabels != 1 {
+                c.problemType = "regression"
+                c.numLabels = 1
+                dropLabelMaps(unlessOf: 1)
+            }
+        case .span?, nil:
+            break
+        }
+        return c
+    }
+}
+
+/// Name resolution over a safetensors file (canonical names carry the `bert.` prefix; files may omit it), and the
+/// loader's checks of what the file holds.
 struct WeightSource {
     let file: SafetensorsFile
+    /// Whether NaN and infinite weights are accepted.
+    var allowNonFinite = false
     var path: String { file.url.path }
 
     /// The name under which `canonical` is stored, if any.
@@ -201,6 +297,12 @@ struct WeightSource {
         CheckpointError("\(path): tensor '\(storedName(canonical) ?? canonical)' \(what)")
     }
 
+    /// A required tensor that the file lacks; `what` says what it is, or why it is required.
+    func missing(_ canonical: String, _ what: String) -> CheckpointError {
+        let bare = CheckpointKeys.withoutEncoderPrefix(canonical) == nil ? "" : " (also looked for it without the '\(encoderPrefix)' prefix)"
+        return CheckpointError("\(path): missing tensor '\(canonical)' \(what)\(bare)")
+    }
+
     func optionalShape(_ canonical: String, rank: Int) throws -> [Int]? {
         guard let name = storedName(canonical) else { return nil }
         let s = try file.info(name).shape
@@ -215,22 +317,31 @@ struct WeightSource {
         return s
     }
 
-    /// The tensor, checked against `shape`, or nil if the file lacks it.
+    /// The tensor, checked against `shape` and, unless allowed, for NaN and infinities; nil if the file lacks it.
     func tensor(_ canonical: String, shape: [Int]) throws -> Tensor? {
         guard let name = storedName(canonical) else { return nil }
         let s = try file.info(name).shape
         guard s == shape else { throw error(canonical, "has shape \(s), expected \(shape)") }
-        return try file.tensor(name)
+        let t = try file.tensor(name)
+        if !allowNonFinite, let i = Self.firstNonFinite(t.scalars) {
+            let v = t.scalars[i]
+            throw error(canonical, "holds \(v.isNaN ? "NaN" : v > 0 ? "+infinity" : "-infinity") at element \(i) "
+                + "(of \(t.count), shape \(s)); expected finite weights (to load it anyway, for debugging: "
+                + "--allow-non-finite on cofi eval, predict, bench and serve)")
+        }
+        return t
     }
 
-    /// What to do about a tensor the file lacks: heads and pooler are initialised; encoder weights are required.
-    func fallback(_ canonical: String, shape: [Int], kind: BertModel.ParameterKind, config: BertConfig,
-                  rng: inout Xoshiro256) throws -> Tensor {
-        let initialisable = [CheckpointKeys.classifier, CheckpointKeys.spanHead, CheckpointKeys.pooler]
-            .contains { $0.contains(canonical) }
-        guard initialisable else {
-            throw CheckpointError("\(path): missing tensor '\(canonical)' with shape \(shape) (also looked for it without the '\(encoderPrefix)' prefix)")
+    /// The index of the first NaN or infinity in `values`, if any (exponent bits all ones).
+    static func firstNonFinite(_ values: [Float]) -> Int? {
+        values.withUnsafeBufferPointer { buffer -> Int? in
+            for i in 0..<buffer.count where buffer[i].bitPattern & 0x7F80_0000 == 0x7F80_0000 { return i }
+            return nil
         }
+    }
+
+    /// A parameter the file lacks and the loader may make up: Hugging Face's initialisation.
+    func initialised(shape: [Int], kind: BertModel.ParameterKind, config: BertConfig, rng: inout Xoshiro256) -> Tensor {
         switch kind {
         case .weight: return Tensor.randomNormal(shape: shape, std: Float(config.initializerRange), using: &rng)
         case .bias, .normBias: return Tensor(zeros: shape)
@@ -238,12 +349,109 @@ struct WeightSource {
         }
     }
 
-    /// The head stored in the file: a classifier (one output: regression) or a span head, else none.
+    /// Checks the stored shape against the one `config` implies: embedding rows against `vocab_size`,
+    /// `max_position_embeddings` and `type_vocab_size`; without a `cofi` block (whose own check covers the rest),
+    /// the full hidden width, and every layer with all its heads and FFN units.
+    func check(_ stored: BertShape, against config: BertConfig) throws {
+        let word = CheckpointKeys.wordEmbeddings.weight
+        for (key, rows, expected, field) in [
+            (word, stored.vocabSize, config.vocabSize, "vocab_size"),
+            (CheckpointKeys.positionEmbeddings.weight, stored.maxPositions, config.maxPositionEmbeddings, "max_position_embeddings"),
+            (CheckpointKeys.tokenTypeEmbeddings.weight, stored.typeVocabSize, config.typeVocabSize, "type_vocab_size"),
+        ] where rows != expected {
+            throw error(key, "has \(rows) rows, expected \(expected) (\(field) in config.json)")
+        }
+        guard config.compact == nil else { return }
+        let unpruned = "config.json has no cofi block saying it was pruned"
+        guard stored.hiddenSize == config.hiddenSize else {
+            throw error(word, "is \(stored.hiddenSize) wide, expected hidden_size = \(config.hiddenSize) (config.json; a model "
+                + "with a cut hidden width needs the cofi block that says which dims it kept)")
+        }
+        for (l, layer) in stored.layers.enumerated() {
+            let k = CheckpointKeys.layer(l)
+            if layer.heads == 0 {
+                throw missing(k.attentionOutput.weight, "(layer \(l)'s attention: \(config.numAttentionHeads) heads, "
+                    + "num_attention_heads in config.json; \(unpruned))")
+            }
+            if layer.heads != config.numAttentionHeads {
+                throw error(k.attentionOutput.weight, "holds \(layer.heads) heads (\(layer.heads * stored.headDim) columns), "
+                    + "expected num_attention_heads = \(config.numAttentionHeads) (config.json; \(unpruned))")
+            }
+            if layer.ffnWidth == 0 {
+                throw missing(k.output.weight, "(layer \(l)'s feed-forward: \(config.intermediateSize) units, "
+                    + "intermediate_size in config.json; \(unpruned))")
+            }
+            if layer.ffnWidth != config.intermediateSize {
+                throw error(k.output.weight, "holds \(layer.ffnWidth) FFN units, expected intermediate_size = "
+                    + "\(config.intermediateSize) (config.json; \(unpruned))")
+            }
+        }
+    }
+
+    /// A linear module stored by half: a weight without its bias or a bias without its weight.
+    func checkPair(_ key: CheckpointKey) throws {
+        switch (has(key.weight), has(key.bias)) {
+        case (true, false): throw missing(key.bias, "although '\(storedName(key.weight)!)' is there (a linear layer needs both)")
+        case (false, true): throw missing(key.weight, "although '\(storedName(key.bias)!)' is there (a linear layer needs both)")
+        default: return
+        }
+    }
+
+    /// The head stored in the file, checked against config.json: a classifier with `num_labels` rows (one row is a
+    /// regression head, which the config must say: `problem_type` "regression" or `num_labels` 1), or a span
+    /// head; nil for none.
     func detectTask(config: BertConfig) throws -> TaskHeadKind? {
         if let s = try optionalShape(CheckpointKeys.classifier.weight, rank: 2) {
-            return s[0] == 1 ? .regression : .classification(labels: s[0])
+            let rows = s[0]
+            if config.problemType == "regression" {
+                guard rows == 1 else {
+                    throw error(CheckpointKeys.classifier.weight, "has \(rows) rows, expected 1 (problem_type 'regression' in config.json)")
+                }
+                return .regression
+            }
+            if rows == 1 && config.numLabels == 1 { return .regression }
+            guard rows == config.numLabels else {
+                let labels = config.id2label.map { " and id2label has \($0.count) labels" } ?? ""
+                throw error(CheckpointKeys.classifier.weight, "has \(rows) row\(rows == 1 ? "" : "s") (shape \(s)), expected num_labels = "
+                    + "\(config.numLabels) (config.json\(labels)); a regression head has one row and problem_type 'regression'")
+            }
+            return .classification(labels: rows)
         }
         if has(CheckpointKeys.spanHead.weight) { return .span }
         return nil
+    }
+
+    /// Buffers that Hugging Face saves with the embeddings (index tables, not parameters): never worth a warning.
+    static let buffers: Set<String> = ["position_ids", "token_type_ids"].reduce(into: []) { names, buffer in
+        let name = CheckpointKeys.embeddings.pp(buffer).path
+        names.insert(name)
+        names.insert(CheckpointKeys.withoutEncoderPrefix(name)!)
+    }
+
+    /// Names on stderr, once per file and process, the tensors of the file that the model does not use (Hugging
+    /// Face's embedding buffers aside).
+    func warnAboutUnused(_ used: Set<String>) {
+        let unused = file.names.filter { !used.contains($0) && !Self.buffers.contains($0) }
+        guard !unused.isEmpty, WeightSource.warned.insert(path) else { return }
+        let shown = unused.prefix(5).map { "'\($0)'" }.joined(separator: ", ")
+        let more = unused.count > 5 ? " and \(unused.count - 5) more" : ""
+        FileHandle.standardError.write(Data(("warning: \(path): \(unused.count) tensor\(unused.count == 1 ? "" : "s") "
+            + "not used by the model, ignored: \(shown)\(more)\n").utf8))
+    }
+
+    /// The files warned about so far.
+    static let warned = WarnedFiles()
+}
+
+/// A set of paths shared by all loads of a process.
+final class WarnedFiles: @unchecked Sendable {
+    private var paths = Set<String>()
+    private let lock = NSLock()
+
+    /// Adds `path`; false when it was there already.
+    func insert(_ path: String) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return paths.insert(path).inserted
     }
 }

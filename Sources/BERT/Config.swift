@@ -45,6 +45,9 @@ public struct BertConfig: Codable, Equatable, Sendable {
     /// "bert" when present.
     public var modelType: String?
     public var architectures: [String]?
+    /// The `cofi` block of a compact (pruned) model: what it kept of the dense model the other fields describe.
+    /// Nil for a dense model. `BertModel.load` checks it against the tensors.
+    public var compact: CompactLayout?
 
     /// Width of one attention head, Dh = D / H.
     public var headDim: Int { hiddenSize / numAttentionHeads }
@@ -71,6 +74,7 @@ public struct BertConfig: Codable, Equatable, Sendable {
         case problemType = "problem_type"
         case modelType = "model_type"
         case architectures
+        case compact = "cofi"
 
         /// What the JSON value must be, for messages.
         var expected: String {
@@ -85,6 +89,7 @@ public struct BertConfig: Codable, Equatable, Sendable {
             case .id2label: return "an object of strings"
             case .label2id: return "an object of integers"
             case .architectures: return "an array of strings"
+            case .compact: return "an object (the compact layout of a pruned model)"
             }
         }
     }
@@ -111,7 +116,8 @@ public struct BertConfig: Codable, Equatable, Sendable {
                 numLabels: Int? = nil,
                 problemType: String? = nil,
                 modelType: String? = nil,
-                architectures: [String]? = nil) {
+                architectures: [String]? = nil,
+                compact: CompactLayout? = nil) {
         self.vocabSize = vocabSize
         self.hiddenSize = hiddenSize
         self.numHiddenLayers = numHiddenLayers
@@ -133,6 +139,7 @@ public struct BertConfig: Codable, Equatable, Sendable {
         self.problemType = problemType
         self.modelType = modelType
         self.architectures = architectures
+        self.compact = compact
     }
 
     /// Decodes the JSON keys; absent (or null) optional keys take their defaults. Does not validate.
@@ -160,7 +167,8 @@ public struct BertConfig: Codable, Equatable, Sendable {
             numLabels: try c.decodeIfPresent(Int.self, forKey: .numLabels),
             problemType: try c.decodeIfPresent(String.self, forKey: .problemType),
             modelType: try c.decodeIfPresent(String.self, forKey: .modelType),
-            architectures: try c.decodeIfPresent([String].self, forKey: .architectures))
+            architectures: try c.decodeIfPresent([String].self, forKey: .architectures),
+            compact: try c.decodeIfPresent(CompactLayout.self, forKey: .compact))
     }
 
     /// Encodes every field under its Hugging Face key; nil optionals are left out.
@@ -187,6 +195,7 @@ public struct BertConfig: Codable, Equatable, Sendable {
         try c.encodeIfPresent(problemType, forKey: .problemType)
         try c.encodeIfPresent(modelType, forKey: .modelType)
         try c.encodeIfPresent(architectures, forKey: .architectures)
+        try c.encodeIfPresent(compact, forKey: .compact)
     }
 }
 
@@ -195,7 +204,9 @@ public struct BertConfig: Codable, Equatable, Sendable {
 extension BertConfig {
     /// Reads, decodes and validates the `config.json` at `url`. Throws `FileFormatError` naming the file, the
     /// key and what was expected: unreadable file, invalid JSON, a missing required key, a value of the wrong
-    /// type, or a value `validate(file:)` rejects.
+    /// type, or a value `validate(file:)` rejects; a `cofi` block that does not decode throws `CompactFormatError`
+    /// naming its field (`cofi.layers[2].kept_heads`). The block's values are checked by `BertModel.load`, against
+    /// the tensors.
     public static func load(from url: URL) throws -> BertConfig {
         let path = url.path
         let data: Data
@@ -208,6 +219,9 @@ extension BertConfig {
         do {
             config = try JSONDecoder().decode(BertConfig.self, from: data)
         } catch let error as DecodingError {
+            if Self.codingPath(of: error).first?.stringValue == CodingKeys.compact.rawValue {
+                throw CompactLayout.formatError(error, path: path)
+            }
             let (key, message) = describe(error, data: data)
             throw FileFormatError(path: path, key: key, message: message)
         }
@@ -215,10 +229,22 @@ extension BertConfig {
         return config
     }
 
-    /// Checks the values: `model_type` (if present) is "bert"; sizes are positive; `hidden_size` divides into
-    /// `num_attention_heads` heads; `hidden_act` is "gelu"; `position_embedding_type` is "absolute"; dropout
-    /// probabilities lie in [0, 1); `layer_norm_eps` is positive; `pad_token_id` is a vocabulary index;
-    /// `id2label` (if present) has keys 0 ..< `num_labels`. `file` names the source in the error.
+    /// The largest value each size may take (`sizeLimits`). Generous for BERT-family models (BERT-large has 24
+    /// layers, width 1,024, FFN 4,096, 30,522 tokens), and small enough that no parameter or size count made from
+    /// them can overflow an Int: the largest, the embedding table, is below 2^40 elements.
+    public static let sizeLimits: [String: Int] = [
+        "vocab_size": 10_000_000, "hidden_size": 65_536, "num_hidden_layers": 1_000, "num_attention_heads": 65_536,
+        "intermediate_size": 1_048_576, "max_position_embeddings": 1_048_576, "type_vocab_size": 65_536,
+        "num_labels": 1_000_000,
+    ]
+
+    /// Checks the values: `model_type` (if present) is "bert"; sizes are positive and within `sizeLimits`;
+    /// `hidden_size` divides into `num_attention_heads` heads; `hidden_act` is "gelu"; `position_embedding_type` is
+    /// "absolute"; dropout probabilities lie in [0, 1); `layer_norm_eps` is positive; `pad_token_id` is a vocabulary
+    /// index; the label maps are one-to-one: `id2label` (if present) has exactly the keys "0" … "num_labels − 1" and
+    /// no name twice, `label2id` (if present) maps distinct names to distinct class indices, and the two (when both
+    /// are present) are each other's inverse. `file` names the source in the error. The `cofi` block is checked
+    /// against the tensors by `BertModel.load`, not here.
     public func validate(file: String = "BertConfig") throws {
         func fail(_ key: CodingKeys, _ message: String) -> FileFormatError {
             FileFormatError(path: file, key: key.rawValue, message: message)
@@ -233,6 +259,11 @@ extension BertConfig {
         ]
         for (key, value) in sizes where value <= 0 {
             throw fail(key, "key '\(key.rawValue)' = \(value) must be positive")
+        }
+        for (key, value) in sizes {
+            if let limit = Self.sizeLimits[key.rawValue], value > limit {
+                throw fail(key, "key '\(key.rawValue)' = \(value) exceeds the limit of \(limit) (expected a BERT-family size)")
+            }
         }
         guard hiddenSize % numAttentionHeads == 0 else {
             throw fail(.hiddenSize, "key 'hidden_size' = \(hiddenSize) is not divisible by num_attention_heads = \(numAttentionHeads)")
@@ -264,27 +295,67 @@ extension BertConfig {
             guard id2label.count == numLabels else {
                 throw fail(.numLabels, "key 'num_labels' = \(numLabels) disagrees with id2label, which has \(id2label.count) entries")
             }
-            let ids = Set(id2label.keys.compactMap { Int($0) })
-            guard ids == Set(0..<numLabels) else {
+            guard Set(id2label.keys) == Set((0..<numLabels).map(String.init)) else {
                 let keys = id2label.keys.sorted().map { "'\($0)'" }.joined(separator: ", ")
                 throw fail(.id2label, "key 'id2label' has keys \(keys), expected the class indices '0' … '\(numLabels - 1)'")
+            }
+            var classOf: [String: Int] = [:]
+            for i in 0..<numLabels {
+                let name = id2label[String(i)]!
+                if let first = classOf[name] {
+                    throw fail(.id2label, "key 'id2label' names classes \(first) and \(i) both '\(name)', expected one name per class")
+                }
+                classOf[name] = i
+            }
+        }
+        if let label2id {
+            var nameOf: [Int: String] = [:]
+            for (name, id) in label2id.sorted(by: { ($0.value, $0.key) < ($1.value, $1.key) }) {
+                guard (0..<numLabels).contains(id) else {
+                    throw fail(.label2id, "key 'label2id': '\(name)' maps to \(id), outside the class indices 0 … \(numLabels - 1)")
+                }
+                if let other = nameOf[id] {
+                    throw fail(.label2id, "key 'label2id' maps both '\(other)' and '\(name)' to class \(id), expected one name per class")
+                }
+                nameOf[id] = name
+            }
+            if let id2label {
+                for i in 0..<numLabels where label2id[id2label[String(i)]!] != i {
+                    let name = id2label[String(i)]!
+                    throw fail(.label2id, "key 'label2id' maps '\(name)' to \(label2id[name].map(String.init) ?? "nothing"), "
+                        + "but id2label names class \(i) '\(name)'; expected the inverse of id2label")
+                }
             }
         }
     }
 
     /// Writes the configuration to `url` as pretty-printed JSON with the Hugging Face key names (sorted, as
     /// `save_pretrained` does), after validating it. Atomic: Foundation writes a temporary file in the same
-    /// directory and renames it over `url`, so a reader never sees half a file.
+    /// directory and renames it over `url`, so a reader never sees half a file. A config with a `cofi` block is
+    /// written through `JSONValue.prettyText` (2-space indent, index arrays on one line).
     public func write(to url: URL) throws {
         try validate(file: url.path)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         do {
             var data = try encoder.encode(self)
+            if compact != nil {
+                data = Data(try JSONDecoder().decode(JSONValue.self, from: data).prettyText.utf8)
+            }
             data.append(UInt8(ascii: "\n"))
             try data.write(to: url, options: .atomic)
         } catch {
             throw FileFormatError(path: url.path, message: "cannot write the file: \(error.localizedDescription)")
+        }
+    }
+
+    /// The coding path at which `error` arose (for `keyNotFound`, down to the missing key).
+    private static func codingPath(of error: DecodingError) -> [CodingKey] {
+        switch error {
+        case .keyNotFound(let key, let context): return context.codingPath + [key]
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+            return context.codingPath
+        @unknown default: return []
         }
     }
 

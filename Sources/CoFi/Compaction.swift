@@ -33,8 +33,8 @@ public struct CompactionError: Error, CustomStringConvertible, Equatable {
 public struct CompactModel {
     /// The cut model: per-layer heads and FFN widths, and the hidden width, of what survived.
     public let model: BertModel
-    /// What was kept, in the numbering of the original dense model; nil for a checkpoint without a `cofi` block
-    /// (CoFi's released checkpoints), whose shapes come from the tensors alone.
+    /// What was kept, in the numbering of the original dense model (the model config's `cofi` block); nil for a
+    /// dense model.
     public let layout: CompactLayout?
 
     public init(model: BertModel, layout: CompactLayout?) {
@@ -48,11 +48,13 @@ extension BertModel {
     ///
     /// `masks` holds plain values: soft values for heads, FFN units and the two layer gates; 0/1 for the hidden
     /// dims (decision 5; any other hidden value throws). An absent family or layer entry means "all ones".
-    /// `base` is the layout of this model when it is itself compact, so that the new layout's indices stay in
-    /// the original numbering; without it, this model's own numbering is taken as the original one.
-    /// `source` is recorded in the layout as given.
+    /// `base` is the layout of this model when it is itself compact (by default its config's `cofi` block), so
+    /// that the new layout's indices stay in the original numbering; without one, this model's own numbering is
+    /// taken as the original one. `source` is recorded in the layout as given. The cut model's config carries the
+    /// new layout as its `cofi` block.
     public func compacted(masks: MaskSet?, base: CompactLayout? = nil,
                           source: CompactSource? = nil) throws -> CompactModel {
+        let base = base ?? config.compact
         let z = try MaskValues(masks, model: self)
         if let base {
             do { try base.validate(shape: shape, config: config, file: "base layout") } catch {
@@ -139,13 +141,6 @@ extension BertModel {
         let newShape = BertShape(vocabSize: shape.vocabSize, hiddenSize: keptHidden.count, headDim: dh,
                                  maxPositions: shape.maxPositions, typeVocabSize: shape.typeVocabSize,
                                  layers: layerShapes, poolerWidth: pooler == nil ? nil : shape.poolerWidth)
-        let compact: BertModel
-        do {
-            compact = try BertModel.assemble(config: config, shape: newShape, task: task, tensors: tensors)
-        } catch {
-            throw CompactionError("cannot assemble the compact model: \(error)")
-        }
-
         // Indices in the original numbering: through `base` when this model was itself cut.
         func original(_ local: [Int], _ map: [Int]?) -> [Int] { map.map { m in local.map { m[$0] } } ?? local }
         let layout = CompactLayout(
@@ -154,6 +149,14 @@ extension BertModel {
             keptHeads: keptHeadsPerLayer.enumerated().map { original($1, base?.layers[$0].keptHeads) },
             keptFFNUnits: keptUnitsPerLayer.enumerated().map { original($1, base?.layers[$0].keptFFNUnits) },
             source: source ?? base?.source)
+        var compactConfig = config
+        compactConfig.compact = layout
+        let compact: BertModel
+        do {
+            compact = try BertModel.assemble(config: compactConfig, shape: newShape, task: task, tensors: tensors)
+        } catch {
+            throw CompactionError("cannot assemble the compact model: \(error)")
+        }
         return CompactModel(model: compact, layout: layout)
     }
 }

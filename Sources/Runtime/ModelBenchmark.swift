@@ -20,6 +20,8 @@ public struct ModelBenchmark {
     public var threads: Int?
     /// Progress lines (stderr in `cofi bench`).
     public var note: (String) -> Void
+    /// How the models are loaded (`cofi bench --allow-non-finite`).
+    public var loadOptions = ModelLoadOptions()
 
     public static let latencyWorkloads = [("latency_b1_t32", 1, 32), ("latency_b1_t128", 1, 128),
                                           ("latency_b1_t384", 1, 384), ("throughput_b32_t128", 32, 128)]
@@ -45,7 +47,7 @@ public struct ModelBenchmark {
     /// dev_throughput (nil: skipped).
     public func measure(_ directory: URL, name: String, texts: [(String, String?)]?) throws -> ModelResult {
         PeakMemory.reset()
-        let (bert, tokenizer) = try ModelDirectory.loadWithHead(directory)
+        let (bert, tokenizer) = try ModelDirectory.loadWithHead(directory, options: loadOptions)
         let length = maxLength ?? min(128, bert.shape.maxPositions)
         guard length <= bert.shape.maxPositions || texts == nil else {
             throw PredictorError("--max-length \(length) exceeds the max_position_embeddings of \(directory.path) "

@@ -20,18 +20,20 @@ public enum ModelDirectory {
         }
     }
 
-    /// The model (with its head, as the checkpoint has it) and its tokenizer.
-    public static func load(_ directory: URL) throws -> (BertModel, WordPieceTokenizer) {
+    /// The model (with its head, as the checkpoint has it), validated by `BertModel.load`, and its tokenizer.
+    public static func load(_ directory: URL, options: ModelLoadOptions = ModelLoadOptions()) throws
+        -> (BertModel, WordPieceTokenizer) {
         try check(directory)
-        let model = try BertModel.load(directory: directory)
+        let model = try BertModel.load(directory: directory, options: options)
         let tokenizer = try WordPieceTokenizer.load(directory: directory)
         return (model, tokenizer)
     }
 
     /// The model and tokenizer in `directory`, which must have a task head; `purpose` ends the error's sentence
     /// ("fine-tune it first: …").
-    public static func loadWithHead(_ directory: URL) throws -> (BertModel, WordPieceTokenizer) {
-        let (model, tokenizer) = try load(directory)
+    public static func loadWithHead(_ directory: URL, options: ModelLoadOptions = ModelLoadOptions()) throws
+        -> (BertModel, WordPieceTokenizer) {
+        let (model, tokenizer) = try load(directory, options: options)
         guard model.task != nil else {
             throw PredictorError("\(directory.path): the model has no task head (no classifier or qa_outputs "
                                  + "weights in model.safetensors) — a bare encoder such as a sentence-embedding model; "
@@ -42,8 +44,9 @@ public enum ModelDirectory {
 
     /// A predictor for the model in `directory`: its head must be there; classification labels are config.json's
     /// id2label names (as `cofi eval` reads them).
-    public static func predictor(_ directory: URL, options: PredictorOptions, threads: Int?) throws -> Predictor {
-        let (model, tokenizer) = try loadWithHead(directory)
+    public static func predictor(_ directory: URL, options: PredictorOptions, threads: Int?,
+                                 loadOptions: ModelLoadOptions = ModelLoadOptions()) throws -> Predictor {
+        let (model, tokenizer) = try loadWithHead(directory, options: loadOptions)
         do {
             return try Predictor(model: model, tokenizer: tokenizer, labels: model.config.labelNames,
                                  options: options, threads: threads)

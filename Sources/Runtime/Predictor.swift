@@ -35,7 +35,7 @@ public final class Predictor {
 
     /// A predictor for `model` (which must have a task head) with its `tokenizer`. `labels` names the classes of a
     /// classification head in index order (nil: `LABEL_i`); `threads` goes to the engine. Throws `PredictorError`
-    /// naming what does not fit: no head, labels of the wrong count, a max length outside 3 … max positions, a doc
+    /// naming what does not fit: no head, labels of the wrong count or a name twice, a max length outside 3 … max positions, a doc
     /// stride not below it, a tokenizer with more tokens than the model's embedding table, a batch size below 1.
     public init(model: BertModel, tokenizer: WordPieceTokenizer, labels: [String]? = nil,
                 options: PredictorOptions = PredictorOptions(), threads: Int? = nil) throws {
@@ -65,6 +65,14 @@ public final class Predictor {
             let names = labels ?? (0..<n).map { "LABEL_\($0)" }
             guard names.count == n else {
                 throw PredictorError("\(names.count) label names for a classification head with \(n) classes")
+            }
+            // The probabilities are keyed by name, so every class needs its own.
+            var classOf: [String: Int] = [:]
+            for (i, name) in names.enumerated() {
+                if let first = classOf[name] {
+                    throw PredictorError("label name '\(name)' is given for classes \(first) and \(i); expected one name per class")
+                }
+                classOf[name] = i
             }
             self.labels = names
         case .regression, .span:

@@ -7,8 +7,11 @@
 //   [8 + N, size)   the data buffer; data_offsets are relative to its start, values little-endian, row-major
 //
 // Everything in the header is checked when the file is opened, so a lookup afterwards can only fail for a
-// missing name or a dtype the caller did not expect. Offsets need not be aligned: every read is a byte copy or
-// an unaligned load.
+// missing name or a dtype the caller did not expect. The tensors must cover the data buffer exactly, as the
+// reference reader requires (its `validate`): ordered by offset, each begins where the one before ends, the first
+// at 0 and the last at the end of the file — no gap, no overlap, no trailing byte. (Empty tensors occupy no bytes
+// and may sit at any offset inside the buffer, where the reference reader wants them at a boundary.) Offsets need
+// not be aligned: every read is a byte copy or an unaligned load.
 
 #if canImport(Darwin)
 import Darwin
@@ -76,7 +79,8 @@ public final class SafetensorsFile: @unchecked Sendable {
 
     /// Maps the file at `url` and validates its header and every tensor entry; throws `FileFormatError` on
     /// any violation (short file, bad header length, non-JSON header, unknown dtype, bad shape, offsets out of
-    /// range or inconsistent with shape × dtype, overlapping tensors, non-string metadata).
+    /// range or inconsistent with shape × dtype, overlapping tensors, a gap between tensors or bytes after the
+    /// last one, non-string metadata).
     public init(contentsOf url: URL) throws {
         self.url = url
         let path = url.path
@@ -234,13 +238,31 @@ public final class SafetensorsFile: @unchecked Sendable {
             entries[name] = try parseEntry(name, value, dataLength: dataLength, fail: fail)
         }
 
-        // Non-empty byte ranges, ordered by start, must not overlap. (Empty tensors occupy no bytes.)
+        // Non-empty byte ranges, ordered by start, must tile the data buffer: no overlap, no gap, nothing after the
+        // last. (Empty tensors occupy no bytes.)
         let ranges = entries.filter { !$0.value.dataOffsets.isEmpty }
             .sorted { ($0.value.dataOffsets.lowerBound, $0.key) < ($1.value.dataOffsets.lowerBound, $1.key) }
-        for (a, b) in zip(ranges, ranges.dropFirst()) where b.value.dataOffsets.lowerBound < a.value.dataOffsets.upperBound {
-            let ra = a.value.dataOffsets, rb = b.value.dataOffsets
-            throw fail(b.key, "tensors '\(a.key)' [\(ra.lowerBound), \(ra.upperBound)] and "
-                + "'\(b.key)' [\(rb.lowerBound), \(rb.upperBound)] overlap")
+        var covered = 0
+        var previous: (name: String, range: Range<Int>)?
+        for (name, info) in ranges {
+            let r = info.dataOffsets
+            if let previous, r.lowerBound < covered {
+                throw fail(name, "tensors '\(previous.name)' [\(previous.range.lowerBound), \(previous.range.upperBound)] and "
+                    + "'\(name)' [\(r.lowerBound), \(r.upperBound)] overlap")
+            }
+            guard r.lowerBound == covered else {
+                let after = previous.map { "after '\($0.name)', which ends at \($0.range.upperBound)" } ?? "at the start of the data buffer"
+                throw fail(name, "tensor '\(name)' has data_offsets [\(r.lowerBound), \(r.upperBound)]: bytes [\(covered), "
+                    + "\(r.lowerBound)) \(after) belong to no tensor (expected the tensors to cover the data buffer without gaps)")
+            }
+            covered = r.upperBound
+            previous = (name, r)
+        }
+        guard covered == dataLength else {
+            let last = previous.map { ", after '\($0.name)' [\($0.range.lowerBound), \($0.range.upperBound)]" } ?? ""
+            throw fail(nil, "the data buffer is \(dataLength) bytes but its tensors cover [0, \(covered)): "
+                + "\(dataLength - covered) trailing byte\(dataLength - covered == 1 ? "" : "s") at data offset \(covered)\(last) "
+                + "belong to no tensor (expected the tensors to cover the data buffer exactly)")
         }
         return (n, metadata, entries)
     }

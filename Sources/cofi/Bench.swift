@@ -1,4 +1,5 @@
 import ArgumentParser
+import BERT
 import Foundation
 import Runtime
 import Tasks
@@ -69,6 +70,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Write the results as JSON lines to this file.")
     var json: String?
 
+    @Flag(help: "Load models whose weights hold NaN or infinities (refused by default), to look into them.")
+    var allowNonFinite = false
+
     func validate() throws {
         if task != nil && data != nil { throw ValidationError("give either --task NAME or --data FILE, not both") }
         if let repeats, repeats < 1 { throw ValidationError("--repeats is \(repeats); expected a positive number") }
@@ -90,8 +94,9 @@ struct Bench: ParsableCommand {
         // Check both directories before spending minutes on the first.
         for url in [modelURL] + (baselineURL.map { [$0] } ?? []) { try ModelDirectory.check(url) }
         let texts = try devTexts()
-        let benchmark = ModelBenchmark(warmup: warmup, repeats: repeats, budget: budget, maxLength: maxLength,
+        var benchmark = ModelBenchmark(warmup: warmup, repeats: repeats, budget: budget, maxLength: maxLength,
                                        threads: threads, note: Self.note)
+        benchmark.loadOptions = ModelLoadOptions(allowNonFiniteWeights: allowNonFinite)
         var results = [try benchmark.measure(modelURL, name: name ?? ModelDirectory.displayName(modelURL), texts: texts)]
         if let baselineURL {
             results.append(try benchmark.measure(baselineURL, name: baselineName ?? ModelDirectory.displayName(baselineURL),

@@ -29,6 +29,9 @@ struct Eval: ParsableCommand {
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
+    @Flag(help: "Load a model whose weights hold NaN or infinities (refused by default), to look into it; a metric or loss that comes out NaN still fails.")
+    var allowNonFinite = false
+
     func validate() throws {
         try taskOptions.validate(training: false)
         guard batchSize > 0 else { throw ValidationError("--batch-size is \(batchSize); expected a positive number") }
@@ -40,7 +43,7 @@ struct Eval: ParsableCommand {
 
     private func evaluate() throws {
         let modelDir = absoluteURL(model)
-        let bert = try BertModel.load(directory: modelDir)
+        let bert = try BertModel.load(directory: modelDir, options: ModelLoadOptions(allowNonFiniteWeights: allowNonFinite))
         let tokenizer = try WordPieceTokenizer.load(directory: modelDir)
         let trained = try? TrainingCheckpoint.readState(modelDir)
         let prepared = try taskOptions.selection(evalBatchSize: batchSize)
@@ -48,6 +51,16 @@ struct Eval: ParsableCommand {
         let start = Date()
         let result = try prepared.evaluator.evaluate(model: bert)
         let seconds = Date().timeIntervalSince(start)
+        // A metric or loss that is not a number is no score: fail, saying which and why.
+        let values = result.metrics.map { ($0.name, $0.value) } + (result.loss.map { [("loss", $0)] } ?? [])
+        if values.contains(where: { !$0.1.isFinite }) {
+            let listed = values.map { "\($0.0) \(String(format: "%.4f", $0.1))" }.joined(separator: ", ")
+            let why = result.loss.map { !$0.isFinite } ?? true
+                ? "the model's outputs are not finite numbers (its weights may be broken)"
+                : "undefined for these predictions (a correlation of constant predictions, or fewer than two examples)"
+            throw UserError(description: "\(modelDir.path): the evaluation on \(result.examples) examples of "
+                + "\(prepared.taskName) is not a number: \(listed) — \(why)")
+        }
         if json {
             let metrics: [(String, Any?)] = result.metrics.map { ($0.name, $0.value) }
             print(JSON.object([("model", modelDir.path), ("task", prepared.taskName), ("examples", result.examples),

@@ -1,5 +1,6 @@
 import Tasks
 import ArgumentParser
+import BERT
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -91,7 +92,7 @@ struct Predict: ParsableCommand {
 
 // MARK: - Predictor flags and model directories
 
-/// The flags of a predictor — max length, doc stride, no-answer, threads — for every command that predicts
+/// The flags of a predictor — max length, doc stride, no-answer, threads, non-finite weights — for every command that predicts
 /// (`cofi predict`, `cofi serve`).
 struct PredictorFlags: ParsableArguments {
     @Option(help: "Maximum tokens per input, special tokens included; longer inputs are truncated and flagged (default: the model's max positions; question + context: 384).")
@@ -105,6 +106,9 @@ struct PredictorFlags: ParsableArguments {
 
     @Option(help: "Threads of the inference engine (default: all cores).")
     var threads: Int?
+
+    @Flag(help: "Load a model whose weights hold NaN or infinities (refused by default), to look into it.")
+    var allowNonFinite = false
 
     func validate() throws {
         if let maxLength, maxLength < 3 {
@@ -123,7 +127,8 @@ struct PredictorFlags: ParsableArguments {
 
     /// A predictor for the model in `directory` (see `ModelDirectory.predictor`).
     func predictor(_ directory: URL, batchSize: Int = PredictorOptions().batchSize) throws -> Predictor {
-        try ModelDirectory.predictor(directory, options: options(batchSize: batchSize), threads: threads)
+        try ModelDirectory.predictor(directory, options: options(batchSize: batchSize), threads: threads,
+                                     loadOptions: ModelLoadOptions(allowNonFiniteWeights: allowNonFinite))
     }
 }
 

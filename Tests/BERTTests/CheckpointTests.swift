@@ -61,20 +61,45 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(model.shape.layers.map(\.heads), [4, 2])
     }
 
-    func testPrunedSublayersAreInferredFromMissingTensors() throws {
-        _ = try writeCheckpoint { t in
+    /// The tiny model without layer 1's attention and layer 0's FFN.
+    func writePrunedCheckpoint() throws -> BertConfig {
+        try writeCheckpoint { t in
             for k in t.keys where k.hasPrefix("bert.encoder.layer.1.attention.") { t[k] = nil }
             for k in t.keys where k.hasPrefix("bert.encoder.layer.0.intermediate.") || k.hasPrefix("bert.encoder.layer.0.output.") {
                 t[k] = nil
             }
         }
+    }
+
+    /// Absent sublayers load as pruned when the config's `cofi` block says they were.
+    func testPrunedSublayersLoadWhenTheCofiBlockSaysSo() throws {
+        var config = try writePrunedCheckpoint()
+        let pruned = [LayerShape(heads: 4, ffnWidth: 0), LayerShape(heads: 0, ffnWidth: 40)]
+        config.compact = CompactLayout(
+            describing: BertShape(vocabSize: config.vocabSize, hiddenSize: config.hiddenSize, headDim: config.headDim,
+                                  maxPositions: config.maxPositionEmbeddings, typeVocabSize: config.typeVocabSize,
+                                  layers: pruned),
+            config: config)
+        try config.write(to: dir.appendingPathComponent("config.json"))
         let model = try BertModel.load(directory: dir)
-        XCTAssertEqual(model.shape.layers, [LayerShape(heads: 4, ffnWidth: 0), LayerShape(heads: 0, ffnWidth: 40)])
+        XCTAssertEqual(model.shape.layers, pruned)
         XCTAssertNil(model.layers[1].attention)
         XCTAssertNil(model.layers[0].feedForward)
         var mode = ForwardMode.inference
         let out = model(BertBatch(batch: 1, seqLen: 3, inputIds: [1, 2, 3]), mode: &mode)
         XCTAssertEqual(out.logits!.shape, [1, 3])
+    }
+
+    /// A dense checkpoint with a layer's tensors missing is not taken as pruned: without a `cofi` block (or with
+    /// one that keeps the sublayer) the missing tensor is an error naming it.
+    func testMissingSublayerWithoutCofiBlockIsAnError() throws {
+        var config = try writePrunedCheckpoint()
+        assertLoadFails(containing: ["config.json", "cofi.layers[0].kept_ffn_units", "the tensors hold 0"])
+        // The same tensors under a layer-complete dense config (layer 1 as wide as layer 0).
+        config.compact = nil
+        try config.write(to: dir.appendingPathComponent("config.json"))
+        assertLoadFails(containing: ["model.safetensors", "missing tensor 'bert.encoder.layer.0.output.dense.weight'",
+                                     "intermediate_size", "no cofi block"])
     }
 
     func testMissingHeadIsInitialisedLikeHuggingFace() throws {

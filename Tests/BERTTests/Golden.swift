@@ -18,16 +18,22 @@ struct GoldenFixture {
     func tensor(_ name: String) throws -> Tensor { try file.tensor(name) }
     func ints(_ name: String) throws -> [Int] { try file.integers(name).values }
 
-    /// The dense config the fixture's model is cut from (the loader infers the per-layer shapes).
+    /// The dense config the fixture's model is cut from, with the head's label count and a `cofi` block that
+    /// describes the fixture's per-layer shape (the first heads and units kept), as the loader requires.
     var config: BertConfig {
         let heads = meta["heads_per_layer"] as! [Int], ffn = meta["ffn_per_layer"] as! [Int]
         let D = meta["hidden_size"] as! Int, dh = meta["head_dim"] as! Int
-        return BertConfig(vocabSize: meta["vocab_size"] as! Int, hiddenSize: D, numHiddenLayers: heads.count,
-                          numAttentionHeads: D / dh, intermediateSize: ffn.max()!,
-                          hiddenDropoutProb: 0, attentionProbsDropoutProb: 0,
-                          maxPositionEmbeddings: meta["max_position_embeddings"] as! Int,
-                          typeVocabSize: meta["type_vocab_size"] as! Int,
-                          layerNormEps: meta["layer_norm_eps"] as! Double)
+        var c = BertConfig(vocabSize: meta["vocab_size"] as! Int, hiddenSize: D, numHiddenLayers: heads.count,
+                           numAttentionHeads: D / dh, intermediateSize: ffn.max()!,
+                           hiddenDropoutProb: 0, attentionProbsDropoutProb: 0,
+                           maxPositionEmbeddings: meta["max_position_embeddings"] as! Int,
+                           typeVocabSize: meta["type_vocab_size"] as! Int,
+                           layerNormEps: meta["layer_norm_eps"] as! Double).describingHead(task)
+        let shape = BertShape(vocabSize: c.vocabSize, hiddenSize: D, headDim: dh, maxPositions: c.maxPositionEmbeddings,
+                              typeVocabSize: c.typeVocabSize,
+                              layers: zip(heads, ffn).map { LayerShape(heads: $0, ffnWidth: $1) })
+        c.compact = CompactLayout(describing: shape, config: c)
+        return c
     }
 
     var task: TaskHeadKind {

@@ -413,9 +413,12 @@ final class CompactionTests: XCTestCase {
             XCTAssertEqual(loaded.layout, compact.layout)
             XCTAssertEqual(loaded.layout?.source, source)
 
-            // The standard fields keep their dense values; the config loads as a plain BertConfig.
+            // The standard fields keep their dense values (the label fields describing the head); the cofi block
+            // loads as the config's `compact`.
             let config = try BertConfig.load(from: dir.appendingPathComponent("config.json"))
-            XCTAssertEqual(config, model.config)
+            var expected = model.config.describingHead(task)
+            expected.compact = compact.layout
+            XCTAssertEqual(config, expected)
         }
     }
 
@@ -478,14 +481,25 @@ final class CompactionTests: XCTestCase {
         XCTAssertTrue(text.contains("\"kept_hidden_indices\": ["), "index arrays on one line")
     }
 
-    func testCheckpointWithoutCofiBlockLoadsWithoutLayout() throws {
+    /// The cut tensors without their `cofi` block are refused (they used to load as whatever the tensors held): a
+    /// narrower hidden width, or an absent sublayer, must be declared by the block.
+    func testCheckpointWithoutCofiBlockIsRefused() throws {
         let model = Self.tinyModel(.span)
-        let compact = try model.compacted(masks: Spec.random(model.shape, seed: 8).maskSet)
+        let spec = Spec.random(model.shape, seed: 8)
         let dir = try temporaryDirectory()
-        try CompactModel(model: compact.model, layout: nil).save(to: dir)
-        let loaded = try CompactModel.load(directory: dir)
-        XCTAssertNil(loaded.layout)
-        XCTAssertEqual(loaded.model.shape, compact.model.shape)
+        try CompactModel(model: try model.compacted(masks: spec.maskSet).model, layout: nil).save(to: dir)
+        XCTAssertThrowsError(try CompactModel.load(directory: dir)) {
+            XCTAssertTrue("\($0)".contains("word_embeddings.weight' is"), "\($0)")
+            XCTAssertTrue("\($0)".contains("needs the cofi block"), "\($0)")
+        }
+        // The hidden width kept whole, an FFN sublayer cut: the missing tensor is named.
+        var plain = Spec(layers: model.shape.layers.count)
+        plain.ffnLayers[1] = 0
+        try CompactModel(model: try model.compacted(masks: plain.maskSet).model, layout: nil).save(to: dir)
+        XCTAssertThrowsError(try BertModel.load(directory: dir)) {
+            XCTAssertTrue("\($0)".contains("missing tensor 'bert.encoder.layer.1.output.dense.weight'"), "\($0)")
+            XCTAssertTrue("\($0)".contains("no cofi block"), "\($0)")
+        }
     }
 
     /// A `cofi` block that disagrees with the tensors, or is malformed, fails naming the field.

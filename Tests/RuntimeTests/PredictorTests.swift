@@ -193,6 +193,9 @@ final class PredictorTests: XCTestCase {
             .contains("max length 25 is outside 3 … 24"))
         XCTAssertTrue(message { try Predictor(model: bare, tokenizer: Self.tokenizer, options: PredictorOptions(batchSize: 0)) }
             .contains("batch size 0"))
+        // A label name twice used to crash the first prediction ("Duplicate values for key").
+        XCTAssertTrue(message { try Predictor(model: bare, tokenizer: Self.tokenizer, labels: ["same", "same"]) }
+            .contains("label name 'same' is given for classes 0 and 1"))
         let big = try WordPieceTokenizer(vocabulary: ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + (0..<60).map { "w\($0)" })
         XCTAssertTrue(message { try Predictor(model: bare, tokenizer: big) }.contains("the tokenizer has 64 tokens"))
     }

@@ -281,6 +281,25 @@ final class SafetensorsTests: XCTestCase {
         XCTAssertEqual(try SafetensorsFile(contentsOf: try rawFile(header: ok, data: goodData)).tensor("e").shape, [0])
     }
 
+    /// The tensors must cover the data buffer exactly, as the reference reader requires: a buffer longer than its
+    /// tensors, or shifted by a byte, used to load (and read garbage); each is an error naming the offsets.
+    func testDataBufferMustBeExactlyCovered() throws {
+        let two = #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}"#
+        XCTAssertEqual(try SafetensorsFile(contentsOf: try rawFile(header: two, data: goodData)).names, ["a", "b"])
+        // Trailing bytes.
+        assertContains(openError(try rawFile(header: goodHeader, data: goodData + [0])),
+                       "data buffer is 17 bytes", "cover [0, 16)", "1 trailing byte at data offset 16", "'w' [0, 16]")
+        assertContains(openError(try rawFile(header: #"{}"#, data: [1, 2, 3])), "data buffer is 3 bytes", "cover [0, 0)")
+        // Shifted by one byte: the data starts one byte late, so byte 0 belongs to no tensor.
+        let shifted = #"{"w":{"dtype":"F32","shape":[2,2],"data_offsets":[1,17]}}"#
+        assertContains(openError(try rawFile(header: shifted, data: [0] + goodData)),
+                       "tensor 'w' has data_offsets [1, 17]", "bytes [0, 1) at the start of the data buffer belong to no tensor")
+        // A gap between two tensors.
+        let gap = #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[12,20]}}"#
+        assertContains(openError(try rawFile(header: gap, data: goodData + [0, 0, 0, 0])),
+                       "tensor 'b' has data_offsets [12, 20]", "bytes [8, 12) after 'a', which ends at 8")
+    }
+
     func testLookupErrors() throws {
         let header = #"{"ids":{"dtype":"I64","shape":[2],"data_offsets":[0,16]}}"#
         let file = try SafetensorsFile(contentsOf: try rawFile(header: header, data: goodData))

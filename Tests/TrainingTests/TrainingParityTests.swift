@@ -35,13 +35,18 @@ final class TrainingParityTests: XCTestCase {
             let meta = json as? [String: Any] ?? [:]
             let heads = meta["heads_per_layer"] as! [Int], ffn = meta["ffn_per_layer"] as! [Int]
             let D = meta["hidden_size"] as! Int, dh = meta["head_dim"] as! Int
-            // The dense config the heterogeneous model is cut from; the loader infers each layer's shape.
-            config = BertConfig(vocabSize: meta["vocab_size"] as! Int, hiddenSize: D, numHiddenLayers: heads.count,
-                                numAttentionHeads: D / dh, intermediateSize: ffn.max()!,
-                                hiddenDropoutProb: 0, attentionProbsDropoutProb: 0,
-                                maxPositionEmbeddings: meta["max_position_embeddings"] as! Int,
-                                typeVocabSize: meta["type_vocab_size"] as! Int,
-                                layerNormEps: meta["layer_norm_eps"] as! Double)
+            // The dense config the heterogeneous model is cut from, with a cofi block describing each layer's shape.
+            var config = BertConfig(vocabSize: meta["vocab_size"] as! Int, hiddenSize: D, numHiddenLayers: heads.count,
+                                    numAttentionHeads: D / dh, intermediateSize: ffn.max()!,
+                                    hiddenDropoutProb: 0, attentionProbsDropoutProb: 0,
+                                    maxPositionEmbeddings: meta["max_position_embeddings"] as! Int,
+                                    typeVocabSize: meta["type_vocab_size"] as! Int,
+                                    layerNormEps: meta["layer_norm_eps"] as! Double)
+            let shape = BertShape(vocabSize: config.vocabSize, hiddenSize: D, headDim: dh,
+                                  maxPositions: config.maxPositionEmbeddings, typeVocabSize: config.typeVocabSize,
+                                  layers: zip(heads, ffn).map { LayerShape(heads: $0, ffnWidth: $1) })
+            config.compact = CompactLayout(describing: shape, config: config)
+            self.config = config
             numLabels = meta["num_labels"] as! Int
         }
 
