@@ -143,6 +143,17 @@ public struct BertConfig: Codable, Equatable, Sendable {
     }
 
     /// Decodes the JSON keys; absent (or null) optional keys take their defaults. Does not validate.
+    /// `position_embedding_type`: absent means "absolute" (transformers' default); an explicit null is refused, since
+    /// transformers then adds no position embeddings at all.
+    private static func positionEmbeddingType(_ c: KeyedDecodingContainer<CodingKeys>) throws -> String {
+        if c.contains(.positionEmbeddingType), try c.decodeNil(forKey: .positionEmbeddingType) {
+            throw DecodingError.valueNotFound(String.self, DecodingError.Context(
+                codingPath: c.codingPath + [CodingKeys.positionEmbeddingType],
+                debugDescription: "null (transformers then adds no position embeddings); expected \"absolute\""))
+        }
+        return try c.decodeIfPresent(String.self, forKey: .positionEmbeddingType) ?? "absolute"
+    }
+
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let id2label = try c.decodeIfPresent([String: String].self, forKey: .id2label)
@@ -160,7 +171,7 @@ public struct BertConfig: Codable, Equatable, Sendable {
             initializerRange: try c.decodeIfPresent(Double.self, forKey: .initializerRange) ?? 0.02,
             layerNormEps: try c.decodeIfPresent(Double.self, forKey: .layerNormEps) ?? 1e-12,
             padTokenId: try c.decodeIfPresent(Int.self, forKey: .padTokenId) ?? 0,
-            positionEmbeddingType: try c.decodeIfPresent(String.self, forKey: .positionEmbeddingType) ?? "absolute",
+            positionEmbeddingType: try Self.positionEmbeddingType(c),
             classifierDropout: try c.decodeIfPresent(Double.self, forKey: .classifierDropout),
             id2label: id2label,
             label2id: try c.decodeIfPresent([String: Int].self, forKey: .label2id),
@@ -282,8 +293,10 @@ extension BertConfig {
         for (key, p) in probabilities where !(p >= 0 && p < 1) {
             throw fail(key, "key '\(key.rawValue)' = \(p) is outside [0, 1)")
         }
-        guard layerNormEps > 0, layerNormEps.isFinite else {
-            throw fail(.layerNormEps, "key 'layer_norm_eps' = \(layerNormEps) must be a positive number")
+        // LayerNorm's ε only guards a division: BERT-family models use 1e-12 … 1e-5; one near the variance of the
+        // activations would change what the model computes.
+        guard layerNormEps > 0, layerNormEps <= 0.1 else {
+            throw fail(.layerNormEps, "key 'layer_norm_eps' = \(layerNormEps) must be a positive number of at most 0.1")
         }
         guard initializerRange >= 0, initializerRange.isFinite else {
             throw fail(.initializerRange, "key 'initializer_range' = \(initializerRange) must be a non-negative number")

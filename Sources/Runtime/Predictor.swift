@@ -57,7 +57,7 @@ public final class Predictor {
             throw PredictorError("batch size \(options.batchSize) must be at least 1")
         }
         guard tokenizer.idToToken.count <= model.shape.vocabSize else {
-            throw PredictorError("the tokenizer has \(tokenizer.idToToken.count) tokens but the model's word embeddings "
+            throw PredictorError("the tokenizer (\(tokenizer.source)) has \(tokenizer.idToToken.count) tokens but the model's word embeddings "
                                  + "have \(model.shape.vocabSize) rows; expected the tokenizer the model was trained with")
         }
         switch task {

@@ -197,7 +197,7 @@ final class PredictorTests: XCTestCase {
         XCTAssertTrue(message { try Predictor(model: bare, tokenizer: Self.tokenizer, labels: ["same", "same"]) }
             .contains("label name 'same' is given for classes 0 and 1"))
         let big = try WordPieceTokenizer(vocabulary: ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + (0..<60).map { "w\($0)" })
-        XCTAssertTrue(message { try Predictor(model: bare, tokenizer: big) }.contains("the tokenizer has 64 tokens"))
+        XCTAssertTrue(message { try Predictor(model: bare, tokenizer: big) }.contains("the tokenizer (vocabulary) has 64 tokens"))
     }
 
     func testPredictionJSON() throws {

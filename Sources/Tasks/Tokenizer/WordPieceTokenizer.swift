@@ -14,6 +14,8 @@ import Foundation
 /// 4. Greedy longest-match-first WordPiece with "##" continuations; a word that cannot be covered, or is longer than
 ///    `maxInputCharsPerWord` scalars after normalization, is one `[UNK]`.
 public final class WordPieceTokenizer: Sendable {
+    /// Where the tokenizer was read from (the vocab.txt or tokenizer.json path; "vocabulary" for one built in memory).
+    public let source: String
     public let vocabulary: [String: Int]          // token → id
     public let idToToken: [String]
     public let doLowerCase: Bool                   // HF: lowercase
@@ -83,6 +85,7 @@ public final class WordPieceTokenizer: Sendable {
     init(source: String, idToToken: [String], doLowerCase: Bool, stripAccents: Bool, tokenizeChineseChars: Bool,
          cleanText: Bool, maxInputCharsPerWord: Int, specialTokens names: SpecialTokenNames,
          addedTokens: [AddedToken]?, continuingSubwordPrefix: String, decodeCleanup: Bool) throws {
+        self.source = source
         var vocabulary: [String: Int] = [:]
         vocabulary.reserveCapacity(idToToken.count)
         for (id, token) in idToToken.enumerated() where vocabulary[token] == nil { vocabulary[token] = id }
