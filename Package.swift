@@ -70,7 +70,7 @@ let package = Package(
                 exclude: ["README.md"]),
         .target(name: "Training", dependencies: ["Tasks", "BERT", "Tensor", "Formats"], exclude: ["README.md"],
                 swiftSettings: simdFlags),
-        .target(name: "CoFi", dependencies: ["Training", "Tasks", "BERT", "Tensor", "Formats"], exclude: ["README.md"],
+        .target(name: "CoFi", dependencies: ["Training", "Tasks", "BERT", "Tensor"], exclude: ["README.md"],
                 swiftSettings: simdFlags),
         .executableTarget(
             name: "cofi",
@@ -87,7 +87,7 @@ let package = Package(
         .testTarget(name: "BERTTests", dependencies: ["BERT", "Tensor", "Formats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TasksTests", dependencies: ["Tasks", "BERT", "Tensor", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Tasks", "BERT", "Tensor", "PackedGEMM"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Tasks", "BERT", "Tensor", "PackedGEMM", "Formats"]),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Runtime", "Tasks", "BERT", "Tensor",
                                                         .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Tasks", "BERT", "Tensor", "Formats"],
