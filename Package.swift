@@ -59,7 +59,7 @@ let package = Package(
                 exclude: ["README.md"]),
         .target(name: "Runtime", dependencies: ["Tasks", "BERT", "Tensor", "PackedGEMM", "Formats"], exclude: ["README.md"],
                 swiftSettings: simdFlags),
-        .target(name: "Serving", dependencies: ["Runtime", .product(name: "Hummingbird", package: "hummingbird"),
+        .target(name: "Serving", dependencies: ["Runtime", "Formats", .product(name: "Hummingbird", package: "hummingbird"),
                                                 .product(name: "HummingbirdCore", package: "hummingbird"),
                                                 .product(name: "Logging", package: "swift-log"),
                                                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import Logging
 
@@ -48,29 +49,13 @@ public struct LogfmtLogHandler: LogHandler {
         return fields.joined(separator: " ")
     }
 
-    /// `value` bare, or in double quotes with `"`, `\`, line feeds, carriage returns and tabs escaped.
+    /// `value` bare when it has no space, `=`, quote, backslash or control character; otherwise as a JSON string
+    /// literal (`JSON.quote`: `"`, `\`, line feeds, carriage returns and tabs escaped, other controls as `\u00xx`).
     static func quoted(_ value: String) -> String {
         let bare = !value.isEmpty && value.unicodeScalars.allSatisfy {
             $0.value > 0x20 && $0 != "=" && $0 != "\"" && $0 != "\\" && $0.value != 0x7f
         }
-        if bare { return value }
-        var out = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7f {
-                    out += String(format: "\\u%04x", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
+        return bare ? value : JSON.quote(value)
     }
 
     /// `date` as ISO 8601 in UTC with milliseconds.
