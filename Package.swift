@@ -1,9 +1,10 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 // cofi — CoFi structured pruning for BERT-family models, in Swift.
 // Layers (each imports only the ones above it, each named in its dependencies; no re-exports):
 // Formats (JSON values and strings, file-format errors), CBLAS/Accelerate and PackedGEMM (AVX-512 products) → Tensor →
 // BERT → Tasks → Runtime (inference, model directories, benchmarks) → Serving (HTTP), and Tasks → Training → CoFi;
-// all → cofi (CLI), cofi-bench. TestSupport (tests only) → Tensor.
+// all → cofi (CLI), cofi-bench. TestSupport (tests only) → Tensor. With the MPI trait only: CMPI (Open MPI's C API)
+// → Cluster (the MPI process group) → cofi.
 import PackageDescription
 
 /// Release builds target the haswell level (AVX2 + FMA) on Linux x86-64 so the SIMD kernels vectorise fully.
@@ -32,6 +33,9 @@ let package = Package(
         .library(name: "Training", targets: ["Training"]),
         .library(name: "CoFi", targets: ["CoFi"]),
     ],
+    // `--traits MPI`: data-parallel training under mpirun (needs Open MPI: Debian's libopenmpi-dev). Off by default,
+    // so the default build needs no MPI.
+    traits: [.trait(name: "MPI", description: "Data-parallel fine-tuning and pruning across processes over Open MPI")],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
@@ -46,6 +50,10 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+        // Without the trait, Cluster compiles to an empty module (its source is `#if MPI`) and CMPI is not used.
+        .target(name: "Cluster", dependencies: [.target(name: "CMPI", condition: .when(traits: ["MPI"])), "Training"],
+                exclude: ["README.md"]),
         .target(name: "Formats", exclude: ["README.md"]),
         .target(name: "PackedGEMM", exclude: ["README.md"], swiftSettings: avx512Flags),
         .target(
@@ -68,13 +76,15 @@ let package = Package(
                                                 .product(name: "CoreMetrics", package: "swift-metrics"),
                                                 .product(name: "Prometheus", package: "swift-prometheus")],
                 exclude: ["README.md"]),
-        .target(name: "Training", dependencies: ["Tasks", "BERT", "Tensor", "Formats"], exclude: ["README.md"],
+        .target(name: "Training", dependencies: ["Tasks", "BERT", "Tensor", "Formats",
+                                                 .product(name: "Crypto", package: "swift-crypto")], exclude: ["README.md"],
                 swiftSettings: simdFlags),
         .target(name: "CoFi", dependencies: ["Training", "Tasks", "BERT", "Tensor"], exclude: ["README.md"],
                 swiftSettings: simdFlags),
         .executableTarget(
             name: "cofi",
             dependencies: ["Formats", "BERT", "Tasks", "Runtime", "Serving", "Training", "CoFi",
+                           .target(name: "Cluster", condition: .when(traits: ["MPI"])),
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")],
             exclude: ["README.md"]),

@@ -90,17 +90,29 @@ public struct BertBatch {
         precondition(self.attentionMask.count == inputIds.count && self.tokenTypeIds.count == inputIds.count,
                      "attentionMask and tokenTypeIds must match inputIds")
     }
+
+    /// The rows `range` of this batch (a data-parallel rank's shard), padded to the same length.
+    public func rows(_ range: Range<Int>) -> BertBatch {
+        precondition(range.lowerBound >= 0 && range.upperBound <= batch, "rows \(range) of a batch of \(batch)")
+        let span = (range.lowerBound * seqLen)..<(range.upperBound * seqLen)
+        return BertBatch(batch: range.count, seqLen: seqLen, inputIds: Array(inputIds[span]),
+                         attentionMask: Array(attentionMask[span]), tokenTypeIds: Array(tokenTypeIds[span]))
+    }
 }
 
 /// Dropout switch and its random stream for one forward pass.
 public struct ForwardMode {
     public var training: Bool
     public var rng: Xoshiro256
+    /// Where the batch lies in a larger one (a data-parallel rank's rows of the global batch): dropout then gives
+    /// each row the keep pattern it has when one process runs the whole batch. Nil: the batch is the whole batch.
+    public var rows: RowSlice?
     /// Evaluation: no dropout.
     public static var inference: ForwardMode { ForwardMode(training: false, rng: Xoshiro256(seed: 0)) }
-    public init(training: Bool, rng: Xoshiro256) {
+    public init(training: Bool, rng: Xoshiro256, rows: RowSlice? = nil) {
         self.training = training
         self.rng = rng
+        self.rows = rows
     }
 }
 
@@ -157,12 +169,12 @@ public final class BertModel {
             + embedding(embeddings.tokenTypeEmbeddings, ids: batch.tokenTypeIds)
         x = x.masked(by: zHidden)
         x = layerNorm(x, gamma: embeddings.layerNorm.weight, beta: embeddings.layerNorm.bias, eps: eps, keep: keep)
-        x = dropout(x, p: hiddenP, rng: &mode.rng).masked(by: zHidden)
+        x = dropout(x, p: hiddenP, rng: &mode.rng, rows: mode.rows).masked(by: zHidden)
         var hiddenStates = [x]
 
         /// The end of each sublayer: ⊙z_hidn → dropout → LayerNorm(sublayer + residual) over the kept dims → ⊙z_hidn.
         func addAndNorm(_ sublayer: Variable, _ residual: Variable, _ norm: LayerNormWeights) -> Variable {
-            let s = dropout(sublayer.masked(by: zHidden), p: hiddenP, rng: &mode.rng)
+            let s = dropout(sublayer.masked(by: zHidden), p: hiddenP, rng: &mode.rng, rows: mode.rows)
             return layerNorm(s + residual, gamma: norm.weight, beta: norm.bias, eps: eps, keep: keep).masked(by: zHidden)
         }
 
@@ -173,7 +185,7 @@ public final class BertModel {
             if let att = layer.attention, !(masks?.attentionIsOff(layer: l) ?? false) {
                 let q = att.query(x), k = att.key(x), v = att.value(x)
                 let ctx = attention(q: q, k: k, v: v, batch: B, seqLen: T, heads: att.heads, headDim: shape.headDim,
-                                    additiveMask: additive, dropout: attentionP, rng: &mode.rng)
+                                    additiveMask: additive, dropout: attentionP, rng: &mode.rng, rows: mode.rows)
                 let a = att.output(ctx.masked(by: masks?.heads[l])).masked(by: masks?.attentionLayers[l])
                 x = addAndNorm(a, x, att.layerNorm)
             }
@@ -193,7 +205,7 @@ public final class BertModel {
         if task.usesPooler {
             guard let pooled = out.pooled else { preconditionFailure("a sequence-level head needs the pooler") }
             let classifierP = mode.training ? Float(config.classifierDropout ?? config.hiddenDropoutProb) : 0
-            out.logits = head(dropout(pooled, p: classifierP, rng: &mode.rng))
+            out.logits = head(dropout(pooled, p: classifierP, rng: &mode.rng, rows: mode.rows))
         } else {
             let logits = head(x)  // [B·T, 2]
             out.startLogits = logits.column(0).reshaped([B, T])

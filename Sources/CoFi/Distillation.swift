@@ -179,14 +179,21 @@ public struct LayerDistillation {
     ///   - teacher: the teacher's hidden states [embeddings, layer 1 … L_t], each [N, D_t] (constants).
     ///   - exists: for v4, which student layers exist in this step's mask sample (`LayerMapping.existingLayers`);
     ///     nil = all.
-    public func callAsFunction(student: [Variable], teacher: [Tensor], exists: [Bool]? = nil) throws
-        -> LayerDistillationResult {
+    ///   - reduce: in a data-parallel run, sums each rank's share of ℓ (flattened row by row) over the ranks, so
+    ///     the mapping is chosen from the global batch's ℓ; nil uses this batch's.
+    public func callAsFunction(student: [Variable], teacher: [Tensor], exists: [Bool]? = nil,
+                               reduce: (([Double]) -> [Double])? = nil) throws -> LayerDistillationResult {
         let layers = try resolvedTeacherLayers(student: student, teacher: teacher)
         if let exists, exists.count != student.count - 1 {
             throw DistillationError("layer distillation: existence flags for \(exists.count) layers, but the student "
                 + "has \(student.count - 1)")
         }
-        let losses = pairLosses(student: student, teacher: teacher, teacherLayers: layers)
+        var losses = pairLosses(student: student, teacher: teacher, teacherLayers: layers)
+        if let reduce {
+            let width = student.count - 1
+            let summed = reduce(losses.flatMap { $0 })
+            losses = losses.indices.map { Array(summed[($0 * width)..<(($0 + 1) * width)]) }
+        }
         let mapping = LayerMapping.select(losses: losses, version: version, exists: exists)
         let loss = try self.loss(student: student, teacher: teacher, teacherLayers: layers, mapping: mapping)
         return LayerDistillationResult(loss: loss, teacherLayers: layers, mapping: mapping, pairLosses: losses)
@@ -413,8 +420,11 @@ public struct DistillationLoss {
     ///   - teacher: the teacher's forward pass on the same batch (its values are used as constants).
     ///   - masks: this step's mask sample, or nil (pre-pruning, fine-tuning): v4 reads which layers exist from it.
     ///   - labels: gold labels; required when `config.labelWeight` ≠ 0.
+    ///   - reducePairLosses: in a data-parallel run, the sum over the ranks of their shares of the layer
+    ///     mapping's pair losses (`LayerDistillation`).
     public func callAsFunction(student: BertOutput, teacher: BertOutput, masks: MaskSet? = nil,
-                               labels: LabelTargets? = nil) throws -> DistillationLossParts {
+                               labels: LabelTargets? = nil,
+                               reducePairLosses: (([Double]) -> [Double])? = nil) throws -> DistillationLossParts {
         let prediction = try predictionDistillationLoss(student: student, teacher: teacher, head: head,
                                                         temperature: config.temperature)
         var total = config.predictionWeight * prediction
@@ -427,7 +437,7 @@ public struct DistillationLoss {
             }
             let exists = LayerMapping.existingLayers(masks: masks, layerCount: studentLayers)
             let result = try layerDistillation(student: student.hiddenStates, teacher: teacher.hiddenStates.map(\.value),
-                                               exists: exists)
+                                               exists: exists, reduce: reducePairLosses)
             total = total + config.layerWeight * result.loss
             layer = result
         }

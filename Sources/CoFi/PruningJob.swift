@@ -20,10 +20,73 @@ public final class PruningJob: @unchecked Sendable {
     /// settings for a task of a given number of training examples (the paper's recipe depends on it; its batch size
     /// and seed, which the task's batches are made with, must not); they are validated here. The run arguments (a
     /// resume must repeat them) are the task's, the models' directories and `PruningSettings.runArguments`.
+    ///
+    /// With `parallel` (one of several ranks under mpirun), every rank prepares the same job and they agree before
+    /// going on (a rank that fails makes every rank throw the agreed `ClusterError` naming it), then check that
+    /// their arguments, training data and teacher and student weights are identical. Rank 0 alone prepares and
+    /// writes the output directory and reports; every other rank runs the same pipeline on a private scratch
+    /// directory (removed at the end) in which it keeps only what the pipeline reads back — the best weights and
+    /// gates of each stage — and, on `--resume`, receives rank 0's stage files over MPI.
     public init(teacher: URL, student: URL, task: TaskSelection, out: URL, mode: TrainingOutput.Mode,
                 settings makeSettings: (_ trainExamples: Int) throws -> PruningSettings,
-                progress: ProgressReporter?) throws {
-        try AssetsDirectory.fetchIfDefault(student) { FileHandle.standardError.write(Data("fetch: \($0)\n".utf8)) }
+                progress: ProgressReporter?, parallel: DataParallel? = nil) throws {
+        let group = parallel?.group
+        let lead = group?.isLead ?? true
+        func step<T>(_ body: () throws -> T) throws -> T { try group?.agreeing(body) ?? body() }
+        let made = try step { () throws -> Prepared in
+            try Self.prepare(teacher: teacher, student: student, task: task, out: out, settings: makeSettings,
+                             fetch: lead)
+        }
+        if let parallel {
+            try parallel.checkSameRun(arguments: made.arguments, settings: String(describing: made.settings),
+                                      data: made.prepared.data, models: [
+                ("the teacher (\(teacher.appendingPathComponent("model.safetensors").path))", made.teacher.namedParameters),
+                ("the student (\(student.appendingPathComponent("model.safetensors").path))", made.student.namedParameters),
+            ])
+            parallel.distribute(made.prepared.evaluator)
+        }
+        // Rank 0 writes the output directory; the others a private copy of what the pipeline reads back.
+        let directory = try step { lead ? out : try parallel!.scratchDirectory() }
+        scratch = lead ? nil : directory
+        try step { try PruningOutput.prepare(directory, mode: lead ? mode : .force) }
+        if let parallel, mode == .resume {
+            try parallel.group.mirror(directory: out, into: scratch, skipping: ["metrics.jsonl", "figures", "report.md"])
+        }
+        pipeline = try PruningPipeline(teacher: made.teacher, student: made.student, data: made.prepared.data,
+                                       evaluator: made.prepared.evaluator, settings: made.settings, output: directory,
+                                       export: made.prepared.export, arguments: made.arguments)
+        pipeline.parallel = parallel
+        pipeline.progress = lead ? progress : nil
+        self.settings = made.settings
+        self.prepared = made.prepared
+        self.output = out
+        teacherDirectory = teacher
+        studentDirectory = student
+        resume = mode == .resume
+    }
+
+    deinit {
+        if let scratch { try? FileManager.default.removeItem(at: scratch) }
+    }
+
+    /// A non-lead rank's private copy of the output directory.
+    private let scratch: URL?
+
+    /// What `init` reads and checks before any output is written.
+    private struct Prepared {
+        let prepared: PreparedTask
+        let teacher: BertModel
+        let student: BertModel
+        let settings: PruningSettings
+        let arguments: [String: String]
+    }
+
+    private static func prepare(teacher: URL, student: URL, task: TaskSelection, out: URL,
+                                settings makeSettings: (_ trainExamples: Int) throws -> PruningSettings,
+                                fetch: Bool) throws -> Prepared {
+        if fetch {
+            try AssetsDirectory.fetchIfDefault(student) { FileHandle.standardError.write(Data("fetch: \($0)\n".utf8)) }
+        }
         let tokenizer = try WordPieceTokenizer.load(directory: student)
         let batching = try makeSettings(0)
         let prepared = try task.prepareTraining(tokenizer: tokenizer, tokenizerDirectory: student,
@@ -43,17 +106,12 @@ public final class PruningJob: @unchecked Sendable {
         do { try runSettings.validate() } catch { throw PruningError("\(error)") }
         let runArguments = prepared.arguments
             .merging(runSettings.runArguments.merging(["teacher": teacher.path, "student": student.path]) { a, _ in a }) { a, _ in a }
-        pipeline = try PruningPipeline(teacher: teacherModel, student: studentModel, data: prepared.data,
-                                       evaluator: prepared.evaluator, settings: runSettings, output: out,
-                                       export: prepared.export, arguments: runArguments)
-        try PruningOutput.prepare(out, mode: mode)
-        pipeline.progress = progress
-        self.settings = runSettings
-        self.prepared = prepared
-        self.output = out
-        teacherDirectory = teacher
-        studentDirectory = student
-        resume = mode == .resume
+        // The pipeline's own checks (teacher and student fit), before anything is written.
+        _ = try PruningPipeline(teacher: teacherModel, student: studentModel, data: prepared.data,
+                                evaluator: prepared.evaluator, settings: runSettings, output: nil,
+                                export: prepared.export, arguments: runArguments)
+        return Prepared(prepared: prepared, teacher: teacherModel, student: studentModel, settings: runSettings,
+                        arguments: runArguments)
     }
 
     /// Runs (or, after `init(mode: .resume)`, continues) the pipeline to the end, or until `requestStop`.

@@ -78,17 +78,24 @@ public final class PruningObjective: TrainingObjective {
         case nil: labels = nil
         }
         let parts: DistillationLossParts
+        let shard = batch.shard
+        // A rank's share of the pair losses is its rows' fraction of the batch mean.
+        let reduce = shard.map { s in { (v: [Double]) in s.sum(v.map { $0 * s.fraction }) } }
         do {
-            parts = try distillation(student: studentOut, teacher: teacherOut, masks: masks, labels: labels)
+            parts = try distillation(student: studentOut, teacher: teacherOut, masks: masks, labels: labels,
+                                     reducePairLosses: reduce)
         } catch {
             preconditionFailure("distillation: \(error)")  // shapes are checked when the pipeline is built
         }
         var values: [String: Double] = [:]
-        for (k, v) in parts.logValues where k != "loss" { values[k] = Double(v) }
-        var total = parts.total
+        let logged = parts.logValues.filter { $0.0 != "loss" }
+        let logSums = shard.map { s in s.sum(logged.map { Double($0.1) * s.fraction }) } ?? logged.map { Double($0.1) }
+        for ((k, _), v) in zip(logged, logSums) { values[k] = v }
+        var total = shard.map { $0.weight * parts.total } ?? parts.total
         if let controller {
             let reg = controller.regularization(pruningStep: step)
-            total = total + reg.loss
+            // The Lagrangian does not depend on the batch: in a data-parallel run the lead rank alone adds it.
+            if shard?.isLead ?? true { total = total + reg.loss }
             values["lagrangian"] = Double(reg.loss.value.scalar)
             values["expected_sparsity"] = Double(reg.expectedSparsity.value.scalar)
             values["target_sparsity"] = Double(reg.target)
@@ -101,6 +108,20 @@ public final class PruningObjective: TrainingObjective {
     }
 
     public var auxiliaryOptimizers: [(name: String, optimizer: AdamW)] { optimizers }
+
+    /// An empty shard's part of the step's collectives: zeros for the layer mapping's pair losses (when layer
+    /// distillation is on) and for the logged loss parts, as `loss` sums them; and the controller's step (its
+    /// anti-windup memory), so that its state stays the lead rank's.
+    public func emptyShardStep(model: BertModel, shard: BatchShard, step: Int) {
+        _ = controller?.regularization(pruningStep: step)
+        if let layer = distillation.layerDistillation {
+            let teacherLayers = layer.teacherLayers
+                ?? LayerMapping.defaultTeacherLayers(teacherLayerCount: teacher.shape.layers.count)
+            _ = shard.sum([Double](repeating: 0, count: teacherLayers.count * model.shape.layers.count))
+        }
+        let parts = 1 + (distillation.layerDistillation == nil ? 0 : 1) + (distillation.config.labelWeight != 0 ? 1 : 0)
+        _ = shard.sum([Double](repeating: 0, count: parts))
+    }
 
     public func afterOptimizerStep(step: Int) { controller?.afterOptimizerStep() }
 

@@ -235,6 +235,9 @@ public final class PruningPipeline {
     public let export: ModelExport
     public let arguments: [String: String]
     public var progress: ProgressReporter?
+    /// Data-parallel training of every stage (`Trainer.parallel`); every rank runs the whole pipeline alike, the
+    /// others on a private copy of the output directory (see `PruningJob`).
+    public var parallel: DataParallel?
     /// Called after every step of every stage with the stage name and the objective's scalars (tests, CLI).
     public var onStep: ((String, StepRecord, [String: Double]) throws -> Void)?
     /// The layer transformation, trained through pre-pruning and pruning.
@@ -421,13 +424,18 @@ public final class PruningPipeline {
             let gate = settings.checkpointGate == .expected
                 ? "ŝ ≥ \(settings.targetSparsity) − ε \(settings.sparsityEpsilon)"
                 : "exact sparsity within \(settings.targetSparsity) ± ε \(settings.sparsityEpsilon)"
-            throw PruningError("no evaluation met the checkpoint gate (\(gate)): the last evaluation had expected "
+            throw gateError("no evaluation met the checkpoint gate (\(gate)): the last evaluation had expected "
                 + "sparsity \(s) and exact sparsity \(exact), so no best checkpoint was saved "
                 + "(the last state is in \(pruneDir.path)/checkpoint). Train longer or warm up sooner"
                 + (settings.controller.budgetAware ? "" : ", or use the budget-aware controller")
                 + (settings.checkpointGate == .exactBand ? ", evaluate more often, or widen --sparsity-epsilon" : ""))
         }
         return (best, gatesURL)
+    }
+
+    /// A failure every rank of a data-parallel run meets alike (the pipeline is deterministic): agreed.
+    private func gateError(_ message: String) -> Error {
+        parallel == nil ? PruningError(message) : ClusterError(message)
     }
 
     /// Stage 3: loads the best checkpoint (weights and gates), folds and cuts it with its deterministic masks, and
@@ -528,6 +536,8 @@ public final class PruningPipeline {
         defer { currentTrainer = nil }
         do { stageWallSeconds[name] = try trainer.train().wallSeconds } catch let e as TrainerError {
             throw PruningError("\(name) stage, \(e.description)")
+        } catch let e as ClusterError {
+            throw ClusterError("\(name) stage, \(e.description)", agreed: e.agreed)
         }
         try markDone(name)
         return trainer
@@ -562,6 +572,7 @@ public final class PruningPipeline {
         let trainer = try Trainer(model: model, data: data, configuration: configuration, objective: objective,
                                   evaluator: evaluator, output: output, export: export, arguments: args)
         if name == "finetune" { trainer.learningRateOption = "--finetune-lr" }
+        trainer.parallel = parallel
         if let output, resume, FileManager.default.fileExists(atPath: output.checkpoint.appendingPathComponent(TrainingCheckpoint.stateFile).path) {
             try trainer.resume(from: output.checkpoint)
             if let masked = evaluator as? MaskedEvaluator { masked.bestSoFar = trainer.state.bestMetric }

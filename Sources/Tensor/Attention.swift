@@ -4,10 +4,11 @@
 /// `additiveMask`: [B, T], added to every query's score for each key (0 for real tokens, −10000 for padding);
 /// result: the per-head contexts softmax(q_h k_hᵀ/√Dh + mask) v_h, concatenated back to [B·T, H·Dh].
 /// Attention-probability dropout with rate `dropout` uses `rng` (drawn before the parallel part, so the
-/// pattern depends only on the seed). Each (batch, head) pair is a few small BLAS products; pairs run in parallel.
+/// pattern depends only on the seed; with `rows`, B is that slice of a larger batch and the other rows' draws are
+/// skipped). Each (batch, head) pair is a few small BLAS products; pairs run in parallel.
 public func attention(q: Variable, k: Variable, v: Variable, batch B: Int, seqLen T: Int, heads H: Int,
                       headDim Dh: Int, additiveMask: [Float]?, dropout p: Float = 0,
-                      rng: inout Xoshiro256) -> Variable {
+                      rng: inout Xoshiro256, rows: RowSlice? = nil) -> Variable {
     let HD = H * Dh
     precondition(q.shape == [B * T, HD] && k.shape == [B * T, HD] && v.shape == [B * T, HD],
                  "attention: q/k/v must be [\(B * T), \(HD)], got \(q.shape) \(k.shape) \(v.shape)")
@@ -16,7 +17,8 @@ public func attention(q: Variable, k: Variable, v: Variable, batch B: Int, seqLe
     let qv = q.value, kv = k.value, vv = v.value
     let TT = T * T
     // Dropout keep-scales [B, H, T, T], or nil.
-    let drop: [Float]? = p > 0 ? (0..<(B * H * TT)).map { _ in rng.nextUniform() < p ? 0 : 1 / (1 - p) } : nil
+    let drop: [Float]? = p > 0
+        ? RowSlice.draw(B * H * TT, rows: rows, rng: &rng) { $0.nextUniform() < p ? Float(0) : 1 / (1 - p) } : nil
 
     var probs = [Float](repeating: 0, count: B * H * TT)   // softmax output P, before dropout
     let out = Tensor(shape: [B * T, HD]) { o in

@@ -143,14 +143,15 @@ public func layerNorm(_ x: Variable, gamma: Variable, beta: Variable, eps: Float
 }
 
 /// Inverted dropout: zeroes each element with probability p and scales the rest by 1/(1−p). Identity when
-/// p = 0. The keep pattern is drawn from `rng`, so a seed fixes it.
-public func dropout(_ x: Variable, p: Float, rng: inout Xoshiro256) -> Variable {
+/// p = 0. The keep pattern is drawn from `rng`, one draw per element in row-major order, so a seed fixes it; with
+/// `rows` (x's first dimension is that slice of a larger batch) the other rows' draws are skipped, so the slice
+/// gets the pattern it has in the whole batch.
+public func dropout(_ x: Variable, p: Float, rng: inout Xoshiro256, rows: RowSlice? = nil) -> Variable {
     if p <= 0 { return x }
     precondition(p < 1, "dropout probability \(p) must be below 1")
     let scale = 1 / (1 - p)
-    let maskT = Tensor(shape: x.value.shape) { m in
-        for i in 0..<m.count { m[i] = rng.nextUniform() < p ? 0 : scale }
-    }
+    let keep = RowSlice.draw(x.value.count, rows: rows, rng: &rng) { $0.nextUniform() < p ? Float(0) : scale }
+    let maskT = Tensor(shape: x.value.shape, scalars: keep)
     return Variable(x.value.zipMap(maskT, *), inputs: [x]) { g in x.accumulate(g.zipMap(maskT, *)) }
 }
 

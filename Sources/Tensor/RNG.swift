@@ -29,6 +29,13 @@ public struct Xoshiro256: RandomNumberGenerator, Sendable {
         return result
     }
 
+    /// Advances the stream by `n` draws of `next()` (what a data-parallel rank does for the rows of a global
+    /// batch that other ranks own, so that its own rows get the draws a single process gives them).
+    public mutating func skip(_ n: Int) {
+        var i = 0
+        while i < n { _ = next(); i += 1 }
+    }
+
     /// Uniform in [0, 1) with 24 random bits.
     public mutating func nextUniform() -> Float {
         Float(next() >> 40) * (1.0 / 16_777_216.0)
@@ -40,6 +47,34 @@ public struct Xoshiro256: RandomNumberGenerator, Sendable {
         let u2 = Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)
         let r = (-2.0 * log(Swift.max(u1, 1e-300))).squareRoot()
         return Float(r * cos(2.0 * Double.pi * u2))
+    }
+}
+
+/// The rows `offset ..< offset + count` of a batch of `total` rows: where a data-parallel rank's shard lies in the
+/// global batch. Random draws laid out row-major with the batch outermost (dropout keep patterns) skip the other
+/// rows' draws, so that every row gets the draws it gets in a single process on the whole batch.
+public struct RowSlice: Equatable, Sendable {
+    public var offset: Int
+    public var count: Int
+    public var total: Int
+
+    public init(offset: Int, count: Int, total: Int) {
+        precondition(offset >= 0 && count >= 0 && offset + count <= total, "rows \(offset)..<\(offset + count) of \(total)")
+        self.offset = offset
+        self.count = count
+        self.total = total
+    }
+
+    /// Fills `n` values (n = count × per-row draws) with `draw`, skipping the draws of the rows before and after
+    /// the slice in `rng`; without a slice, draws all n.
+    public static func draw<T>(_ n: Int, rows: RowSlice?, rng: inout Xoshiro256, _ draw: (inout Xoshiro256) -> T) -> [T] {
+        guard let rows, rows.count != rows.total else { return (0..<n).map { _ in draw(&rng) } }
+        precondition(rows.count > 0 && n % rows.count == 0, "\(n) draws do not split into \(rows.count) rows")
+        let perRow = n / rows.count
+        rng.skip(rows.offset * perRow)
+        let values = (0..<n).map { _ in draw(&rng) }
+        rng.skip((rows.total - rows.offset - rows.count) * perRow)
+        return values
     }
 }
 

@@ -70,14 +70,36 @@ public final class Variable {
     /// Back-propagates from this node: seeds its gradient with `seed` (ones for a scalar when nil) and runs every
     /// pullback in reverse topological order. Gradients accumulate into leaves (call `zeroGrad` between steps);
     /// interior gradients are released as soon as they have been propagated.
-    public func backward(seed: Tensor? = nil) {
+    ///
+    /// `leafReady`, when given, is called with each leaf that needs a gradient as soon as the last pullback that
+    /// can add to it has run — its gradient is then final while the rest of the pass goes on (how a data-parallel
+    /// run starts reducing gradients during the backward pass). Leaves the pass does not reach are not reported.
+    public func backward(seed: Tensor? = nil, leafReady: ((Variable) -> Void)? = nil) {
         guard requiresGrad else { return }
         let order = topologicalOrder()
+        // For each leaf, how many interior nodes still have to send it a gradient.
+        var pending: [ObjectIdentifier: Int] = [:]
+        if leafReady != nil {
+            for node in order where node.pullback != nil {
+                for input in node.inputs where input.isLeaf && input.requiresGrad {
+                    pending[ObjectIdentifier(input), default: 0] += 1
+                }
+            }
+        }
         accumulate(seed ?? Tensor(repeating: 1, shape: value.shape))
         for node in order.reversed() {
-            guard let pb = node.pullback, let g = node.grad else { continue }
-            node.grad = nil
-            pb(g)
+            guard let pb = node.pullback else { continue }
+            if let g = node.grad {
+                node.grad = nil
+                pb(g)
+            }
+            guard let leafReady else { continue }
+            for input in node.inputs where input.isLeaf && input.requiresGrad {
+                let id = ObjectIdentifier(input)
+                let left = pending[id, default: 1] - 1
+                pending[id] = left
+                if left == 0 { leafReady(input) }
+            }
         }
     }
 

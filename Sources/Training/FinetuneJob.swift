@@ -13,24 +13,57 @@ public final class FinetuneJob: @unchecked Sendable {
 
     /// Prepares fine-tuning the model in `model` on `task` into `out`; `mode` says what to do with a run already
     /// there. Fetches the default model when `model` is the default asset and it is missing.
+    ///
+    /// With `parallel` (one of several ranks under mpirun), every rank prepares the same job and they agree before
+    /// going on: a rank that fails (a missing file on its host) makes every rank throw the agreed `ClusterError`
+    /// naming it; then the ranks check that their arguments, training data and model weights are identical. Rank 0
+    /// alone prepares the output directory, writes and reports; on `--resume` it reads the checkpoint and sends it
+    /// to the other ranks.
     public init(model: URL, task: TaskSelection, configuration: TrainerConfiguration, out: URL,
-                mode: TrainingOutput.Mode, progress: ProgressReporter?) throws {
-        try configuration.validate()
-        try AssetsDirectory.fetchIfDefault(model) { FileHandle.standardError.write(Data("fetch: \($0)\n".utf8)) }
-        let tokenizer = try WordPieceTokenizer.load(directory: model)
-        let prepared = try task.prepareTraining(tokenizer: tokenizer, tokenizerDirectory: model,
-                                                batchSize: configuration.batchSize, seed: configuration.seed)
-        let bert = try BertModel.load(directory: model, task: prepared.head, seed: configuration.seed)
-        try prepared.checkLength(bert)
-        var arguments = prepared.arguments
-        arguments["model"] = model.path
-
-        output = try TrainingOutput.prepare(out, mode: mode)
+                mode: TrainingOutput.Mode, progress: ProgressReporter?, parallel: DataParallel? = nil) throws {
+        let lead = parallel?.group.isLead ?? true
+        let group = parallel?.group
+        func step<T>(_ body: () throws -> T) throws -> T { try group?.agreeing(body) ?? body() }
+        let (prepared, bert, arguments) = try step { () throws -> (PreparedTask, BertModel, [String: String]) in
+            try configuration.validate()
+            if lead {
+                try AssetsDirectory.fetchIfDefault(model) { FileHandle.standardError.write(Data("fetch: \($0)\n".utf8)) }
+            }
+            let tokenizer = try WordPieceTokenizer.load(directory: model)
+            let prepared = try task.prepareTraining(tokenizer: tokenizer, tokenizerDirectory: model,
+                                                    batchSize: configuration.batchSize, seed: configuration.seed)
+            let bert = try BertModel.load(directory: model, task: prepared.head, seed: configuration.seed)
+            try prepared.checkLength(bert)
+            var arguments = prepared.arguments
+            arguments["model"] = model.path
+            return (prepared, bert, arguments)
+        }
+        if let parallel {
+            try parallel.checkSameRun(arguments: arguments, settings: String(describing: configuration),
+                                      data: prepared.data,
+                                      models: [("the model (\(model.appendingPathComponent("model.safetensors").path))",
+                                                bert.namedParameters)])
+            parallel.distribute(prepared.evaluator)
+        }
+        output = try step { lead ? try TrainingOutput.prepare(out, mode: mode) : TrainingOutput(directory: out) }
         trainer = try Trainer(model: bert, data: prepared.data, configuration: configuration,
-                              evaluator: prepared.evaluator, output: output, export: prepared.export,
+                              evaluator: prepared.evaluator, output: lead ? output : nil, export: prepared.export,
                               arguments: arguments)
-        trainer.progress = progress
-        if mode == .resume { try trainer.resume(from: output.checkpoint) }
+        trainer.parallel = parallel
+        trainer.progress = lead ? progress : nil
+        if mode == .resume {
+            if let parallel {
+                // Rank 0 reads and checks the checkpoint, then sends it; the others resume from their copy.
+                let trainer = self.trainer, checkpoint = output.checkpoint
+                try step { if lead { try trainer.resume(from: checkpoint) } }
+                let scratch = try step { lead ? nil : try parallel.scratchDirectory() }
+                defer { if let scratch { try? FileManager.default.removeItem(at: scratch) } }
+                try parallel.group.mirror(directory: checkpoint, into: scratch)
+                try step { if let scratch { try trainer.resume(from: scratch) } }
+            } else {
+                try trainer.resume(from: output.checkpoint)
+            }
+        }
         modelDirectory = model
         self.prepared = prepared
         self.configuration = configuration

@@ -75,6 +75,10 @@ public final class Trainer {
     public var onStep: ((StepRecord) throws -> Void)?
     /// The command-line option that sets this run's learning rate, named when the loss diverges.
     public var learningRateOption = "--learning-rate"
+    /// Data-parallel training over several processes (`DataParallel`); nil trains in this process alone. Only the
+    /// lead rank (0) writes `checkpoint/` and metrics; every rank writes `best/` when it has an output (the pruning
+    /// pipeline reads it back); set it before `resume` and `train`.
+    public var parallel: DataParallel?
 
     private var resumed = false
     /// `state.wallSeconds` when `train()` was called, and the clock then; nil outside `train()`.
@@ -237,7 +241,7 @@ public final class Trainer {
     /// Opens `metrics.jsonl` (a resumed run keeps its lines up to the resumed step) and records the start or the
     /// resume.
     private func openLog() throws {
-        if let output {
+        if let output, parallel?.group.isLead ?? true {
             log = try MetricsLog(url: output.metrics, keepingStepsUpTo: resumed ? state.globalStep : nil)
         }
         if resumed {
@@ -259,10 +263,16 @@ public final class Trainer {
         let step = state.globalStep
         let batch = data.trainingBatch(indices)
         var mode = ForwardMode(training: true, rng: Xoshiro256(seed: Self.dropoutSeed(configuration.seed, step: step)))
-        let loss = objective.loss(model: model, batch: batch, mode: &mode, step: step)
-        let lossValue = loss.value.scalar
-        guard lossValue.isFinite else { throw stopped(step: step, reason: "the loss is \(lossValue)") }
-        loss.backward()
+        let lossValue: Float
+        if let parallel {
+            lossValue = parallelForwardBackward(parallel, batch: batch, mode: &mode, step: step)
+            guard lossValue.isFinite else { throw stopped(step: step, reason: "the loss is \(lossValue)") }
+        } else {
+            let loss = objective.loss(model: model, batch: batch, mode: &mode, step: step)
+            lossValue = loss.value.scalar
+            guard lossValue.isFinite else { throw stopped(step: step, reason: "the loss is \(lossValue)") }
+            loss.backward()
+        }
         let backwardDone = Self.now()
         let norm = clipGradientNorm(trainableParameters.map(\.1), maxNorm: configuration.maxGradNorm)
         guard norm.isFinite else {
@@ -273,6 +283,10 @@ public final class Trainer {
         for (_, opt) in allOptimizers { opt.step(scheduleMultiplier: multiplier) }
         clearGradients()
         objective.afterOptimizerStep(step: step)
+        if let parallel, (step + 1) % parallel.checkEvery == 0 || step + 1 == totalSteps {
+            try parallel.checkWeights(model.namedParameters + objective.checkpointTensors.sorted { $0.key < $1.key }
+                                        .map { ($0.key, Variable($0.value)) }, step: step + 1)
+        }
 
         state.globalStep += 1
         state.batchInEpoch += 1
@@ -282,6 +296,40 @@ public final class Trainer {
         return TakenStep(loss: lossValue, gradientNorm: norm, learningRate: configuration.learningRate * multiplier,
                          examples: batch.size, seconds: seconds, modelSeconds: backwardDone - stepStart)
     }
+
+    /// The data-parallel forward and backward pass: this rank's rows of `batch` (dropout drawn as one process
+    /// would), its weighted loss part, gradients summed over the ranks into every parameter the optimisers step;
+    /// returns the global batch's loss. Also agrees on a stop request, so that every rank stops after the same step.
+    private func parallelForwardBackward(_ parallel: DataParallel, batch: TrainingBatch, mode: inout ForwardMode,
+                                         step: Int) -> Float {
+        let shard = parallel.shard(batch)
+        let rows = shard.shard!.rows
+        mode.rows = rows
+        var loss: Variable?
+        if rows.count > 0 {
+            loss = objective.loss(model: model, batch: shard, mode: &mode, step: step)
+        } else {
+            objective.emptyShardStep(model: model, shard: shard.shard!, step: step)
+        }
+        let local = Double(loss?.value.scalar ?? 0)
+        let reduced = parallel.backward(loss, parameters: reducedParameters,
+                                        scalars: [local, stopRequestedLocally ? 1 : 0])
+        // Gradients that reached parameters outside the optimisers' lists (frozen embeddings) are not reduced.
+        for p in gradientHolders where !reducedSet.contains(ObjectIdentifier(p)) { p.grad = nil }
+        agreedStop = reduced[1] > 0
+        return Float(reduced[0])
+    }
+
+    /// Every parameter an optimiser steps (the model optimiser's first), reduced in data-parallel steps.
+    private lazy var reducedParameters: [Variable] = {
+        var seen = Set<ObjectIdentifier>()
+        let all = trainableParameters.map(\.1)
+            + objective.auxiliaryOptimizers.flatMap { $0.optimizer.groups.flatMap { $0.parameters.map(\.1) } }
+        return all.filter { seen.insert(ObjectIdentifier($0)).inserted }
+    }()
+    private lazy var reducedSet = Set(reducedParameters.map(ObjectIdentifier.init))
+    /// The stop request every rank agreed on at the last data-parallel step.
+    private var agreedStop = false
 
     /// Counts a taken step, hands it to `onStep`, updates the progress line and, every `loggingSteps` and at the
     /// last step, writes the window's `train` record.
@@ -360,7 +408,12 @@ public final class Trainer {
                          ("time", Self.timestamp())])
             progress?.finish()
             let saved = output.map { "; \($0.checkpoint.path) holds this step: continue with --resume" } ?? ""
-            throw TrainerError("stopped on request after step \(state.globalStep) of \(totalSteps)\(saved)")
+            let message = "stopped on request after step \(state.globalStep) of \(totalSteps)\(saved)"
+            if let parallel {
+                parallel.group.barrier()  // rank 0 has written the checkpoint
+                throw ClusterError(message)
+            }
+            throw TrainerError(message)
         }
     }
 
@@ -417,7 +470,7 @@ public final class Trainer {
 
     /// Writes `checkpoint/` with the current state (nothing without an output directory).
     public func saveCheckpoint() throws {
-        guard let output else { return }
+        guard let output, parallel?.group.isLead ?? true else { return }
         _ = updatedWallSeconds()
         try TrainingCheckpoint.write(to: output.checkpoint, model: model, export: export, state: state,
                                      optimizers: allOptimizers, objectiveTensors: objective.checkpointTensors)
@@ -431,7 +484,9 @@ public final class Trainer {
 
     private let stopLock = NSLock()
     private var stopFlag = false
-    private var stopRequested: Bool { stopLock.lock(); defer { stopLock.unlock() }; return stopFlag }
+    private var stopRequestedLocally: Bool { stopLock.lock(); defer { stopLock.unlock() }; return stopFlag }
+    /// In a data-parallel run, the request every rank agreed on at the last step (any rank's request stops all).
+    private var stopRequested: Bool { parallel == nil ? stopRequestedLocally : agreedStop }
 
     /// Asks the run to stop after the step in progress, writing checkpoint/ first; `train()` then throws. Safe to
     /// call from another thread (a signal handler's queue).
@@ -446,7 +501,7 @@ public final class Trainer {
         for (_, opt) in objective.auxiliaryOptimizers { for g in opt.groups { for (_, p) in g.parameters { p.grad = nil } } }
     }
 
-    private func stopped(step: Int, reason: String) -> TrainerError {
+    private func stopped(step: Int, reason: String) -> Error {
         clearGradients()
         let where_ = "step \(step + 1) (epoch \(state.epoch + 1), batch \(state.batchInEpoch + 1) of \(stepsPerEpoch))"
         var message = "\(where_): \(reason); training stopped before applying this update"
@@ -460,7 +515,8 @@ public final class Trainer {
         log?.append([("event", "stopped"), ("step", step + 1), ("reason", reason), ("diverged", true),
                      ("time", Self.timestamp())])
         progress?.finish()
-        return TrainerError(message)
+        // In a data-parallel run every rank sees the same reduced loss and gradient norm, so stops alike.
+        return parallel == nil ? TrainerError(message) : ClusterError(message)
     }
 
     /// Why resuming a diverged run cannot help, and what to do instead.

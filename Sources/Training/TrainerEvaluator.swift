@@ -67,6 +67,10 @@ public final class TaskEvaluator: Evaluator {
     public let kind: LabelKind
     public let metricSpec: MetricSpec
     public var primaryName: String { metricSpec.primaryName }
+    /// In a data-parallel run, every rank evaluates the batches `rank, rank + N, …` and the ranks sum their
+    /// predictions (zeros elsewhere) and losses: each example's prediction is the one a single process makes (same
+    /// batch, same padding), so the metric is too. Nil evaluates every batch here.
+    public var group: ProcessGroup?
 
     /// `examples` must all be labeled, with labels of `kind`.
     public init(examples: [EncodedExample], padId: Int, kind: LabelKind, metrics: MetricSpec, batchSize: Int = 32) {
@@ -95,8 +99,11 @@ public final class TaskEvaluator: Evaluator {
         let n = batcher.examples.count
         var predictions = [Label?](repeating: nil, count: n)
         var lossSum = 0.0
+        var computed = [Bool](repeating: false, count: n)
         withoutGradients {
-            for positions in batcher.order(epoch: 0) {
+            for (i, positions) in batcher.order(epoch: 0).enumerated() {
+                if let group, i % group.size != group.rank { continue }
+                for p in positions { computed[p] = true }
                 let batch = batcher.trainingBatch(positions)
                 var mode = ForwardMode.inference
                 let out = model(batch.inputs, mode: &mode)
@@ -117,6 +124,20 @@ public final class TaskEvaluator: Evaluator {
                     }
                 }
             }
+        }
+        if let group {
+            // Class indices and regression values are exact as doubles; the sum adds each to zeros only.
+            var values = (0..<n).map { i -> Double in
+                guard computed[i], let p = predictions[i] else { return 0 }
+                switch p {
+                case .classification(let k): return Double(k)
+                case .regression(let v): return v
+                }
+            }
+            values.append(lossSum)
+            values = group.allReduceSum(values)
+            lossSum = values[n]
+            predictions = (0..<n).map { kind.isRegression ? .regression(values[$0]) : .classification(Int(values[$0])) }
         }
         return (predictions.map { $0! }, n == 0 ? .nan : lossSum / Double(n))
     }

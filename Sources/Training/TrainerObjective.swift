@@ -23,6 +23,9 @@ public struct TrainingBatch {
     public var inputs: BertBatch
     public var targets: TrainingTargets?
     public var indices: [Int]
+    /// In a data-parallel run, where these rows lie in the step's global batch (`DataParallel.shard`); nil when
+    /// the batch is the whole batch.
+    public var shard: BatchShard?
 
     public init(inputs: BertBatch, targets: TrainingTargets?, indices: [Int]) {
         self.inputs = inputs
@@ -72,8 +75,13 @@ extension Batcher: TrainingData {
 public protocol TrainingObjective: AnyObject {
     /// The model parameters the model optimiser trains and clips, with their checkpoint names.
     func trainableParameters(of model: BertModel) -> [(String, Variable)]
-    /// The scalar loss of `batch`; `step` is the 0-based optimiser step about to be taken.
+    /// The scalar loss of `batch`; `step` is the 0-based optimiser step about to be taken. With `batch.shard`, the
+    /// rank's part of the global batch's loss (`BatchShard`): batch means weighted by `shard.weight`,
+    /// batch-independent terms on the lead rank only, and the same `shard.sum` calls on every rank.
     func loss(model: BertModel, batch: TrainingBatch, mode: inout ForwardMode, step: Int) -> Variable
+    /// A data-parallel rank whose shard of the step's batch is empty (the batch has fewer rows than there are
+    /// ranks): makes the same `shard.sum` calls `loss` makes, with zeros, and nothing else.
+    func emptyShardStep(model: BertModel, shard: BatchShard, step: Int)
     /// Optimisers of the objective's own parameters, stepped after the model's; their state is checkpointed
     /// under `name`.
     var auxiliaryOptimizers: [(name: String, optimizer: AdamW)] { get }
@@ -91,6 +99,7 @@ extension TrainingObjective {
     public func trainableParameters(of model: BertModel) -> [(String, Variable)] { model.namedParameters }
     public var auxiliaryOptimizers: [(name: String, optimizer: AdamW)] { [] }
     public func afterOptimizerStep(step: Int) {}
+    public func emptyShardStep(model: BertModel, shard: BatchShard, step: Int) {}
     public var checkpointTensors: [String: Tensor] { [:] }
     public func restore(checkpointTensors: [String: Tensor]) throws {}
     public var logScalars: [String: Double] { [:] }
@@ -105,7 +114,9 @@ public final class TaskLossObjective: TrainingObjective {
     public func loss(model: BertModel, batch: TrainingBatch, mode: inout ForwardMode, step: Int) -> Variable {
         guard let targets = batch.targets else { preconditionFailure("a training batch needs targets") }
         let out = model(batch.inputs, mode: &mode)
-        return Self.loss(out, targets: targets, seqLen: batch.inputs.seqLen)
+        let loss = Self.loss(out, targets: targets, seqLen: batch.inputs.seqLen)
+        guard let shard = batch.shard else { return loss }
+        return shard.weight * loss
     }
 
     /// The task loss of a forward pass's outputs (shared with evaluation).

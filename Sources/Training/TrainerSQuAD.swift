@@ -48,6 +48,9 @@ public final class SQuADEvaluator: Evaluator {
     public let padId: Int
     public let options: SQuADPostprocessOptions
     public var primaryName: String { "f1" }
+    /// In a data-parallel run, every rank computes the logits of the batches `rank, rank + N, …` and the ranks sum
+    /// them (zeros elsewhere): every feature gets a single process's logits. Nil computes every batch here.
+    public var group: ProcessGroup?
 
     public init(dataset: SQuADDataset, features: [SQuADFeature], padId: Int, batchSize: Int = 32,
                 options: SQuADPostprocessOptions? = nil) {
@@ -63,7 +66,8 @@ public final class SQuADEvaluator: Evaluator {
     public func logits(model: BertModel) -> (start: [[Float]], end: [[Float]]) {
         var start = [[Float]](repeating: [], count: features.count), end = start
         withoutGradients {
-            for batch in SQuADBatch.batches(features, size: batchSize, padId: padId) {
+            for (i, batch) in SQuADBatch.batches(features, size: batchSize, padId: padId).enumerated() {
+                if let group, i % group.size != group.rank { continue }
                 var mode = ForwardMode.inference
                 let out = model(batch.inputs, mode: &mode)
                 guard let s = out.startLogits?.value, let e = out.endLogits?.value else {
@@ -76,6 +80,20 @@ public final class SQuADEvaluator: Evaluator {
                     start[f] = Array(s.scalars[(row * T)..<(row * T + n)])
                     end[f] = Array(e.scalars[(row * T)..<(row * T + n)])
                 }
+            }
+        }
+        if let group {
+            var flat = [Float]()
+            flat.reserveCapacity(2 * features.reduce(0) { $0 + $1.length })
+            for (f, feature) in features.enumerated() {
+                flat += start[f].isEmpty ? [Float](repeating: 0, count: feature.length) : start[f]
+                flat += end[f].isEmpty ? [Float](repeating: 0, count: feature.length) : end[f]
+            }
+            flat.withUnsafeMutableBufferPointer { group.allReduceSum($0) }
+            var at = 0
+            for (f, feature) in features.enumerated() {
+                start[f] = Array(flat[at..<(at + feature.length)]); at += feature.length
+                end[f] = Array(flat[at..<(at + feature.length)]); at += feature.length
             }
         }
         return (start, end)

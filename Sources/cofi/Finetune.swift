@@ -29,6 +29,8 @@ struct Finetune: ParsableCommand {
 
     @OptionGroup var taskOptions: TaskOptions
 
+    @OptionGroup var parallelOptions: ParallelOptions
+
     @Option(help: "Examples per evaluation batch.")
     var evalBatchSize: Int = 32
 
@@ -127,20 +129,27 @@ struct Finetune: ParsableCommand {
     }
 
     func run() throws {
-        do { try runTraining() } catch let e as UserError { throw e } catch let e as ValidationError { throw e } catch {
+        do { try runTraining() } catch let e as UserError { throw e } catch let e as ValidationError { throw e }
+        catch let e as ExitCode { throw e } catch {
             throw UserError(description: "\(error)")
         }
     }
 
     private func runTraining() throws {
+        let session = try parallelOptions.start()
+        try session.run { parallel in try runTraining(parallel: parallel, lead: session.isLead) }
+    }
+
+    private func runTraining(parallel: DataParallel?, lead: Bool) throws {
         let job = try FinetuneJob(model: absoluteURL(model), task: taskOptions.selection(evalBatchSize: evalBatchSize),
                                   configuration: trainerConfiguration, out: absoluteURL(out),
                                   mode: resume ? .resume : (force ? .force : .fresh),
-                                  progress: ProgressReporter(lineEvery: loggingSteps))
-        let interrupt = InterruptHandler(note: "\ninterrupted: stopping after this step and saving checkpoint/ "
-                                         + "(Ctrl-C again to quit without saving)\n") { [weak job] in job?.requestStop() }
+                                  progress: ProgressReporter(lineEvery: loggingSteps), parallel: parallel)
+        let interrupt = InterruptHandler(note: lead ? "\ninterrupted: stopping after this step and saving checkpoint/ "
+                                         + "(Ctrl-C again to quit without saving)\n" : "") { [weak job] in job?.requestStop() }
         defer { interrupt.cancel() }
         let summary = try job.run()
+        guard lead else { return }
         var lines: [String] = []
         if let name = summary.bestMetricName, let value = summary.bestMetric, let step = summary.bestStep {
             lines.append("best \(name) \(String(format: "%.4f", value)) at step \(step): \(job.output.best.path)")

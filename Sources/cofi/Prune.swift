@@ -41,6 +41,8 @@ struct Prune: ParsableCommand {
 
     @OptionGroup var taskOptions: TaskOptions
 
+    @OptionGroup var parallelOptions: ParallelOptions
+
     @Option(help: "Examples per evaluation batch.")
     var evalBatchSize: Int = 32
 
@@ -189,24 +191,30 @@ struct Prune: ParsableCommand {
     }
 
     func run() throws {
-        do { try runPruning() } catch let e as UserError { throw e } catch let e as ValidationError { throw e } catch {
+        do { try runPruning() } catch let e as UserError { throw e } catch let e as ValidationError { throw e }
+        catch let e as ExitCode { throw e } catch {
             throw UserError(description: "\(error)")
         }
     }
 
     private func runPruning() throws {
         let outDir = absoluteURL(out)
-        let job = try PruningJob(teacher: absoluteURL(teacher), student: absoluteURL(student),
-                                 task: taskOptions.selection(evalBatchSize: evalBatchSize), out: outDir,
-                                 mode: resume ? .resume : (force ? .force : .fresh), settings: settings(trainExamples:),
-                                 progress: ProgressReporter(lineEvery: loggingSteps))
-        let interrupt = InterruptHandler(note: "\ninterrupted: stopping after this step and saving the stage's checkpoint\n") {
-            [weak job] in job?.requestStop()
+        let session = try parallelOptions.start()
+        try session.run { parallel in
+            let job = try PruningJob(teacher: absoluteURL(teacher), student: absoluteURL(student),
+                                     task: taskOptions.selection(evalBatchSize: evalBatchSize), out: outDir,
+                                     mode: resume ? .resume : (force ? .force : .fresh), settings: settings(trainExamples:),
+                                     progress: ProgressReporter(lineEvery: loggingSteps), parallel: parallel)
+            let interrupt = InterruptHandler(note: session.isLead
+                ? "\ninterrupted: stopping after this step and saving the stage's checkpoint\n" : "") {
+                [weak job] in job?.requestStop()
+            }
+            defer { interrupt.cancel() }
+            let summary = try job.run()
+            guard session.isLead else { return }
+            print(summary.text)
+            print("compact model: \(outDir.appendingPathComponent("final").path); summary: "
+                  + outDir.appendingPathComponent("summary.json").path)
         }
-        defer { interrupt.cancel() }
-        let summary = try job.run()
-        print(summary.text)
-        print("compact model: \(outDir.appendingPathComponent("final").path); summary: "
-              + outDir.appendingPathComponent("summary.json").path)
     }
 }

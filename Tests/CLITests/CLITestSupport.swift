@@ -1,4 +1,6 @@
+import BERT
 import Foundation
+import Training
 import XCTest
 
 /// What every CLI test needs: where the built `cofi` is, where the fetched assets are, and a way to run it.
@@ -51,6 +53,25 @@ extension XCTestCase {
         done.wait()
         p.waitUntilExit()
         return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e.data, as: UTF8.self))
+    }
+
+    /// A model directory: config.json, model.safetensors (random, 2 layers of width `hidden`, with a 2-class head
+    /// labelled negative/positive or a span head when `head`) and a word-level vocab.txt of `vocabulary`.
+    func writeTinyModel(at dir: URL, vocabulary words: [String], seed: UInt64, head: Bool, hidden: Int = 16,
+                        span: Bool = false) throws -> URL {
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words
+        let config = BertConfig(vocabSize: vocab.count, hiddenSize: hidden, numHiddenLayers: 2, numAttentionHeads: 4,
+                                intermediateSize: 12, maxPositionEmbeddings: 32, initializerRange: 0.2)
+        let task: TaskHeadKind? = head ? (span ? .span : .classification(labels: 2)) : nil
+        let model = BertModel.randomlyInitialized(config: config, task: task, seed: seed)
+        try TrainingCheckpoint.write(to: dir, model: model,
+                                     export: ModelExport(labels: head && !span ? .classification(names: ["negative", "positive"]) : nil,
+                                                         tokenizerDirectory: nil))
+        // After the model: writing the checkpoint replaces the directory.
+        try (vocab.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("vocab.txt"), atomically: true,
+                                                          encoding: .utf8)
+        return dir
     }
 
     /// A SQuAD v1.1 data folder in `dir` cut from the reader's sample (TasksTests fixture): the short paragraphs

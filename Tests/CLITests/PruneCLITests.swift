@@ -14,22 +14,9 @@ final class PruneCLITests: XCTestCase {
 
     static let words = ["good", "great", "fun", "loved", "bad", "dull", "awful", "bored", "film", "plot", "a", "the"]
 
-    /// A model directory: config.json, model.safetensors (random, with a 2-class head when `head`) and vocab.txt.
+    /// A tiny model directory under `work` (`writeTinyModel`).
     func writeModel(_ name: String, seed: UInt64, head: Bool, hidden: Int = 16, span: Bool = false) throws -> URL {
-        let dir = url(name)
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + Self.words
-        let config = BertConfig(vocabSize: vocab.count, hiddenSize: hidden, numHiddenLayers: 2, numAttentionHeads: 4,
-                                intermediateSize: 12, maxPositionEmbeddings: 32, initializerRange: 0.2)
-        let task: TaskHeadKind? = head ? (span ? .span : .classification(labels: 2)) : nil
-        let model = BertModel.randomlyInitialized(config: config, task: task, seed: seed)
-        try TrainingCheckpoint.write(to: dir, model: model,
-                                     export: ModelExport(labels: head && !span ? .classification(names: ["negative", "positive"]) : nil,
-                                                         tokenizerDirectory: nil))
-        // After the model: writing the checkpoint replaces the directory.
-        try (vocab.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("vocab.txt"), atomically: true,
-                                                          encoding: .utf8)
-        return dir
+        try writeTinyModel(at: url(name), vocabulary: Self.words, seed: seed, head: head, hidden: hidden, span: span)
     }
 
     override func setUpWithError() throws {
