@@ -330,6 +330,8 @@ public final class Trainer {
     private lazy var reducedSet = Set(reducedParameters.map(ObjectIdentifier.init))
     /// The stop request every rank agreed on at the last data-parallel step.
     private var agreedStop = false
+    /// The communication counters at the start of the logging window.
+    private var windowCommunication: CommunicationStats?
 
     /// Counts a taken step, hands it to `onStep`, updates the progress line and, every `loggingSteps` and at the
     /// last step, writes the window's `train` record.
@@ -370,6 +372,17 @@ public final class Trainer {
             ("model_seconds", c.windowModelSeconds / Double(c.windowSteps)),
         ]
         for (k, v) in objective.logScalars.sorted(by: { $0.key < $1.key }) { record.append((k, v)) }
+        if let parallel {
+            // The window's gradient communication per step: bytes each rank sent into all-reduces, seconds from the
+            // first bucket's start to the last one's end, and the part of it after the backward pass (not hidden).
+            let now = parallel.stats, before = windowCommunication ?? CommunicationStats()
+            let steps = Double(max(now.steps - before.steps, 1))
+            record += [("ranks", parallel.group.size), ("allreduce_buckets", now.buckets),
+                       ("allreduce_bytes_per_step", Double(now.bytes - before.bytes) / steps),
+                       ("allreduce_seconds", (now.reduceSeconds - before.reduceSeconds) / steps),
+                       ("exposed_communication_seconds", (now.exposedSeconds - before.exposedSeconds) / steps)]
+            windowCommunication = now
+        }
         log?.append(record)
         c.windowLoss = 0; c.windowSteps = 0; c.windowExamples = 0; c.windowSeconds = 0; c.windowModelSeconds = 0
     }

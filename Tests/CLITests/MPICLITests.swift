@@ -220,6 +220,34 @@ final class MPICLITests: XCTestCase {
         XCTAssertEqual(lastStep(metrics), 240)
     }
 
+    /// A rank killed mid-run (kill -9) makes mpirun end the job within seconds, naming the rank; the last
+    /// checkpoint is intact and the run continues from it on 2 ranks to the uninterrupted run's losses.
+    func testKilledRankEndsTheJobAndTheRunResumes() throws {
+        let args = finetuneArgs.map { $0 == "3" ? "60" : $0 }
+        let out = url("killed"), metrics = out.appendingPathComponent("metrics.jsonl")
+        let r = try start(ranks: 2, args + ["--out", out.path])
+        let deadline = Date().addingTimeInterval(120)
+        while lastStep(metrics) < 20 && r.process.isRunning && Date() < deadline { usleep(10_000) }
+        // Rank 1's process: the child of mpirun whose environment says so.
+        let ranks = Self.shell("pgrep -f '\(try mpiCofi().path) finetune'").output.split(separator: "\n").compactMap { Int32($0) }
+        let rank1 = ranks.first { pid in
+            let env = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ"))) ?? Data()
+            return String(decoding: env, as: UTF8.self).contains("OMPI_COMM_WORLD_RANK=1\u{0}")
+        }
+        XCTAssertNotNil(rank1, "no rank 1 among \(ranks)")
+        if let rank1 { kill(rank1, SIGKILL) }
+        let killed = Date()
+        let (status, _, stderr) = r.finish()
+        XCTAssertLessThan(Date().timeIntervalSince(killed), 15, "the job took long to stop")
+        XCTAssertNotEqual(status, 0)
+        XCTAssertTrue(stderr.contains("rank 1"), stderr)
+        let (s2, _, e2) = try run(ranks: 2, args + ["--out", out.path, "--resume"])
+        XCTAssertEqual(s2, 0, e2)
+        let (s3, _, e3) = try run(ranks: 0, args + ["--out", url("whole").path])
+        XCTAssertEqual(s3, 0, e3)
+        try assertSameLosses(url("whole/metrics.jsonl"), metrics)
+    }
+
     func testTwoRanksPruneAsOneProcess() throws {
         let args = ["prune", "--teacher", url("teacher").path, "--student", url("student").path,
                     "--train", url("train.csv").path, "--dev", url("dev.csv").path, "--max-length", "12",
