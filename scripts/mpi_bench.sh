@@ -20,24 +20,30 @@ swift build -c release --traits MPI --build-path .build/mpi --product cofi >&2
 COFI=.build/mpi/release/cofi
 MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none --mca btl_vader_single_copy_mechanism none)
 swift run -c release cofi fetch >&2
-rm -rf "$OUT"; mkdir -p "$OUT/data"
+# SKIP_FINETUNE=1 keeps the fine-tuning runs of an earlier call and redoes the pruning ones.
+if [ -z "${SKIP_FINETUNE:-}" ]; then rm -rf "$OUT"; else rm -rf "$OUT"/pr-*; fi
+mkdir -p "$OUT/data"
 head -1601 .assets/movie-snippets/train.tsv > "$OUT/data/train.tsv"
 cp .assets/movie-snippets/dev.tsv "$OUT/data/dev.tsv"
 DATA=(--train "$OUT/data/train.tsv" --dev "$OUT/data/dev.tsv" --text-column sentence --max-length 64)
 FT=(finetune --model .assets/all-MiniLM-L6-v2 "${DATA[@]}" --epochs 1 --logging-steps 1 --eval-steps 25)
-PR=(prune --teacher "$TEACHER" --student "$TEACHER" "${DATA[@]}" --target-sparsity 0.5 --sparsity-epsilon 0.05
-    --epochs 1 --pre-pruning-epochs 0 --warmup-steps 30 --budget-aware --finetune-epochs 1 --eval-steps 25
-    --logging-steps 1)
+PR=(prune --teacher "$TEACHER" --student "$TEACHER" "${DATA[@]}" --target-sparsity 0.25 --sparsity-epsilon 0.1
+    --checkpoint-gate expected
+    --epochs 1 --pre-pruning-epochs 0 --warmup-steps 40 --budget-aware --finetune-epochs 1 --eval-steps 5
+    --finetune-eval-steps 25 --logging-steps 1)
 
 run() {  # name, ranks (0: no mpirun), threads, command…
     local name=$1 ranks=$2 threads=$3; shift 3
     local start; start=$(date +%s%N)
+    set +e
     if [ "$ranks" = 0 ]; then "$COFI" "$@" --threads "$threads" --out "$OUT/$name" > "$OUT/$name.out" 2> "$OUT/$name.err"
     else "${MPIRUN[@]}" -np "$ranks" "$COFI" "$@" --threads "$threads" --out "$OUT/$name" > "$OUT/$name.out" 2> "$OUT/$name.err"; fi
-    echo "$name: $(( ($(date +%s%N) - start) / 1000000 )) ms wall" >&2
+    local status=$?
+    set -e
+    echo "$name: $(( ($(date +%s%N) - start) / 1000000 )) ms wall, exit $status" >&2
 }
 grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //' > "$OUT/cpu.txt"
-run ft-1x1 0 1 "${FT[@]}"; run ft-2x1 2 1 "${FT[@]}"; run ft-1x2 0 2 "${FT[@]}"
+if [ -z "${SKIP_FINETUNE:-}" ]; then run ft-1x1 0 1 "${FT[@]}"; run ft-2x1 2 1 "${FT[@]}"; run ft-1x2 0 2 "${FT[@]}"; fi
 run pr-1x1 0 1 "${PR[@]}"; run pr-2x1 2 1 "${PR[@]}"; run pr-1x2 0 2 "${PR[@]}"
 
 python3 - "$OUT" <<'EOF'

@@ -256,8 +256,14 @@ final class BucketPlan {
                 let index = order[position]
                 let p = parameters[index]
                 guard global[index] != 0 else { p.grad = nil; continue }
-                let src = UnsafeBufferPointer(start: b.buffer.baseAddress! + b.offsets[k], count: p.value.count)
-                p.grad = Tensor(shape: p.value.shape, scalars: Array(src))
+                let n = p.value.count
+                let src = b.buffer.baseAddress! + b.offsets[k]
+                if p.grad != nil {
+                    // In place (no fresh pages each step); a gradient storage shared with another tensor is copied first.
+                    p.grad!.scalars.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: src, count: n) }
+                } else {
+                    p.grad = Tensor(shape: p.value.shape, scalars: Array(UnsafeBufferPointer(start: src, count: n)))
+                }
             }
         }
     }
@@ -280,11 +286,20 @@ extension DataParallel {
         }
     }
 
-    /// A fresh private directory for this rank's copies of what rank 0 writes (ranks other than 0 only).
+    /// A fresh private directory for this rank's copies of what rank 0 writes (ranks other than 0 only):
+    /// `$TMPDIR/cofi-rankR-PID-XXXXXXXX`. Removes first the ones whose process is gone (a killed rank's).
     public func scratchDirectory() throws -> URL {
-        let url = FileManager.default.temporaryDirectory
-            .appendingPathComponent("cofi-rank\(group.rank)-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        let fm = FileManager.default
+        let temp = fm.temporaryDirectory
+        for name in (try? fm.contentsOfDirectory(atPath: temp.path)) ?? [] where name.hasPrefix("cofi-rank") {
+            let parts = name.split(separator: "-")
+            if parts.count == 4, let pid = Int32(parts[2]), kill(pid, 0) != 0 && errno == ESRCH {
+                try? fm.removeItem(at: temp.appendingPathComponent(name))
+            }
+        }
+        let url = temp.appendingPathComponent(
+            "cofi-rank\(group.rank)-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))")
+        try fm.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
 
@@ -307,9 +322,20 @@ public enum Launch {
         return (rank, size, int(["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"]) ?? size)
     }
 
-    /// The worker threads of each rank when `--threads` is not given: the host's cores split among its ranks.
+    /// The worker threads of each rank when `--threads` is not given: the host's cores split among its ranks, and
+    /// no more than the cores the rank may run on (mpirun binds each rank to one core unless `--bind-to none`).
     public static func defaultThreads(localRanks: Int) -> Int {
-        max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, localRanks))
+        let share = max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, localRanks))
+        return min(share, allowedProcessors() ?? share)
+    }
+
+    /// The processors this process may run on (`Cpus_allowed` of /proc/self/status), where Linux says.
+    public static func allowedProcessors() -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") }) else { return nil }
+        let hex = line.dropFirst("Cpus_allowed:".count).filter { $0.isHexDigit }
+        let count = hex.reduce(0) { $0 + (Int(String($1), radix: 16) ?? 0).nonzeroBitCount }
+        return count > 0 ? count : nil
     }
 
     /// What to tell a user who started a build without MPI under `mpirun`.

@@ -254,6 +254,11 @@ final class MPICLITests: XCTestCase {
                     "--batch-size", "5", "--target-sparsity", "0.5", "--epochs", "8", "--pre-pruning-epochs", "1",
                     "--warmup-epochs", "2", "--finetune-epochs", "1", "--sparsity-epsilon", "0.05", "--budget-aware",
                     "--eval-steps", "4", "--lr", "1e-3", "--logging-steps", "1", "--check-every", "3"]
+        func scratch() -> Set<String> {
+            Set(((try? FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory())) ?? [])
+                .filter { $0.hasPrefix("cofi-rank") })
+        }
+        let scratchBefore = scratch()
         let (s1, o1, e1) = try run(ranks: 0, args + ["--out", url("one").path])
         XCTAssertEqual(s1, 0, e1)
         let (s2, o2, e2) = try run(ranks: 2, args + ["--out", url("two").path])
@@ -266,15 +271,27 @@ final class MPICLITests: XCTestCase {
         }
         let a = try summary("one"), b = try summary("two")
         XCTAssertEqual(a["exactSparsity"] as? Double, b["exactSparsity"] as? Double)
-        XCTAssertEqual("\(a["layers"] ?? "")", "\(b["layers"] ?? "")")
+        XCTAssertEqual(a["layers"] as? NSArray, b["layers"] as? NSArray)
+        XCTAssertNotNil(a["layers"] as? NSArray)
         XCTAssertEqual(a["hiddenSize"] as? Int, b["hiddenSize"] as? Int)
         XCTAssertEqual(a["finalMetric"] as? Double ?? .nan, b["finalMetric"] as? Double ?? .nan, accuracy: 0.002)
         XCTAssertEqual(o1.replacingOccurrences(of: url("one").path, with: "OUT"),
                        o2.replacingOccurrences(of: url("two").path, with: "OUT"))
         // Rank 0 alone wrote the output; no scratch copy is left behind.
-        let leftovers = try FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory())
-            .filter { $0.hasPrefix("cofi-rank") }
+        let leftovers = scratch().subtracting(scratchBefore)
         XCTAssertEqual(leftovers, [], "scratch directories left: \(leftovers)")
+    }
+
+    /// The default build (no MPI trait) started by mpirun as one of several ranks says how to build the MPI one.
+    func testBuildWithoutMPIRefusesToBeOneOfSeveralRanks() throws {
+        guard Self.shell("command -v mpirun").status == 0 else { throw XCTSkip("no mpirun") }
+        let (status, output) = Self.shell((["mpirun"] + Self.mpirunFlags + ["-np", "2",
+            productsDirectory.appendingPathComponent("cofi").path] + finetuneArgs + ["--out", url("no").path])
+            .map { "'\($0)'" }.joined(separator: " "))
+        XCTAssertNotEqual(status, 0)
+        XCTAssertTrue(output.contains("built without MPI support"), output)
+        XCTAssertTrue(output.contains("--traits MPI"), output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: url("no").path))
     }
 
     func testMismatchedRanksAreNamed() throws {

@@ -29,6 +29,34 @@ final class LoopbackGroup: ProcessGroup {
     }
 }
 
+/// Rank 1 of 2 in process, with a scripted rank 0: broadcasts from rank 0 deliver `leadBytes` (then rank 0's host
+/// name), and sums add nothing from rank 0. Enough to see what rank 1 reports when its data differ from rank 0's.
+final class ScriptedPeerGroup: ProcessGroup {
+    var rank: Int { 1 }
+    var size: Int { 2 }
+    var host: String { "node2" }
+    var leadBytes: [[UInt8]]
+    init(leadBytes: [[UInt8]]) { self.leadBytes = leadBytes }
+    private var pendingLength: [UInt8]?
+    func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) {}
+    func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) {}
+    func startAllReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) -> PendingReduction { LoopbackGroup.Done() }
+    func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) {
+        guard root == 0 else { return }
+        // A length (8 bytes) first, then the bytes themselves (`broadcast(bytes:root:)`).
+        if let next = pendingLength {
+            buffer.copyBytes(from: next)
+            pendingLength = nil
+        } else {
+            let bytes = leadBytes.removeFirst()
+            withUnsafeBytes(of: Int64(bytes.count)) { buffer.copyBytes(from: $0) }
+            pendingLength = bytes
+        }
+    }
+    func barrier() {}
+    func abort(_ message: String) -> Never { fatalError(message) }
+}
+
 final class DataParallelTests: XCTestCase {
     /// Rows split contiguously, every row once, sizes differing by at most one, the first ranks larger.
     func testRowsPartitionTheBatch() {
@@ -173,8 +201,27 @@ final class DataParallelTests: XCTestCase {
         XCTAssertNoThrow(try group.checkIdentical([1, 2, 3], what: "the run's arguments"))
     }
 
+    /// A rank whose training data differ from rank 0's (same arguments, other file contents on its host) throws
+    /// the agreed error naming the data, itself and its host; the digest sees any change of tokens or labels.
+    func testDifferentDataOnARankIsNamed() throws {
+        let dir = try TinyRun.directory(train: 12)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = try TinyRun.parts(dir).batcher
+        let digest = RunDigest.of(data: data)
+        XCTAssertEqual(digest, RunDigest.of(data: try TinyRun.parts(dir).batcher))
+        try TinyRun.csv(rows: 12, offset: 1).write(to: dir.appendingPathComponent("train.csv"), atomically: true, encoding: .utf8)
+        let other = RunDigest.of(data: try TinyRun.parts(dir).batcher)
+        XCTAssertNotEqual(digest, other)
+        // Rank 1 holds `other`, rank 0 `digest`; rank 0 is scripted (its digest, then its host name).
+        let group = ScriptedPeerGroup(leadBytes: [digest, Array("node1".utf8)])
+        XCTAssertThrowsError(try group.checkIdentical(other, what: "the training data")) { error in
+            XCTAssertEqual((error as? ClusterError)?.description,
+                           "the training data differs between the ranks: rank 1 (host node2) disagrees with rank 0 (host node1)")
+        }
+    }
+
     /// The launcher's environment: Open MPI's variables, PMIx's, or none.
-    func testLaunchEnvironment() {
+    func testLaunchEnvironment() throws {
         XCTAssertNil(Launch.fromEnvironment([:]))
         let ompi = Launch.fromEnvironment(["OMPI_COMM_WORLD_SIZE": "4", "OMPI_COMM_WORLD_RANK": "2",
                                            "OMPI_COMM_WORLD_LOCAL_SIZE": "2"])
@@ -183,5 +230,10 @@ final class DataParallelTests: XCTestCase {
         XCTAssertEqual(ompi?.localSize, 2)
         XCTAssertEqual(Launch.fromEnvironment(["PMIX_RANK": "1", "PMIX_SIZE": "3"])?.localSize, 3)
         XCTAssertGreaterThanOrEqual(Launch.defaultThreads(localRanks: 64), 1)
+        #if os(Linux)
+        let allowed = try XCTUnwrap(Launch.allowedProcessors())
+        XCTAssertLessThanOrEqual(Launch.defaultThreads(localRanks: 1), allowed)
+        XCTAssertGreaterThanOrEqual(allowed, 1)
+        #endif
     }
 }
