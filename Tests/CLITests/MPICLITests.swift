@@ -175,6 +175,21 @@ final class MPICLITests: XCTestCase {
         XCTAssertFalse(o3.isEmpty)
     }
 
+    /// Extractive QA on 2 ranks: span targets sharded, SQuAD's logits gathered from the ranks for the F1.
+    func testTwoRanksFineTuneSQuADAsOneProcess() throws {
+        let squad = url("squad")
+        try writeSQuADSample(to: squad)
+        _ = try writeTinyModel(at: url("qa"), vocabulary: Self.words, seed: 4, head: true, span: true)
+        let args = ["finetune", "--model", url("qa").path, "--task", "squad", "--data", squad.path, "--max-length", "32",
+                    "--doc-stride", "8", "--batch-size", "7", "--epochs", "2", "--lr", "1e-3", "--logging-steps", "1",
+                    "--eval-steps", "2", "--eval-batch-size", "3"]
+        let (s1, _, e1) = try run(ranks: 0, args + ["--out", url("one").path])
+        XCTAssertEqual(s1, 0, e1)
+        let (s2, _, e2) = try run(ranks: 2, args + ["--out", url("two").path])
+        XCTAssertEqual(s2, 0, e2)
+        try assertSameLosses(url("one/metrics.jsonl"), url("two/metrics.jsonl"))
+    }
+
     /// The step of the last `train` record in `metrics`, or 0.
     func lastStep(_ metrics: URL) -> Int {
         ((try? records(metrics))?.losses.keys.max()) ?? 0
