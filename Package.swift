@@ -1,23 +1,37 @@
 // swift-tools-version:6.1
 // cofi — CoFi structured pruning for BERT-family models, in Swift.
 // Layers (each imports only the ones above it, each named in its dependencies; no re-exports):
-// Formats (JSON values and strings, file-format errors), CBLAS/Accelerate and PackedGEMM (AVX-512 products) → Tensor →
+// Formats (JSON values and strings, file-format errors), Platform (processor features, kernel family), CBLAS/Accelerate
+// and PackedGEMM (AVX-512 products) → Tensor →
 // BERT → Tasks → Runtime (inference, model directories, benchmarks) → Serving (HTTP), and Tasks → Training → CoFi;
 // all → cofi (CLI), cofi-bench. TestSupport (tests only) → Tensor. With the MPI trait only: CMPI (Open MPI's C API)
 // → Cluster (the MPI process group) → cofi.
 import PackageDescription
 
-/// Release builds target the haswell level (AVX2 + FMA) on Linux x86-64 so the SIMD kernels vectorise fully.
+// Instruction-set flags are per architecture: the manifest is compiled for the machine that builds, so these
+// apply to native builds. On Linux x86-64, release builds target the haswell level (AVX2 + FMA) so the SIMD code
+// vectorises fully, and PackedGEMM's kernels the x86-64-v4 level (AVX-512), where a 16-lane vector is one register;
+// `Platform` (compiled without flags) says at start when the processor lacks what the build needs, and which kernel
+// family runs (`KernelFamily`: BLAS serves where the AVX-512 kernels cannot). ARM and macOS builds use no such flags
+// (their own target's vectors; PackedGEMM runs its portable "generic" family there).
+#if arch(x86_64)
 let simdFlags: [SwiftSetting] = [
     .unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma", "-target-cpu", "haswell"], .when(platforms: [.linux], configuration: .release)),
 ]
-
-/// The pre-packed GEMM kernels compile for the x86-64-v4 level (AVX-512) in Linux release builds, where a 16-lane
-/// vector is one register; `PackedGEMM.isSupported` checks the processor at run time (BLAS serves otherwise).
 let avx512Flags: [SwiftSetting] = [
     .unsafeFlags(["-Xcc", "-march=x86-64-v4"], .when(platforms: [.linux], configuration: .release)),
     .define("AVX512_KERNELS", .when(platforms: [.linux], configuration: .release)),
 ]
+/// What `Platform` must know of the flags above (it is compiled without them).
+let platformDefines: [SwiftSetting] = [
+    .define("HASWELL_BUILD", .when(platforms: [.linux], configuration: .release)),
+    .define("AVX512_KERNELS", .when(platforms: [.linux], configuration: .release)),
+]
+#else
+let simdFlags: [SwiftSetting] = []
+let avx512Flags: [SwiftSetting] = []
+let platformDefines: [SwiftSetting] = []
+#endif
 
 let package = Package(
     name: "cofi",
@@ -55,17 +69,18 @@ let package = Package(
         .target(name: "Cluster", dependencies: [.target(name: "CMPI", condition: .when(traits: ["MPI"])), "Training"],
                 exclude: ["README.md"]),
         .target(name: "Formats", exclude: ["README.md"]),
-        .target(name: "PackedGEMM", exclude: ["README.md"], swiftSettings: avx512Flags),
+        .target(name: "Platform", exclude: ["README.md"], swiftSettings: platformDefines),
+        .target(name: "PackedGEMM", dependencies: ["Platform"], exclude: ["README.md"], swiftSettings: avx512Flags),
         .target(
             name: "Tensor",
-            dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux])), "PackedGEMM", "Formats"],
+            dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux])), "PackedGEMM", "Platform", "Formats"],
             exclude: ["README.md"],
             swiftSettings: simdFlags),
         .target(name: "BERT", dependencies: ["Tensor", "Formats"], exclude: ["README.md"], swiftSettings: simdFlags),
         .target(name: "Tasks", dependencies: ["BERT", "Tensor", "Formats", .product(name: "Crypto", package: "swift-crypto"),
                                              .product(name: "ZIPFoundation", package: "ZIPFoundation")],
                 exclude: ["README.md"]),
-        .target(name: "Runtime", dependencies: ["Tasks", "BERT", "Tensor", "PackedGEMM", "Formats"], exclude: ["README.md"],
+        .target(name: "Runtime", dependencies: ["Tasks", "BERT", "Tensor", "PackedGEMM", "Platform", "Formats"], exclude: ["README.md"],
                 swiftSettings: simdFlags),
         .target(name: "Serving", dependencies: ["Runtime", "Formats", .product(name: "Hummingbird", package: "hummingbird"),
                                                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -83,12 +98,12 @@ let package = Package(
                 swiftSettings: simdFlags),
         .executableTarget(
             name: "cofi",
-            dependencies: ["Formats", "BERT", "Tasks", "Runtime", "Serving", "Training", "CoFi",
+            dependencies: ["Formats", "Platform", "Tensor", "BERT", "Tasks", "Runtime", "Serving", "Training", "CoFi",
                            .target(name: "Cluster", condition: .when(traits: ["MPI"])),
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")],
             exclude: ["README.md"]),
-        .executableTarget(name: "cofi-bench", dependencies: ["BERT", "Tensor", "Runtime", "PackedGEMM", "Formats"],
+        .executableTarget(name: "cofi-bench", dependencies: ["BERT", "Tensor", "Runtime", "PackedGEMM", "Platform", "Formats"],
                           exclude: ["README.md"], swiftSettings: simdFlags),
         // Helpers only tests use (the finite-difference gradient check); a plain target, not a product.
         .target(name: "TestSupport", dependencies: ["Tensor"], path: "Tests/TestSupport", exclude: ["README.md"]),
@@ -97,7 +112,7 @@ let package = Package(
         .testTarget(name: "BERTTests", dependencies: ["BERT", "Tensor", "Formats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TasksTests", dependencies: ["Tasks", "BERT", "Tensor", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Tasks", "BERT", "Tensor", "PackedGEMM", "Formats"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Tasks", "BERT", "Tensor", "PackedGEMM", "Platform", "Formats"]),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Runtime", "Tasks", "BERT", "Tensor",
                                                         .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Tasks", "BERT", "Tensor", "Formats"],

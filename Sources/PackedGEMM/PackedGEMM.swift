@@ -1,3 +1,4 @@
+import Platform
 #if os(Linux)
 import Glibc
 #elseif canImport(Darwin)
@@ -87,10 +88,10 @@ public enum PackedGEMM {
     typealias V = SIMD16<Float>
 
     /// Whether this build of the kernels can run on this processor: true unless the module was compiled for
-    /// AVX-512 (release, Linux x86-64) and the processor lacks a feature of that level.
+    /// AVX-512 (release, Linux x86-64) and the processor lacks a feature of that level (`Platform.Processor`).
     public static let isSupported: Bool = {
         #if AVX512_KERNELS
-        return canRunAVX512(flags: processorFlags)
+        return canRunAVX512(flags: Processor.flags)
         #else
         return true
         #endif
@@ -106,29 +107,7 @@ public enum PackedGEMM {
     }
 
     /// Whether a processor with these /proc/cpuinfo flags runs code built for the x86-64-v4 level.
-    public static func canRunAVX512(flags: Set<String>) -> Bool { flags.isSuperset(of: requiredFlags) }
-
-    /// The /proc/cpuinfo flags that the x86-64-v4 level implies.
-    static let requiredFlags: Set<String> = ["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl", "avx2", "fma",
-                                             "bmi1", "bmi2", "f16c", "movbe", "abm"]
-
-    /// The first "flags" line of /proc/cpuinfo (empty where there is none).
-    public static var processorFlags: Set<String> {
-        guard let f = fopen("/proc/cpuinfo", "r") else { return [] }
-        defer { fclose(f) }
-        var line: UnsafeMutablePointer<CChar>? = nil
-        var capacity = 0
-        defer { free(line) }
-        while getline(&line, &capacity, f) > 0 {
-            guard let line else { break }
-            let text = String(cString: line)
-            if text.hasPrefix("flags") {
-                let value = text.split(separator: ":", maxSplits: 1).dropFirst().first ?? ""
-                return Set(value.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }).map(String.init))
-            }
-        }
-        return []
-    }
+    public static func canRunAVX512(flags: Set<String>) -> Bool { Processor.avx512Features.isSubset(of: flags) }
 
     /// C[r, panelColumn[p] + j] = Σ_kk A[r, kk] · W[panelColumn[p] + j, kk] (+ bias[panelColumn[p] + j]) for rows
     /// r < m and the outputs j of every panel p in `panels`. A is [m, k] with leading dimension `lda`; C has

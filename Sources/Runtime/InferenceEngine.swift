@@ -2,6 +2,7 @@ import BERT
 import Dispatch
 import Foundation
 import PackedGEMM
+import Platform
 import Tensor
 
 /// One sequence: token ids and token-type ids of the same length (1...maxPositions); no padding.
@@ -79,10 +80,12 @@ public final class InferenceEngine {
     let maxFFNWidth: Int
     var ldQKV: Int { 3 * maxHeadWidth }
 
-    /// Copies `model`'s weights. `threads` nil: all cores (`Parallel.workers`). Throws for a model without a
-    /// task head, or a pooled head without a pooler.
+    /// Copies `model`'s weights. `threads` nil: all cores (`Parallel.workers`). The linear layers run on
+    /// `PackedGEMM` unless the selected kernel family is BLAS (`KernelFamily.selected`). Throws for a model without
+    /// a task head, or a pooled head without a pooler.
     public convenience init(model: BertModel, threads: Int? = nil) throws {
-        try self.init(model: model, threads: threads, packedWeights: PackedGEMM.isSupported)
+        try self.init(model: model, threads: threads,
+                      packedWeights: KernelFamily.selected.family.usesPackedGEMM && PackedGEMM.isSupported)
     }
 
     /// `packedWeights`: run the linear layers on `PackedGEMM` (the default wherever it is supported) or on BLAS.

@@ -5,6 +5,7 @@ import CBLAS
 #endif
 import Foundation
 import PackedGEMM
+import Platform
 
 /// Row-major single-precision matrix products through the system BLAS (OpenBLAS on Linux, Accelerate on macOS).
 ///
@@ -74,11 +75,12 @@ public enum BLAS {
         }
     }
 
-    /// Whether `gemm` runs large products on `PackedGEMM`: on in release builds whose kernels are compiled for
-    /// AVX-512 and run on a processor that has it (this machine's OpenBLAS is pinned to its AVX2 kernels; see
-    /// PackedGEMM's README); off elsewhere, where BLAS is the faster path (the kernels are not optimised in debug
-    /// builds). The tests switch it on to check the path.
-    nonisolated(unsafe) public static var usePackedKernels = PackedGEMM.compiledForAVX512 && PackedGEMM.isSupported
+    /// Whether `gemm` runs large products on `PackedGEMM`: with the selected kernel family (`KernelFamily`) —
+    /// the AVX-512 one (release builds on a processor that has it; this machine's OpenBLAS is pinned to its AVX2
+    /// kernels, see PackedGEMM's README), or the generic one when `COFI_KERNELS=generic` asks for it; off with BLAS
+    /// and by default elsewhere (the kernels are not optimised in debug builds). The tests switch it on to check
+    /// the path.
+    nonisolated(unsafe) public static var usePackedKernels = KernelFamily.selected.packsTrainingProducts
     /// Multiply-adds below which `gemm` stays on BLAS even with `usePackedKernels` (packing costs O(n·k)).
     nonisolated(unsafe) public static var packedMinimumWork = 1 << 18
 

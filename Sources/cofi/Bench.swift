@@ -1,6 +1,7 @@
 import ArgumentParser
 import BERT
 import Foundation
+import Platform
 import Runtime
 import Tasks
 
@@ -94,6 +95,8 @@ struct Bench: ParsableCommand {
         // Check both directories before spending minutes on the first.
         for url in [modelURL] + (baselineURL.map { [$0] } ?? []) { try ModelDirectory.check(url) }
         let texts = try devTexts()
+        let kernels = KernelFamily.selected
+        FileHandle.standardError.write(Data("[bench] kernels: \(kernels.family.rawValue) (\(kernels.reason))\n".utf8))
         var benchmark = ModelBenchmark(warmup: warmup, repeats: repeats, budget: budget, maxLength: maxLength,
                                        threads: threads, note: Self.note)
         benchmark.loadOptions = ModelLoadOptions(allowNonFiniteWeights: allowNonFinite)

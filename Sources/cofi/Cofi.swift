@@ -1,11 +1,22 @@
 import ArgumentParser
 import BERT
 import Foundation
+import Platform
 
 /// The `cofi` command line: one subcommand per file.
 @main
 struct Cofi: ParsableCommand {
     static let version = "0.1.0"
+
+    /// Before anything built for AVX2 or AVX-512 runs: a processor this build cannot run gets a message, not an
+    /// illegal instruction; a `COFI_KERNELS` that cannot be honoured is refused, naming what runs here.
+    static func main() {
+        for problem in [Processor.buildMismatch(), KernelFamily.selected.error].compactMap({ $0 }) {
+            FileHandle.standardError.write(Data("Error: \(problem)\n".utf8))
+            Foundation.exit(1)
+        }
+        main(nil)
+    }
 
     static let configuration = CommandConfiguration(
         commandName: "cofi",

@@ -1,6 +1,8 @@
 import ArgumentParser
 import BERT
 import Foundation
+import Platform
+import Tensor
 
 /// `cofi inspect MODEL_DIR`: what a checkpoint holds — its config, the shape of every layer, and its size.
 struct Inspect: ParsableCommand {
@@ -14,13 +16,23 @@ struct Inspect: ParsableCommand {
             """)
 
     @Argument(help: "Directory with config.json and model.safetensors.")
-    var modelDir: String
+    var modelDir: String?
 
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
+    @Flag(help: "Instead of a model: the processor, what this build needs of it, and the kernel family the products run on (and why).")
+    var system = false
+
+    func validate() throws {
+        guard (modelDir == nil) == system else {
+            throw ValidationError(system ? "give either MODEL_DIR or --system, not both" : "give MODEL_DIR (or --system)")
+        }
+    }
+
     func run() throws {
-        let dir = URL(fileURLWithPath: modelDir)
+        if system { return printSystem() }
+        let dir = URL(fileURLWithPath: modelDir!)
         let model: BertModel
         do { model = try BertModel.load(directory: dir) } catch { throw UserError(description: "\(error)") }
         let report = InspectReport(model: model)
@@ -31,6 +43,53 @@ struct Inspect: ParsableCommand {
         } else {
             print(report.text(directory: dir.path))
         }
+    }
+}
+
+extension Inspect {
+    /// `cofi inspect --system`.
+    func printSystem() {
+        let selection = KernelFamily.selected
+        let relevant = ["sse4_2", "avx", "avx2", "fma", "f16c", "bmi1", "bmi2", "movbe", "abm", "avx512f", "avx512bw",
+                        "avx512cd", "avx512dq", "avx512vl", "avx512_bf16", "amx_tile", "asimd", "sve"]
+        let present = relevant.filter { Processor.flags.contains($0) }
+        #if MPI
+        let mpi = true
+        #else
+        let mpi = false
+        #endif
+        #if DEBUG
+        let build = "debug"
+        #else
+        let build = "release"
+        #endif
+        let fields: [(String, Any)] = [
+            ("processor", Processor.modelName), ("architecture", Processor.architecture),
+            ("features", present), ("build", build), ("build_requires", Processor.buildFeatures.sorted()),
+            ("kernel_family", selection.family.rawValue), ("kernel_reason", selection.reason),
+            ("available_families", KernelFamily.available.map(\.rawValue)),
+            ("unavailable", Dictionary(uniqueKeysWithValues: KernelFamily.allCases.compactMap { f in
+                KernelFamily.unavailability(f).map { (f.rawValue, $0) } })),
+            ("threads", Parallel.workers), ("mpi", mpi),
+        ]
+        if json {
+            let object = Dictionary(uniqueKeysWithValues: fields.map { ($0.0, $0.1) })
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        let needs = Processor.buildFeatures.isEmpty ? "nothing beyond the architecture's baseline"
+            : Processor.buildFeatures.sorted().joined(separator: " ") + " (x86-64-v3)"
+        print("""
+            processor       \(Processor.modelName) (\(Processor.architecture))
+            features        \(present.isEmpty ? "(none read)" : present.joined(separator: " "))
+            build           \(build); its SIMD code needs \(needs)
+            kernel family   \(selection.family.rawValue): \(selection.reason)
+            available       \(KernelFamily.available.map(\.rawValue).joined(separator: ", "))\(KernelFamily.allCases
+                .compactMap { f in KernelFamily.unavailability(f).map { "\n  not \(f.rawValue): \($0)" } }.joined())
+            threads         \(Parallel.workers) (COFI_THREADS, or --threads where a command has it)
+            MPI             \(mpi ? "built in (mpirun -np N cofi finetune|prune …)" : "not built in (swift build -c release --traits MPI)")
+            """)
     }
 }
 

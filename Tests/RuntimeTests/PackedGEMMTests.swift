@@ -1,5 +1,6 @@
 import XCTest
 import PackedGEMM
+import Platform
 import Tensor
 
 /// The pre-packed kernels against their naive Double twin: every row count of the 8-row tile (and the single-row
@@ -123,7 +124,7 @@ final class PackedGEMMTests: XCTestCase {
     /// The run-time check reads this processor's flags and asks for every flag of the x86-64-v4 level.
     func testSupportCheckReadsTheProcessorFlags() throws {
         #if os(Linux) && arch(x86_64)
-        let flags = PackedGEMM.processorFlags
+        let flags = Processor.flags
         XCTAssertTrue(flags.contains("sse2"), "no x86-64 flags read from /proc/cpuinfo: \(flags.sorted().prefix(8))")
         XCTAssertEqual(PackedGEMM.canRunAVX512(flags: flags), flags.contains("avx512f") && flags.contains("avx512bw")
                        && flags.contains("avx512dq") && flags.contains("avx512vl") && flags.contains("avx512cd"))
@@ -136,5 +137,41 @@ final class PackedGEMMTests: XCTestCase {
         }
         XCTAssertFalse(PackedGEMM.canRunAVX512(flags: []))
         print("PackedGEMM: compiled for AVX-512 \(PackedGEMM.compiledForAVX512), supported here \(PackedGEMM.isSupported)")
+    }
+
+    /// `COFI_KERNELS`: each available family is chosen as asked, an unavailable or unknown one is refused naming
+    /// what runs here, and nothing chooses the best available; a build whose SIMD level the processor lacks gets a
+    /// message naming the missing features.
+    func testKernelFamilySelection() throws {
+        let available = KernelFamily.available
+        XCTAssertEqual(available.last, .blas)
+        XCTAssertEqual(try KernelFamily.choose(environment: nil).family, available[0])
+        XCTAssertEqual(try KernelFamily.choose(environment: "").forced, false)
+        for family in available {
+            let s = try KernelFamily.choose(environment: family.rawValue.uppercased())
+            XCTAssertEqual(s.family, family)
+            XCTAssertTrue(s.forced)
+        }
+        for family in KernelFamily.allCases where !available.contains(family) {
+            XCTAssertThrowsError(try KernelFamily.choose(environment: family.rawValue)) { error in
+                XCTAssertTrue("\(error)".contains("cannot run here"), "\(error)")
+                XCTAssertTrue("\(error)".contains("available: blas") || "\(error)".contains("available: generic"), "\(error)")
+            }
+        }
+        XCTAssertThrowsError(try KernelFamily.choose(environment: "sse")) { error in
+            XCTAssertTrue("\(error)".contains("expected one of avx512, generic, blas"), "\(error)")
+        }
+        // The generic family packs training products only when asked for; AVX-512 always; BLAS never.
+        XCTAssertFalse(KernelSelection(family: .generic, reason: "", forced: false, error: nil).packsTrainingProducts)
+        XCTAssertTrue(KernelSelection(family: .generic, reason: "", forced: true, error: nil).packsTrainingProducts)
+        XCTAssertTrue(KernelSelection(family: .avx512, reason: "", forced: false, error: nil).packsTrainingProducts)
+        XCTAssertFalse(KernelSelection(family: .blas, reason: "", forced: true, error: nil).packsTrainingProducts)
+        // The build check: nothing to say for a processor with every feature, the missing ones named otherwise.
+        XCTAssertNil(Processor.buildMismatch(flags: Processor.avx512Features))
+        if !Processor.buildFeatures.isEmpty {
+            let message = try XCTUnwrap(Processor.buildMismatch(flags: ["sse2", "avx"]))
+            XCTAssertTrue(message.contains("lacks abm, avx2, bmi1, bmi2, f16c, fma, movbe"), message)
+        }
+        XCTAssertNil(Processor.buildMismatch(flags: []), "unknown flags: no claim")
     }
 }
