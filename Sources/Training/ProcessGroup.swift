@@ -79,7 +79,7 @@ extension ProcessGroup {
         flags = allReduceSum(flags)
         guard let first = flags.firstIndex(where: { $0 != 0 }) else { return }
         let failed = flags.indices.filter { flags[$0] != 0 }
-        let text = failure.map { "rank \(rank) (host \(host)): \(Self.describe($0))" } ?? ""
+        let text = failure.map { "rank \(rank) (host \(host)): \($0)" } ?? ""
         let message = String(decoding: broadcast(bytes: Array(text.utf8), root: first), as: UTF8.self)
         let others = failed.count > 1 ? " (ranks \(failed.map(String.init).joined(separator: ", ")) failed)" : ""
         throw ClusterError(message + others)
@@ -141,7 +141,6 @@ extension ProcessGroup {
         }
     }
 
-    static func describe(_ error: Error) -> String { "\(error)" }
 }
 
 /// SHA-256 digests of what every rank must agree on before a data-parallel run starts.
