@@ -32,8 +32,7 @@ public final class PruningJob: @unchecked Sendable {
                 progress: ProgressReporter?, parallel: DataParallel? = nil) throws {
         let group = parallel?.group
         let lead = group?.isLead ?? true
-        func step<T>(_ body: () throws -> T) throws -> T { try group?.agreeing(body) ?? body() }
-        let made = try step { () throws -> Prepared in
+        let made = try agreeing(group) { () throws -> Prepared in
             try Self.prepare(teacher: teacher, student: student, task: task, out: out, settings: makeSettings,
                              fetch: lead)
         }
@@ -46,9 +45,9 @@ public final class PruningJob: @unchecked Sendable {
             parallel.distribute(made.prepared.evaluator)
         }
         // Rank 0 writes the output directory; the others a private copy of what the pipeline reads back.
-        let directory = try step { lead ? out : try parallel!.scratchDirectory() }
+        let directory = try agreeing(group) { lead ? out : try parallel!.scratchDirectory() }
         scratch = lead ? nil : directory
-        try step { try PruningOutput.prepare(directory, mode: lead ? mode : .force) }
+        try agreeing(group) { try PruningOutput.prepare(directory, mode: lead ? mode : .force) }
         if let parallel, mode == .resume {
             try parallel.group.mirror(directory: out, into: scratch, skipping: ["metrics.jsonl", "figures", "report.md"])
         }

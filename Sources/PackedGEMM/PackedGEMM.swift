@@ -91,7 +91,7 @@ public enum PackedGEMM {
     /// AVX-512 (release, Linux x86-64) and the processor lacks a feature of that level (`Platform.Processor`).
     public static let isSupported: Bool = {
         #if AVX512_KERNELS
-        return canRunAVX512(flags: Processor.flags)
+        return Processor.canRunAVX512()
         #else
         return true
         #endif
@@ -105,9 +105,6 @@ public enum PackedGEMM {
         return false
         #endif
     }
-
-    /// Whether a processor with these /proc/cpuinfo flags runs code built for the x86-64-v4 level.
-    public static func canRunAVX512(flags: Set<String>) -> Bool { Processor.avx512Features.isSubset(of: flags) }
 
     /// C[r, panelColumn[p] + j] = Σ_kk A[r, kk] · W[panelColumn[p] + j, kk] (+ bias[panelColumn[p] + j]) for rows
     /// r < m and the outputs j of every panel p in `panels`. A is [m, k] with leading dimension `lda`; C has

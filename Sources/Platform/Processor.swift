@@ -42,6 +42,29 @@ public enum Processor {
     public static let avx512Features: Set<String> = haswellFeatures
         .union(["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"])
 
+    /// Whether a processor with `flags` runs code built for the x86-64-v4 level (AVX-512).
+    public static func canRunAVX512(flags: Set<String> = flags) -> Bool { avx512Features.isSubset(of: flags) }
+
+    /// The processors this process may run on (`Cpus_allowed` of /proc/self/status: mpirun binds each rank to one
+    /// core unless `--bind-to none`), where Linux says.
+    public static func allowedProcessors() -> Int? {
+        guard let f = fopen("/proc/self/status", "r") else { return nil }
+        defer { fclose(f) }
+        var line: UnsafeMutablePointer<CChar>? = nil
+        var capacity = 0
+        defer { free(line) }
+        while getline(&line, &capacity, f) > 0 {
+            guard let line else { break }
+            let text = String(cString: line)
+            guard text.hasPrefix("Cpus_allowed:") else { continue }
+            let count = text.dropFirst("Cpus_allowed:".count).reduce(0) { n, c in
+                n + (c.hexDigitValue ?? 0).nonzeroBitCount
+            }
+            return count > 0 ? count : nil
+        }
+        return nil
+    }
+
     /// The features this build needs beyond the architecture's baseline (empty for debug builds, ARM and macOS).
     public static var buildFeatures: Set<String> {
         #if HASWELL_BUILD
@@ -105,7 +128,7 @@ public enum KernelFamily: String, CaseIterable, Sendable {
     /// The families this build can run on this processor, best first.
     public static var available: [KernelFamily] {
         #if AVX512_KERNELS
-        return Processor.avx512Features.isSubset(of: Processor.flags) ? [.avx512, .blas] : [.blas]
+        return Processor.canRunAVX512() ? [.avx512, .blas] : [.blas]
         #else
         return [.generic, .blas]
         #endif

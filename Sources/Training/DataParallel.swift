@@ -1,5 +1,6 @@
 import BERT
 import Foundation
+import Platform
 import Tensor
 
 /// Where a rank's rows lie in a step's global batch, and what a rank needs to compute its part of the batch loss.
@@ -107,10 +108,10 @@ public final class DataParallel {
     public func backward(_ loss: Variable?, parameters: [Variable], scalars: [Double]) -> [Double] {
         if plan == nil || plan!.parameters.count != parameters.count
             || !zip(plan!.parameters, parameters).allSatisfy({ $0 === $1 }) {
-            plan = BucketPlan(parameters: parameters, bucketFloats: max(1, bucketBytes / 4))
+            plan = BucketPlan(parameters: parameters, bucketFloats: max(1, bucketBytes / 4), group: group)
         }
         let plan = plan!
-        plan.begin(group: group)
+        plan.begin()
         let started = Self.now()
         if let loss {
             loss.backward(leafReady: { leaf in plan.ready(leaf) })
@@ -131,9 +132,9 @@ public final class DataParallel {
         return Array(tail[parameters.count...])
     }
 
-    /// Compares a digest of `parameters` across the ranks; throws (every rank alike) naming the ranks that differ.
-    public func checkWeights(_ parameters: [(String, Variable)], step: Int) throws {
-        let digest = RunDigest.of(parameters: parameters.map { ($0.0, $0.1.value) })
+    /// Compares a digest of `tensors` across the ranks; throws (every rank alike) naming the ranks that differ.
+    public func checkWeights(_ tensors: [(String, Tensor)], step: Int) throws {
+        let digest = RunDigest.of(parameters: tensors)
         do { try group.checkIdentical(digest, what: "the weights after step \(step)") } catch let e as ClusterError {
             throw ClusterError(e.description + ": the ranks diverged (a non-deterministic operation, or different "
                                + "code or libraries on the hosts); the last checkpoint holds rank 0's weights")
@@ -168,12 +169,13 @@ final class BucketPlan {
     private(set) var presence: [Double]
     private var nextLaunch = 0
     private(set) var firstLaunch: Double?
-    private var group: ProcessGroup?
+    private let group: ProcessGroup
 
     /// Buckets of about `bucketFloats` floats over the parameters in reverse order (the order the backward pass
     /// finishes them); a parameter larger than a bucket has one of its own.
-    init(parameters: [Variable], bucketFloats: Int) {
+    init(parameters: [Variable], bucketFloats: Int, group: ProcessGroup) {
         self.parameters = parameters
+        self.group = group
         var buckets: [Bucket] = []
         var slot: [ObjectIdentifier: (Int, Int)] = [:]
         // Bucket membership is a contiguous range of `order` (reversed parameter indices), stored as parameter indices.
@@ -206,8 +208,7 @@ final class BucketPlan {
     /// Parameter index of bucket position `position` (over all buckets).
     private let order: [Int]
 
-    func begin(group: ProcessGroup) {
-        self.group = group
+    func begin() {
         for b in buckets { b.missing = b.members.count; b.request = nil }
         nextLaunch = 0
         firstLaunch = nil
@@ -246,7 +247,7 @@ final class BucketPlan {
             }
         }
         nextLaunch = i + 1
-        b.request = group!.startAllReduceSum(b.buffer)
+        b.request = group.startAllReduceSum(b.buffer)
     }
 
     /// Writes the summed gradients back; a parameter no rank had a gradient for gets none.
@@ -326,16 +327,7 @@ public enum Launch {
     /// no more than the cores the rank may run on (mpirun binds each rank to one core unless `--bind-to none`).
     public static func defaultThreads(localRanks: Int) -> Int {
         let share = max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, localRanks))
-        return min(share, allowedProcessors() ?? share)
-    }
-
-    /// The processors this process may run on (`Cpus_allowed` of /proc/self/status), where Linux says.
-    public static func allowedProcessors() -> Int? {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") }) else { return nil }
-        let hex = line.dropFirst("Cpus_allowed:".count).filter { $0.isHexDigit }
-        let count = hex.reduce(0) { $0 + (Int(String($1), radix: 16) ?? 0).nonzeroBitCount }
-        return count > 0 ? count : nil
+        return min(share, Processor.allowedProcessors() ?? share)
     }
 
     /// What to tell a user who started a build without MPI under `mpirun`.

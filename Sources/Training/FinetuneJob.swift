@@ -23,8 +23,7 @@ public final class FinetuneJob: @unchecked Sendable {
                 mode: TrainingOutput.Mode, progress: ProgressReporter?, parallel: DataParallel? = nil) throws {
         let lead = parallel?.group.isLead ?? true
         let group = parallel?.group
-        func step<T>(_ body: () throws -> T) throws -> T { try group?.agreeing(body) ?? body() }
-        let (prepared, bert, arguments) = try step { () throws -> (PreparedTask, BertModel, [String: String]) in
+        let (prepared, bert, arguments) = try agreeing(group) { () throws -> (PreparedTask, BertModel, [String: String]) in
             try configuration.validate()
             if lead {
                 try AssetsDirectory.fetchIfDefault(model) { FileHandle.standardError.write(Data("fetch: \($0)\n".utf8)) }
@@ -45,7 +44,7 @@ public final class FinetuneJob: @unchecked Sendable {
                                                 bert.namedParameters)])
             parallel.distribute(prepared.evaluator)
         }
-        output = try step { lead ? try TrainingOutput.prepare(out, mode: mode) : TrainingOutput(directory: out) }
+        output = try agreeing(group) { lead ? try TrainingOutput.prepare(out, mode: mode) : TrainingOutput(directory: out) }
         trainer = try Trainer(model: bert, data: prepared.data, configuration: configuration,
                               evaluator: prepared.evaluator, output: lead ? output : nil, export: prepared.export,
                               arguments: arguments)
@@ -55,11 +54,11 @@ public final class FinetuneJob: @unchecked Sendable {
             if let parallel {
                 // Rank 0 reads and checks the checkpoint, then sends it; the others resume from their copy.
                 let trainer = self.trainer, checkpoint = output.checkpoint
-                try step { if lead { try trainer.resume(from: checkpoint) } }
-                let scratch = try step { lead ? nil : try parallel.scratchDirectory() }
+                try agreeing(group) { if lead { try trainer.resume(from: checkpoint) } }
+                let scratch = try agreeing(group) { lead ? nil : try parallel.scratchDirectory() }
                 defer { if let scratch { try? FileManager.default.removeItem(at: scratch) } }
                 try parallel.group.mirror(directory: checkpoint, into: scratch)
-                try step { if let scratch { try trainer.resume(from: scratch) } }
+                try agreeing(group) { if let scratch { try trainer.resume(from: scratch) } }
             } else {
                 try trainer.resume(from: output.checkpoint)
             }

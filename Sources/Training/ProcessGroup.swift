@@ -143,6 +143,11 @@ extension ProcessGroup {
 
 }
 
+/// Runs `body`; with a group, on every rank, agreeing on the outcome (`ProcessGroup.agreeing`).
+public func agreeing<T>(_ group: ProcessGroup?, _ body: () throws -> T) throws -> T {
+    try group?.agreeing(body) ?? body()
+}
+
 /// SHA-256 digests of what every rank must agree on before a data-parallel run starts.
 public enum RunDigest {
     /// Of a string (the run's arguments and settings, in a fixed order).
@@ -168,7 +173,12 @@ public enum RunDigest {
             for ints in [b.inputs.inputIds, b.inputs.attentionMask, b.inputs.tokenTypeIds, b.indices] {
                 ints.withUnsafeBytes { h.update(bufferPointer: $0) }
             }
-            h.update(data: Data("\(b.targets.map { "\($0)" } ?? "none")".utf8))
+            switch b.targets {
+            case .classes(let k)?: k.withUnsafeBytes { h.update(bufferPointer: $0) }
+            case .values(let v)?: v.withUnsafeBytes { h.update(bufferPointer: $0) }
+            case let .spans(s, e)?: for p in [s, e] { p.withUnsafeBytes { h.update(bufferPointer: $0) } }
+            case nil: h.update(data: Data("none".utf8))
+            }
         }
         return Array(h.finalize())
     }

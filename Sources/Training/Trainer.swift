@@ -284,8 +284,8 @@ public final class Trainer {
         clearGradients()
         objective.afterOptimizerStep(step: step)
         if let parallel, (step + 1) % parallel.checkEvery == 0 || step + 1 == totalSteps {
-            try parallel.checkWeights(model.namedParameters + objective.checkpointTensors.sorted { $0.key < $1.key }
-                                        .map { ($0.key, Variable($0.value)) }, step: step + 1)
+            try parallel.checkWeights(model.namedParameters.map { ($0.0, $0.1.value) }
+                                        + objective.checkpointTensors.sorted { $0.key < $1.key }, step: step + 1)
         }
 
         state.globalStep += 1

@@ -99,11 +99,9 @@ public final class TaskEvaluator: Evaluator {
         let n = batcher.examples.count
         var predictions = [Label?](repeating: nil, count: n)
         var lossSum = 0.0
-        var computed = [Bool](repeating: false, count: n)
         withoutGradients {
             for (i, positions) in batcher.order(epoch: 0).enumerated() {
                 if let group, i % group.size != group.rank { continue }
-                for p in positions { computed[p] = true }
                 let batch = batcher.trainingBatch(positions)
                 var mode = ForwardMode.inference
                 let out = model(batch.inputs, mode: &mode)
@@ -126,9 +124,9 @@ public final class TaskEvaluator: Evaluator {
             }
         }
         if let group {
-            // Class indices and regression values are exact as doubles; the sum adds each to zeros only.
+            // Class indices and regression values are exact as doubles; each is added to the other ranks' zeros.
             var values = (0..<n).map { i -> Double in
-                guard computed[i], let p = predictions[i] else { return 0 }
+                guard let p = predictions[i] else { return 0 }
                 switch p {
                 case .classification(let k): return Double(k)
                 case .regression(let v): return v

@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 import XCTest
 
 /// `mpirun -np 2 cofi finetune|prune …` against one process with the same arguments, on tiny random models: the
@@ -169,10 +170,17 @@ final class MPICLITests: XCTestCase {
         // Only rank 0 prints.
         XCTAssertEqual(o2.components(separatedBy: "latest checkpoint").count, 2, o2)
         try assertSameLosses(url("one/metrics.jsonl"), url("two/metrics.jsonl"))
-        // The best models agree closely (float sums in another order).
-        let (s3, o3, e3) = try run(ranks: 0, ["inspect", url("two/best").path])
-        XCTAssertEqual(s3, 0, e3)
-        XCTAssertFalse(o3.isEmpty)
+        // The best models agree to float rounding (the ranks' gradient sums are added in another order) — except
+        // the attention key biases: softmax ignores a shift shared by a query's scores, so their exact gradient is
+        // zero, the computed one is rounding noise (~1e-9), and AdamW's normalised steps turn that noise into moves
+        // of up to ~0.1 lr a step in either run (measured: 1e-4 and 4e-4 apart after 12 steps at lr 1e-3).
+        let one = try SafetensorsFile(contentsOf: url("one/best/model.safetensors"))
+        let two = try SafetensorsFile(contentsOf: url("two/best/model.safetensors"))
+        XCTAssertEqual(one.names.sorted(), two.names.sorted())
+        let compared = one.names.filter { !$0.hasSuffix("attention.self.key.bias") }
+        XCTAssertGreaterThan(compared.count, 20)
+        let worst = try maxError(compared.map { try one.tensor($0).maxAbsDifference(two.tensor($0)) })
+        XCTAssertLessThanOrEqual(worst, 1e-5, "best/ weights of 1 process and 2 ranks")
     }
 
     /// Extractive QA on 2 ranks: span targets sharded, SQuAD's logits gathered from the ranks for the F1.

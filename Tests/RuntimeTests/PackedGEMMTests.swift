@@ -126,16 +126,16 @@ final class PackedGEMMTests: XCTestCase {
         #if os(Linux) && arch(x86_64)
         let flags = Processor.flags
         XCTAssertTrue(flags.contains("sse2"), "no x86-64 flags read from /proc/cpuinfo: \(flags.sorted().prefix(8))")
-        XCTAssertEqual(PackedGEMM.canRunAVX512(flags: flags), flags.contains("avx512f") && flags.contains("avx512bw")
+        XCTAssertEqual(Processor.canRunAVX512(flags: flags), flags.contains("avx512f") && flags.contains("avx512bw")
                        && flags.contains("avx512dq") && flags.contains("avx512vl") && flags.contains("avx512cd"))
         #endif
         let v4: Set<String> = ["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl", "avx2", "fma", "bmi1", "bmi2",
                                "f16c", "movbe", "abm", "sse2"]
-        XCTAssertTrue(PackedGEMM.canRunAVX512(flags: v4))
+        XCTAssertTrue(Processor.canRunAVX512(flags: v4))
         for missing in ["avx512bw", "avx512vl", "fma"] {
-            XCTAssertFalse(PackedGEMM.canRunAVX512(flags: v4.subtracting([missing])), "without \(missing)")
+            XCTAssertFalse(Processor.canRunAVX512(flags: v4.subtracting([missing])), "without \(missing)")
         }
-        XCTAssertFalse(PackedGEMM.canRunAVX512(flags: []))
+        XCTAssertFalse(Processor.canRunAVX512(flags: []))
         print("PackedGEMM: compiled for AVX-512 \(PackedGEMM.compiledForAVX512), supported here \(PackedGEMM.isSupported)")
     }
 

@@ -1,5 +1,6 @@
 import BERT
 import Foundation
+import Platform
 import Tasks
 import Tensor
 import XCTest
@@ -146,7 +147,7 @@ final class DataParallelTests: XCTestCase {
     func testBucketsCoverTheParametersInReverseOrder() {
         let parameters = TinyRun.model().namedParameters.map(\.1)
         let cap = 600
-        let plan = BucketPlan(parameters: parameters, bucketFloats: cap)
+        let plan = BucketPlan(parameters: parameters, bucketFloats: cap, group: LoopbackGroup())
         var seen: [Int] = []
         for b in plan.buckets {
             let sizes = b.members.map { parameters[parameters.count - 1 - $0].value.count }
@@ -231,7 +232,7 @@ final class DataParallelTests: XCTestCase {
         XCTAssertEqual(Launch.fromEnvironment(["PMIX_RANK": "1", "PMIX_SIZE": "3"])?.localSize, 3)
         XCTAssertGreaterThanOrEqual(Launch.defaultThreads(localRanks: 64), 1)
         #if os(Linux)
-        let allowed = try XCTUnwrap(Launch.allowedProcessors())
+        let allowed = try XCTUnwrap(Processor.allowedProcessors())
         XCTAssertLessThanOrEqual(Launch.defaultThreads(localRanks: 1), allowed)
         XCTAssertGreaterThanOrEqual(allowed, 1)
         #endif
