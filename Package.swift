@@ -2,35 +2,41 @@
 // cofi — CoFi structured pruning for BERT-family models, in Swift.
 // Layers (each imports only the ones above it, each named in its dependencies; no re-exports):
 // Formats (JSON values and strings, file-format errors), Platform (processor features, kernel family), CBLAS/Accelerate
-// and PackedGEMM (AVX-512 products) → Tensor →
+// and PackedGEMM (packed products; its kernels: GEMMAVX512, GEMMAVX2, GEMMNEON, GEMMGeneric, each compiling GEMMTiles/Tiles.swift) → Tensor →
 // BERT → Tasks → Runtime (inference, model directories, benchmarks) → Serving (HTTP), and Tasks → Training → CoFi;
 // all → cofi (CLI), cofi-bench. TestSupport (tests only) → Tensor. With the MPI trait only: CMPI (Open MPI's C API)
 // → Cluster (the MPI process group) → cofi.
 import PackageDescription
 
 // Instruction-set flags are per architecture: the manifest is compiled for the machine that builds, so these
-// apply to native builds. On Linux x86-64, release builds target the haswell level (AVX2 + FMA) so the SIMD code
-// vectorises fully, and PackedGEMM's kernels the x86-64-v4 level (AVX-512), where a 16-lane vector is one register;
-// `Platform` (compiled without flags) says at start when the processor lacks what the build needs, and which kernel
-// family runs (`KernelFamily`: BLAS serves where the AVX-512 kernels cannot). ARM and macOS builds use no such flags
-// (their own target's vectors; PackedGEMM runs its portable "generic" family there).
+// apply to native builds. On Linux x86-64, release builds compile the SIMD code of Tensor, BERT, Runtime, Training
+// and CoFi for the x86-64-v3 level (Haswell: AVX2 + FMA), the binary's minimum; `Platform` (compiled without flags)
+// stops with a message on a processor below it. The matrix-product kernels are one module per instruction set,
+// compiled with that set's flags in every configuration, and chosen at run time (`Platform.KernelFamily`):
+// GEMMAVX512 for x86-64-v4, GEMMAVX2 for x86-64-v3, GEMMGeneric with the build's own flags. ARM and macOS builds
+// use no such flags: arm64's baseline is NEON (GEMMNEON), and elsewhere the generic family runs.
 #if arch(x86_64)
 let simdFlags: [SwiftSetting] = [
     .unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma", "-target-cpu", "haswell"], .when(platforms: [.linux], configuration: .release)),
 ]
 let avx512Flags: [SwiftSetting] = [
-    .unsafeFlags(["-Xcc", "-march=x86-64-v4"], .when(platforms: [.linux], configuration: .release)),
-    .define("AVX512_KERNELS", .when(platforms: [.linux], configuration: .release)),
+    .unsafeFlags(["-Xcc", "-march=x86-64-v4"], .when(platforms: [.linux])),
+]
+let avx2Flags: [SwiftSetting] = [
+    .unsafeFlags(["-Xcc", "-march=x86-64-v3"], .when(platforms: [.linux])),
 ]
 /// What `Platform` must know of the flags above (it is compiled without them).
 let platformDefines: [SwiftSetting] = [
     .define("HASWELL_BUILD", .when(platforms: [.linux], configuration: .release)),
-    .define("AVX512_KERNELS", .when(platforms: [.linux], configuration: .release)),
+    .define("AVX512_KERNELS", .when(platforms: [.linux])),
+    .define("AVX2_KERNELS", .when(platforms: [.linux])),
+    .define("OPTIMIZED", .when(configuration: .release)),
 ]
 #else
 let simdFlags: [SwiftSetting] = []
 let avx512Flags: [SwiftSetting] = []
-let platformDefines: [SwiftSetting] = []
+let avx2Flags: [SwiftSetting] = []
+let platformDefines: [SwiftSetting] = [.define("OPTIMIZED", .when(configuration: .release))]
 #endif
 
 let package = Package(
@@ -70,7 +76,14 @@ let package = Package(
                 exclude: ["README.md"]),
         .target(name: "Formats", exclude: ["README.md"]),
         .target(name: "Platform", exclude: ["README.md"], swiftSettings: platformDefines),
-        .target(name: "PackedGEMM", dependencies: ["Platform"], exclude: ["README.md"], swiftSettings: avx512Flags),
+        // The kernels: one module per instruction set, each compiling the tiles of Sources/GEMMTiles/Tiles.swift (a
+        // symbolic link in each) with its own flags, and the packing and dispatch over them.
+        .target(name: "GEMMAVX512", exclude: ["README.md"], swiftSettings: avx512Flags),
+        .target(name: "GEMMAVX2", exclude: ["README.md"], swiftSettings: avx2Flags),
+        .target(name: "GEMMNEON", exclude: ["README.md"]),
+        .target(name: "GEMMGeneric", exclude: ["README.md"], swiftSettings: simdFlags),
+        .target(name: "PackedGEMM", dependencies: ["Platform", "GEMMAVX512", "GEMMAVX2", "GEMMNEON", "GEMMGeneric"],
+                exclude: ["README.md"], swiftSettings: simdFlags),
         .target(
             name: "Tensor",
             dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux])), "PackedGEMM", "Platform", "Formats"],
@@ -108,7 +121,7 @@ let package = Package(
         // Helpers only tests use (the finite-difference gradient check); a plain target, not a product.
         .target(name: "TestSupport", dependencies: ["Tensor"], path: "Tests/TestSupport", exclude: ["README.md"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
-        .testTarget(name: "TensorTests", dependencies: ["Tensor", "Formats", "TestSupport"]),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor", "PackedGEMM", "Platform", "Formats", "TestSupport"]),
         .testTarget(name: "BERTTests", dependencies: ["BERT", "Tensor", "Formats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TasksTests", dependencies: ["Tasks", "BERT", "Tensor", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
                     resources: [.copy("Fixtures")]),

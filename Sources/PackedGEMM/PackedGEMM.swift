@@ -1,9 +1,8 @@
+import GEMMAVX2
+import GEMMAVX512
+import GEMMGeneric
+import GEMMNEON
 import Platform
-#if os(Linux)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// A weight matrix W [n, k] (row-major, as a linear layer stores it: one row per output) packed once for
 /// C = A · Wᵀ: column panels of 32 outputs, each panel k rows of 32 floats (W[j, kk] for the panel's outputs j,
@@ -72,38 +71,29 @@ public struct PackedMatrix {
     public func deallocate() { data.deallocate() }
 }
 
-/// Matrix products against pre-packed weights, for the inference engine: C[m, cols] = A[m, k] · Wᵀ (+ bias) over
-/// a range of W's panels, on the calling thread (the caller splits panels across threads).
+/// Matrix products against pre-packed weights: C[m, cols] = A[m, k] · Wᵀ (+ bias) over a range of W's panels, on
+/// the calling thread (the caller splits panels or rows across threads), run by a kernel family chosen at run time.
 ///
-/// The kernel keeps an 8 × 32 tile of C in sixteen 16-lane registers and reads A in place (row-major, any
-/// leading dimension): each k step broadcasts one value of each of the 8 rows and does 16 fused multiply-adds
-/// against the panel's two vectors. Rows past m in the last tile repeat row m − 1 and are not stored; a single
-/// row (a [CLS] row) runs its own kernel over four panels at once. Every output sums over k in order from 0 in
-/// both kernels, so results do not depend on the batch a row ran in.
-///
-/// Release builds of this module on Linux x86-64 are compiled for the x86-64-v4 level (AVX-512 F/BW/CD/DQ/VL),
-/// where a 16-lane vector is one register; `isSupported` says whether this processor can run them (callers fall
-/// back to BLAS when it cannot). Other builds compile the same code for the build's own target.
+/// The register tiles are in `GEMMTiles`; each family's module compiles them for its instruction set
+/// (`GEMMAVX512`: 8 × 32 tiles of 16-lane vectors for x86-64-v4; `GEMMAVX2`: 6 × 16 tiles of 8-lane vectors for
+/// x86-64-v3; `GEMMNEON`: the same 6 × 16 tiles on arm64; `GEMMGeneric`: portable 4 × 16 tiles with the build's own
+/// flags). Every family sums each output over k in order from 0 in one fused multiply-add chain, so all give the
+/// same bits, and a row's result does not depend on the batch it ran in. `family` says which one runs.
 public enum PackedGEMM {
-    typealias V = SIMD16<Float>
+    /// The family `multiply` runs: `KernelFamily.selected` unless that is BLAS, then the best packed family
+    /// available (the inference engine asks `KernelFamily.selected` before packing at all). Tests and benchmarks
+    /// set it to compare families; it must be one that runs here (`KernelFamily.available`).
+    nonisolated(unsafe) public static var family: KernelFamily = defaultFamily {
+        didSet {
+            precondition(family.usesPackedGEMM && KernelFamily.available.contains(family),
+                         "PackedGEMM.family \(family) cannot run here")
+        }
+    }
 
-    /// Whether this build of the kernels can run on this processor: true unless the module was compiled for
-    /// AVX-512 (release, Linux x86-64) and the processor lacks a feature of that level (`Platform.Processor`).
-    public static let isSupported: Bool = {
-        #if AVX512_KERNELS
-        return Processor.canRunAVX512()
-        #else
-        return true
-        #endif
-    }()
-
-    /// Whether this module was compiled for AVX-512 (the kernels' 16-lane vectors are single registers).
-    public static var compiledForAVX512: Bool {
-        #if AVX512_KERNELS
-        return true
-        #else
-        return false
-        #endif
+    /// The packed family a process starts with.
+    public static var defaultFamily: KernelFamily {
+        let selected = KernelFamily.selected.family
+        return selected.usesPackedGEMM ? selected : KernelFamily.available.first(where: \.usesPackedGEMM) ?? .generic
     }
 
     /// C[r, panelColumn[p] + j] = Σ_kk A[r, kk] · W[panelColumn[p] + j, kk] (+ bias[panelColumn[p] + j]) for rows
@@ -170,127 +160,30 @@ public enum PackedGEMM {
         }
     }
 
-    /// C[m, n] = A[m, k] · Wᵀ (+ bias[n]) (+ C when `accumulate`) for n outputs packed at `panels` by `packRows`
-    /// or `packColumns`; A has leading dimension `lda`, C `ldc`.
+    /// C[m, n] = A[m, k] · Wᵀ (+ C when `accumulate`) (+ bias[n]) for n outputs packed at `panels` by `packRows`
+    /// or `packColumns`; A has leading dimension `lda`, C `ldc`; on `family`'s kernels.
+    @inline(__always)
     public static func multiply(_ a: UnsafePointer<Float>, lda: Int, m: Int, panels: UnsafePointer<Float>, k: Int,
                                 n: Int, bias: UnsafePointer<Float>?, accumulate: Bool = false,
                                 into c: UnsafeMutablePointer<Float>, ldc: Int) {
-        if m <= 0 { return }
-        let P = PackedMatrix.panelWidth
-        if m == 1 {
-            var j = 0
-            while j < n {
-                let count = min(4, (n - j + P - 1) / P)
-                let lastOutputs = min(P, n - j - (count - 1) * P)
-                row1(a, b: panels + j * k, k: k, panels: count, c: c + j, lastOutputs: lastOutputs,
-                     bias: bias.map { $0 + j }, accumulate: accumulate)
-                j += count * P
-            }
-            return
+        switch family {
+        #if arch(x86_64)
+        case .avx512:
+            AVX512Kernels.multiply(a, lda: lda, m: m, panels: panels, k: k, n: n, bias: bias, accumulate: accumulate,
+                                   into: c, ldc: ldc)
+        case .avx2:
+            AVX2Kernels.multiply(a, lda: lda, m: m, panels: panels, k: k, n: n, bias: bias, accumulate: accumulate,
+                                 into: c, ldc: ldc)
+        #endif
+        #if arch(arm64)
+        case .neon:
+            NEONKernels.multiply(a, lda: lda, m: m, panels: panels, k: k, n: n, bias: bias, accumulate: accumulate,
+                                 into: c, ldc: ldc)
+        #endif
+        default:
+            GenericKernels.multiply(a, lda: lda, m: m, panels: panels, k: k, n: n, bias: bias, accumulate: accumulate,
+                                    into: c, ldc: ldc)
         }
-        var j = 0
-        while j < n {
-            let b = panels + j * k, outputs = min(P, n - j)
-            var r = 0
-            while r < m {
-                tile8(a + r * lda, lda: lda, rows: min(8, m - r), b: b, k: k, c: c + r * ldc + j, ldc: ldc,
-                      outputs: outputs, bias: bias.map { $0 + j }, accumulate: accumulate)
-                r += 8
-            }
-            j += P
-        }
-    }
-
-    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> V {
-        UnsafeRawPointer(p).loadUnaligned(as: V.self)
-    }
-
-    /// Stores `v0 | v1` (32 values, plus the bias when given, plus what is there when `accumulate`) to the first
-    /// `outputs` floats at `c`.
-    @inline(__always)
-    static func store(_ v0: V, _ v1: V, to c: UnsafeMutablePointer<Float>, outputs: Int, bias: UnsafePointer<Float>?,
-                      accumulate: Bool) {
-        var x0 = v0, x1 = v1
-        if accumulate {
-            if outputs == 32 {
-                x0 += load(c)
-                x1 += load(c + 16)
-            } else {
-                for j in 0..<outputs { if j < 16 { x0[j] += c[j] } else { x1[j - 16] += c[j] } }
-            }
-        }
-        if let bias {
-            if outputs == 32 {
-                x0 += load(bias)
-                x1 += load(bias + 16)
-            } else {
-                for j in 0..<outputs { if j < 16 { x0[j] += bias[j] } else { x1[j - 16] += bias[j] } }
-            }
-        }
-        if outputs == 32 {
-            UnsafeMutableRawPointer(c).storeBytes(of: x0, as: V.self)
-            UnsafeMutableRawPointer(c + 16).storeBytes(of: x1, as: V.self)
-        } else {
-            for j in 0..<outputs { c[j] = j < 16 ? x0[j] : x1[j - 16] }
-        }
-    }
-
-    /// One 8 × 32 tile (rows 1…8 valid) over the whole of k.
-    @inline(never)
-    static func tile8(_ a: UnsafePointer<Float>, lda: Int, rows: Int, b: UnsafePointer<Float>, k: Int,
-                      c: UnsafeMutablePointer<Float>, ldc: Int, outputs: Int, bias: UnsafePointer<Float>?,
-                      accumulate: Bool) {
-        let last = rows - 1
-        let a0 = a, a1 = a + min(1, last) * lda, a2 = a + min(2, last) * lda, a3 = a + min(3, last) * lda
-        let a4 = a + min(4, last) * lda, a5 = a + min(5, last) * lda, a6 = a + min(6, last) * lda
-        let a7 = a + min(7, last) * lda
-        var c00 = V(), c01 = V(), c10 = V(), c11 = V(), c20 = V(), c21 = V(), c30 = V(), c31 = V()
-        var c40 = V(), c41 = V(), c50 = V(), c51 = V(), c60 = V(), c61 = V(), c70 = V(), c71 = V()
-        var bp = b
-        for kk in 0..<k {
-            let b0 = load(bp), b1 = load(bp + 16)
-            var x = V(repeating: a0[kk]); c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
-            x = V(repeating: a1[kk]); c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
-            x = V(repeating: a2[kk]); c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
-            x = V(repeating: a3[kk]); c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
-            x = V(repeating: a4[kk]); c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
-            x = V(repeating: a5[kk]); c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
-            x = V(repeating: a6[kk]); c60 = c60.addingProduct(x, b0); c61 = c61.addingProduct(x, b1)
-            x = V(repeating: a7[kk]); c70 = c70.addingProduct(x, b0); c71 = c71.addingProduct(x, b1)
-            bp += 32
-        }
-        store(c00, c01, to: c, outputs: outputs, bias: bias, accumulate: accumulate)
-        if rows > 1 { store(c10, c11, to: c + ldc, outputs: outputs, bias: bias, accumulate: accumulate) }
-        if rows > 2 { store(c20, c21, to: c + 2 * ldc, outputs: outputs, bias: bias, accumulate: accumulate) }
-        if rows > 3 { store(c30, c31, to: c + 3 * ldc, outputs: outputs, bias: bias, accumulate: accumulate) }
-        if rows > 4 { store(c40, c41, to: c + 4 * ldc, outputs: outputs, bias: bias, accumulate: accumulate) }
-        if rows > 5 { store(c50, c51, to: c + 5 * ldc, outputs: outputs, bias: bias, accumulate: accumulate) }
-        if rows > 6 { store(c60, c61, to: c + 6 * ldc, outputs: outputs, bias: bias, accumulate: accumulate) }
-        if rows > 7 { store(c70, c71, to: c + 7 * ldc, outputs: outputs, bias: bias, accumulate: accumulate) }
-    }
-
-    /// One row against up to four consecutive panels (`count` of them; the last has `lastOutputs` outputs): eight
-    /// independent accumulators, each summing over k in order from 0 as `tile8` does, so a row's result does not
-    /// depend on how many rows it ran with (a sequence predicted alone equals the same sequence in a batch).
-    @inline(never)
-    static func row1(_ a: UnsafePointer<Float>, b: UnsafePointer<Float>, k: Int, panels count: Int,
-                     c: UnsafeMutablePointer<Float>, lastOutputs: Int, bias: UnsafePointer<Float>?, accumulate: Bool) {
-        let stride = k * 32
-        let p0 = b, p1 = b + min(1, count - 1) * stride, p2 = b + min(2, count - 1) * stride
-        let p3 = b + min(3, count - 1) * stride
-        var s0 = V(), s1 = V(), t0 = V(), t1 = V(), u0 = V(), u1 = V(), v0 = V(), v1 = V()
-        for kk in 0..<k {
-            let x = V(repeating: a[kk]), o = kk * 32
-            s0 = s0.addingProduct(x, load(p0 + o)); s1 = s1.addingProduct(x, load(p0 + o + 16))
-            t0 = t0.addingProduct(x, load(p1 + o)); t1 = t1.addingProduct(x, load(p1 + o + 16))
-            u0 = u0.addingProduct(x, load(p2 + o)); u1 = u1.addingProduct(x, load(p2 + o + 16))
-            v0 = v0.addingProduct(x, load(p3 + o)); v1 = v1.addingProduct(x, load(p3 + o + 16))
-        }
-        func outputs(_ i: Int) -> Int { i == count - 1 ? lastOutputs : 32 }
-        store(s0, s1, to: c, outputs: outputs(0), bias: bias, accumulate: accumulate)
-        if count > 1 { store(t0, t1, to: c + 32, outputs: outputs(1), bias: bias.map { $0 + 32 }, accumulate: accumulate) }
-        if count > 2 { store(u0, u1, to: c + 64, outputs: outputs(2), bias: bias.map { $0 + 64 }, accumulate: accumulate) }
-        if count > 3 { store(v0, v1, to: c + 96, outputs: outputs(3), bias: bias.map { $0 + 96 }, accumulate: accumulate) }
     }
 
     /// The same product in Double, naively, from the unpacked weights W [n, k]: the tests' oracle.

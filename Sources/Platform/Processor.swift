@@ -38,7 +38,7 @@ public enum Processor {
     /// of Tensor, BERT, Runtime, Training and CoFi for.
     public static let haswellFeatures: Set<String> = ["avx2", "fma", "bmi1", "bmi2", "f16c", "movbe", "abm"]
 
-    /// The features the x86-64-v4 level (AVX-512) adds: what PackedGEMM's kernels are compiled for in those builds.
+    /// The features the x86-64-v4 level (AVX-512) adds: what the AVX-512 kernels are compiled for in those builds.
     public static let avx512Features: Set<String> = haswellFeatures
         .union(["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"])
 
@@ -108,11 +108,18 @@ extension Substring {
     }
 }
 
-/// The matrix-product kernels the training and inference paths run on.
+/// The matrix-product kernels the training and inference paths run on: PackedGEMM's tiles compiled for one
+/// instruction set each (the modules `GEMMAVX512`, `GEMMAVX2`, `GEMMNEON`, `GEMMGeneric`), or the system BLAS.
 public enum KernelFamily: String, CaseIterable, Sendable {
-    /// PackedGEMM compiled for AVX-512 (16-lane registers): Linux x86-64 release builds, on AVX-512 processors.
+    /// 8 × 32 tiles of 16-lane vectors for the x86-64-v4 level (AVX-512 F/BW/CD/DQ/VL): Linux x86-64 builds, on
+    /// processors that have it.
     case avx512
-    /// PackedGEMM compiled for the build's own target (debug builds, ARM, macOS): portable Swift SIMD.
+    /// 6 × 16 tiles of 8-lane vectors for the x86-64-v3 level (AVX2 + FMA): Linux x86-64 builds, on processors
+    /// that have it.
+    case avx2
+    /// The same 6 × 16 tiles on arm64 (NEON is its baseline): arm64 builds (Linux aarch64, Apple Silicon).
+    case neon
+    /// Portable 4 × 16 tiles compiled with the build's own flags: everywhere.
     case generic
     /// The system BLAS (OpenBLAS, Accelerate) for every product.
     case blas
@@ -126,28 +133,34 @@ public enum KernelFamily: String, CaseIterable, Sendable {
     }()
 
     /// The families this build can run on this processor, best first.
-    public static var available: [KernelFamily] {
-        #if AVX512_KERNELS
-        return Processor.canRunAVX512() ? [.avx512, .blas] : [.blas]
-        #else
-        return [.generic, .blas]
-        #endif
-    }
+    public static let available: [KernelFamily] = allCases.filter { unavailability($0) == nil }
 
-    /// Why a family is not available here.
-    public static func unavailability(_ family: KernelFamily) -> String? {
-        guard !available.contains(family) else { return nil }
+    /// Why a family is not available here (nil when it is).
+    public static func unavailability(_ family: KernelFamily, flags: Set<String> = Processor.flags) -> String? {
+        func missing(_ features: Set<String>) -> String? {
+            let absent = features.subtracting(flags).sorted()
+            return absent.isEmpty ? nil : "the processor lacks \(absent.joined(separator: ", "))"
+        }
         switch family {
         case .avx512:
             #if AVX512_KERNELS
-            let missing = Processor.avx512Features.subtracting(Processor.flags).sorted()
-            return "the processor lacks \(missing.joined(separator: ", "))"
+            return missing(Processor.avx512Features)
             #else
-            return "this build's kernels are not compiled for AVX-512 (Linux x86-64 release builds are)"
+            return "this build's AVX-512 kernels are not compiled for AVX-512 (Linux x86-64 builds are)"
             #endif
-        case .generic:
-            return "this build's kernels are compiled for AVX-512 only (a debug build runs the generic ones)"
-        case .blas:
+        case .avx2:
+            #if AVX2_KERNELS
+            return missing(Processor.haswellFeatures)
+            #else
+            return "this build's AVX2 kernels are not compiled for AVX2 (Linux x86-64 builds are)"
+            #endif
+        case .neon:
+            #if arch(arm64)
+            return nil
+            #else
+            return "NEON is arm64's; this is \(Processor.architecture)"
+            #endif
+        case .generic, .blas:
             return nil
         }
     }
@@ -158,9 +171,10 @@ public enum KernelFamily: String, CaseIterable, Sendable {
             let best = available[0]
             let why: String
             switch best {
-            case .avx512: why = "the best this processor runs (AVX-512)"
-            case .generic: why = "this build's kernels are compiled for its own target"
-            case .blas: why = "PackedGEMM's AVX-512 kernels cannot run here (\(unavailability(.avx512) ?? ""))"
+            case .avx512: why = "the widest this processor runs (AVX-512)"
+            case .avx2: why = "the widest this processor runs (AVX2 + FMA; AVX-512: \(unavailability(.avx512) ?? ""))"
+            case .neon: why = "arm64's vector unit (NEON)"
+            case .generic, .blas: why = "no family for this processor's vector unit, so the portable one"
             }
             return KernelSelection(family: best, reason: why, forced: false, error: nil)
         }
@@ -194,9 +208,15 @@ public struct KernelSelection: Sendable {
         self.error = error
     }
 
-    /// Whether the training path's large products run on PackedGEMM: with the AVX-512 family, or the generic one
-    /// when asked for (unoptimised debug builds are faster on BLAS, so generic is not the training default).
-    public var packsTrainingProducts: Bool { family == .avx512 || (family == .generic && forced) }
+    /// Whether the training path's large products run on PackedGEMM: with any packed family in optimised builds,
+    /// and in debug builds only when `COFI_KERNELS` asks (unoptimised kernels are slower than BLAS).
+    public var packsTrainingProducts: Bool {
+        #if OPTIMIZED
+        return family.usesPackedGEMM
+        #else
+        return family.usesPackedGEMM && forced
+        #endif
+    }
 }
 
 /// A kernel family that cannot run here.

@@ -85,7 +85,7 @@ public final class InferenceEngine {
     /// a task head, or a pooled head without a pooler.
     public convenience init(model: BertModel, threads: Int? = nil) throws {
         try self.init(model: model, threads: threads,
-                      packedWeights: KernelFamily.selected.family.usesPackedGEMM && PackedGEMM.isSupported)
+                      packedWeights: KernelFamily.selected.family.usesPackedGEMM)
     }
 
     /// `packedWeights`: run the linear layers on `PackedGEMM` (the default wherever it is supported) or on BLAS.

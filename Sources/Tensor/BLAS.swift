@@ -75,11 +75,9 @@ public enum BLAS {
         }
     }
 
-    /// Whether `gemm` runs large products on `PackedGEMM`: with the selected kernel family (`KernelFamily`) —
-    /// the AVX-512 one (release builds on a processor that has it; this machine's OpenBLAS is pinned to its AVX2
-    /// kernels, see PackedGEMM's README), or the generic one when `COFI_KERNELS=generic` asks for it; off with BLAS
-    /// and by default elsewhere (the kernels are not optimised in debug builds). The tests switch it on to check
-    /// the path.
+    /// Whether `gemm` runs large products on `PackedGEMM` (on `PackedGEMM.family`): with any packed kernel family
+    /// in optimised builds (`KernelSelection.packsTrainingProducts`), and in debug builds only when `COFI_KERNELS`
+    /// names one; off with `COFI_KERNELS=blas`. The tests switch it on to check the path on every family.
     nonisolated(unsafe) public static var usePackedKernels = KernelFamily.selected.packsTrainingProducts
     /// Multiply-adds below which `gemm` stays on BLAS even with `usePackedKernels` (packing costs O(n·k)).
     nonisolated(unsafe) public static var packedMinimumWork = 1 << 18

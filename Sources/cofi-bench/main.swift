@@ -33,6 +33,7 @@ import Formats
 import Foundation
 import Runtime
 import PackedGEMM
+import Platform
 import Tensor
 
 // MARK: - Options
@@ -59,7 +60,8 @@ func usage() -> String {
                       [--engine-threads N] [--repeats N] [--warmup N] [--budget SECONDS]
       --models     comma-separated shapes to run (default: all three)
       --workloads  comma-separated workloads to run (default: all nine; gemm_packed / gemm_blas: layer 0's FFN
-                   product at T = 128, one thread, on PackedGEMM's pre-packed weights / on BLAS)
+                   product at T = 128, one thread, on PackedGEMM's pre-packed weights / on BLAS; gemm_avx512,
+                   gemm_avx2, gemm_neon, gemm_generic: the same on one kernel family, where it runs)
       --lengths    comma-separated sequence lengths of the B = 1 workloads (default 32,128,384; at most 512)
       --engine-threads  threads of the engine workloads (default: all cores)
       --repeats    timed runs per workload (default: as many as fit in --budget, 3…50)
@@ -90,7 +92,7 @@ func parseOptions(_ args: [String]) -> Options {
                 fail("--models: unknown model '\(m)' (known: \(ModelSpec.all.map(\.name).joined(separator: ", ")))")
             }
         case "--workloads":
-            let known = o.workloads
+            let known = o.workloads + KernelFamily.allCases.filter(\.usesPackedGEMM).map { "gemm_\($0.rawValue)" }
             o.workloads = value(a).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             for w in o.workloads where !known.contains(w) {
                 fail("--workloads: unknown workload '\(w)' (known: \(known.joined(separator: ", ")))")
@@ -269,7 +271,17 @@ func runModel(_ spec: ModelSpec, _ o: Options) -> [Result] {
     }
     // The kernel alone: layer 0's FFN input product (T = 128 rows, D → I), one thread, on the engine's packed
     // weights and on BLAS (which packs the weights on every call).
-    for kind in ["gemm_packed", "gemm_blas"] where o.workloads.contains(kind) {
+    // `gemm_<family>` runs one packed kernel family (`gemm_packed`: the selected one).
+    let familyKinds = KernelFamily.allCases.filter(\.usesPackedGEMM).map { "gemm_\($0.rawValue)" }
+    for kind in ["gemm_packed", "gemm_blas"] + familyKinds where o.workloads.contains(kind) {
+        let family = KernelFamily(rawValue: String(kind.dropFirst("gemm_".count))).flatMap { $0.usesPackedGEMM ? $0 : nil }
+        if let family, !KernelFamily.available.contains(family) {
+            print("\(kind): skipped, \(KernelFamily.unavailability(family) ?? "unavailable")")
+            continue
+        }
+        let saved = PackedGEMM.family
+        defer { PackedGEMM.family = saved }
+        if let family { PackedGEMM.family = family }
         let m = 128, k = spec.shape.hiddenSize, n = max(1, spec.shape.layers.first?.ffnWidth ?? k)
         let a = (0..<(m * k)).map { _ in Float(rng.next() % 2001) / 1000 - 1 }
         let w = (0..<(n * k)).map { _ in Float(rng.next() % 2001) / 1000 - 1 }
@@ -278,7 +290,7 @@ func runModel(_ spec: ModelSpec, _ o: Options) -> [Result] {
         timed(kind, batch: 1, seqLen: m, flops: Double(2 * m * n * k)) {
             let t0 = now()
             a.withUnsafeBufferPointer { ap in w.withUnsafeBufferPointer { wp in c.withUnsafeMutableBufferPointer { cp in
-                if kind == "gemm_packed" {
+                if kind != "gemm_blas" {
                     PackedGEMM.multiply(ap.baseAddress!, lda: k, m: m, by: packed, panels: 0..<packed.panelCount,
                                         bias: nil, into: cp.baseAddress!, ldc: n)
                 } else {

@@ -1,6 +1,7 @@
 import BERT
 import Foundation
 import PackedGEMM
+import Platform
 import Tensor
 import XCTest
 @testable import Runtime
@@ -35,7 +36,7 @@ final class InferenceEngineTests: XCTestCase {
     func compareWithOracle(_ model: BertModel, lengths: [Int], threads: Int? = nil, split: Split = .automatic,
                            packed: Bool? = nil, seed: UInt64 = 11) throws -> (agree: Bool, difference: Float, magnitude: Float) {
         let engine = try InferenceEngine(model: model, threads: threads,
-                                         packedWeights: packed ?? PackedGEMM.isSupported)
+                                         packedWeights: packed ?? KernelFamily.selected.family.usesPackedGEMM)
         if split != .automatic {
             engine.parallelGEMMWork = 0
             engine.parallelElementWork = 0

@@ -43,46 +43,65 @@ final class PackedGEMMTests: XCTestCase {
                 column += rows
             }
             for (panels, columns) in runs {
-                var out = [Float](repeating: .nan, count: max(1, c.m * ldc))
-                a.withUnsafeBufferPointer { ap in
-                    bias.withUnsafeBufferPointer { bp in
-                        out.withUnsafeMutableBufferPointer { op in
-                            PackedGEMM.multiply(ap.baseAddress!, lda: c.lda, m: c.m, by: packed, panels: panels,
-                                                bias: withBias ? bp.baseAddress! : nil, into: op.baseAddress!, ldc: ldc)
-                        }
-                    }
-                }
                 let want = a.withUnsafeBufferPointer { ap in
                     bias.withUnsafeBufferPointer { bp in
                         PackedGEMM.naive(ap.baseAddress!, lda: c.lda, m: c.m, weights: wp.baseAddress!, n: n, k: c.k,
                                          bias: withBias ? bp.baseAddress! : nil)
                     }
                 }
-                // The output starts as NaN: a column of the run left unwritten makes `worst` NaN and fails.
-                var got: [Float] = [], expected: [Float] = [], untouched = true
-                for r in 0..<c.m {
-                    for j in 0..<ldc {
-                        if columns.contains(j) {
-                            got.append(out[r * ldc + j])
-                            expected.append(want[r * n + j])
-                        } else if !out[r * ldc + j].isNaN {
-                            untouched = false
+                var first: (KernelFamily, [Float])?
+                Self.forEachPackedFamily { family in
+                    var out = [Float](repeating: .nan, count: max(1, c.m * ldc))
+                    a.withUnsafeBufferPointer { ap in
+                        bias.withUnsafeBufferPointer { bp in
+                            out.withUnsafeMutableBufferPointer { op in
+                                PackedGEMM.multiply(ap.baseAddress!, lda: c.lda, m: c.m, by: packed, panels: panels,
+                                                    bias: withBias ? bp.baseAddress! : nil, into: op.baseAddress!, ldc: ldc)
+                            }
                         }
                     }
+                    // The output starts as NaN: a column of the run left unwritten makes `worst` NaN and fails.
+                    var got: [Float] = [], expected: [Float] = [], untouched = true
+                    for r in 0..<c.m {
+                        for j in 0..<ldc {
+                            if columns.contains(j) {
+                                got.append(out[r * ldc + j])
+                                expected.append(want[r * n + j])
+                            } else if !out[r * ldc + j].isNaN {
+                                untouched = false
+                            }
+                        }
+                    }
+                    let what = "\(family): m \(c.m) k \(c.k) segments \(c.segments) panels \(panels)"
+                    let worst = maxAbsDifference(got, expected)
+                    XCTAssertLessThanOrEqual(worst, 1e-5 * Float(max(1, c.k)).squareRoot() * 4, what, file: file, line: line)
+                    XCTAssertTrue(untouched, "wrote outside columns \(columns): \(what)", file: file, line: line)
+                    // Every family computes each output in the same order: the same bits.
+                    if let (reference, values) = first {
+                        XCTAssertEqual(got.map(\.bitPattern), values.map(\.bitPattern), "\(what) differs from \(reference)",
+                                       file: file, line: line)
+                    } else {
+                        first = (family, got)
+                    }
                 }
-                let worst = maxAbsDifference(got, expected)
-                XCTAssertLessThanOrEqual(worst, 1e-5 * Float(max(1, c.k)).squareRoot() * 4,
-                                         "m \(c.m) k \(c.k) segments \(c.segments) panels \(panels)", file: file, line: line)
-                XCTAssertTrue(untouched, "wrote outside columns \(columns) (m \(c.m), segments \(c.segments))",
-                              file: file, line: line)
             }
+        }
+    }
+
+    /// Runs `body` with `PackedGEMM.family` set to each packed family this build and processor run.
+    static func forEachPackedFamily(_ body: (KernelFamily) -> Void) {
+        let saved = PackedGEMM.family
+        defer { PackedGEMM.family = saved }
+        for family in KernelFamily.available where family.usesPackedGEMM {
+            PackedGEMM.family = family
+            body(family)
         }
     }
 
     func testEveryTileRowCountAndPanelWidthMatchesNaive() {
         var seed: UInt64 = 1
-        for m in [1, 2, 3, 7, 8, 9, 15, 16, 17] {
-            for (k, segments) in [(1, [1]), (5, [32]), (13, [33]), (37, [70]), (64, [31, 1, 64])] {
+        for m in [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 15, 16, 17] {
+            for (k, segments) in [(1, [1]), (5, [32]), (13, [33]), (37, [70]), (64, [31, 1, 64]), (11, [150])] {
                 for bias in [false, true] {
                     seed += 1
                     check(Case(m: m, k: k, segments: segments, lda: k + m % 3), bias: bias, seed: seed)
@@ -110,14 +129,16 @@ final class PackedGEMMTests: XCTestCase {
         let a = Self.random(m * k, seed: &seed), w = Self.random(n * k, seed: &seed), bias = Self.random(n, seed: &seed)
         let packed = w.withUnsafeBufferPointer { PackedMatrix(weights: $0.baseAddress!, n: n, k: k) }
         defer { packed.deallocate() }
-        var all = [Float](repeating: 0, count: m * n), one = [Float](repeating: 0, count: n)
-        PackedGEMM.multiply(a, lda: k, m: m, by: packed, panels: 0..<packed.panelCount, bias: bias, into: &all, ldc: n)
-        for r in [0, 4, 8] {
-            a.withUnsafeBufferPointer { ap in
-                PackedGEMM.multiply(ap.baseAddress! + r * k, lda: k, m: 1, by: packed, panels: 0..<packed.panelCount,
-                                    bias: bias, into: &one, ldc: n)
+        Self.forEachPackedFamily { family in
+            var all = [Float](repeating: 0, count: m * n), one = [Float](repeating: 0, count: n)
+            PackedGEMM.multiply(a, lda: k, m: m, by: packed, panels: 0..<packed.panelCount, bias: bias, into: &all, ldc: n)
+            for r in [0, 4, 5, 6, 8] {
+                a.withUnsafeBufferPointer { ap in
+                    PackedGEMM.multiply(ap.baseAddress! + r * k, lda: k, m: 1, by: packed, panels: 0..<packed.panelCount,
+                                        bias: bias, into: &one, ldc: n)
+                }
+                XCTAssertEqual(one, Array(all[(r * n)..<((r + 1) * n)]), "\(family): row \(r)")
             }
-            XCTAssertEqual(one, Array(all[(r * n)..<((r + 1) * n)]), "row \(r)")
         }
     }
 
@@ -136,7 +157,7 @@ final class PackedGEMMTests: XCTestCase {
             XCTAssertFalse(Processor.canRunAVX512(flags: v4.subtracting([missing])), "without \(missing)")
         }
         XCTAssertFalse(Processor.canRunAVX512(flags: []))
-        print("PackedGEMM: compiled for AVX-512 \(PackedGEMM.compiledForAVX512), supported here \(PackedGEMM.isSupported)")
+        print("PackedGEMM: families available here \(KernelFamily.available.map(\.rawValue)), running \(PackedGEMM.family)")
     }
 
     /// `COFI_KERNELS`: each available family is chosen as asked, an unavailable or unknown one is refused naming
@@ -155,17 +176,33 @@ final class PackedGEMMTests: XCTestCase {
         for family in KernelFamily.allCases where !available.contains(family) {
             XCTAssertThrowsError(try KernelFamily.choose(environment: family.rawValue)) { error in
                 XCTAssertTrue("\(error)".contains("cannot run here"), "\(error)")
-                XCTAssertTrue("\(error)".contains("available: blas") || "\(error)".contains("available: generic"), "\(error)")
+                XCTAssertTrue("\(error)".contains("available: ") && "\(error)".contains("generic, blas"), "\(error)")
             }
         }
         XCTAssertThrowsError(try KernelFamily.choose(environment: "sse")) { error in
-            XCTAssertTrue("\(error)".contains("expected one of avx512, generic, blas"), "\(error)")
+            XCTAssertTrue("\(error)".contains("expected one of avx512, avx2, neon, generic, blas"), "\(error)")
         }
-        // The generic family packs training products only when asked for; AVX-512 always; BLAS never.
-        XCTAssertFalse(KernelSelection(family: .generic, reason: "", forced: false, error: nil).packsTrainingProducts)
-        XCTAssertTrue(KernelSelection(family: .generic, reason: "", forced: true, error: nil).packsTrainingProducts)
-        XCTAssertTrue(KernelSelection(family: .avx512, reason: "", forced: false, error: nil).packsTrainingProducts)
-        XCTAssertFalse(KernelSelection(family: .blas, reason: "", forced: true, error: nil).packsTrainingProducts)
+        // Packed families run the training products when asked for, and by default in optimised builds only (the
+        // unoptimised kernels of a debug build are slower than BLAS); BLAS never packs.
+        for family in KernelFamily.allCases {
+            XCTAssertEqual(KernelSelection(family: family, reason: "", forced: true, error: nil).packsTrainingProducts,
+                           family != .blas)
+            #if DEBUG
+            XCTAssertFalse(KernelSelection(family: family, reason: "", forced: false, error: nil).packsTrainingProducts)
+            #else
+            XCTAssertEqual(KernelSelection(family: family, reason: "", forced: false, error: nil).packsTrainingProducts,
+                           family != .blas)
+            #endif
+        }
+        #if os(Linux) && arch(x86_64)
+        // Linux x86-64 builds carry both x86 families; which run follows the processor's flags.
+        XCTAssertEqual(KernelFamily.available.contains(.avx512), Processor.canRunAVX512())
+        XCTAssertEqual(KernelFamily.available.contains(.avx2), Processor.haswellFeatures.isSubset(of: Processor.flags))
+        XCTAssertNil(KernelFamily.unavailability(.avx2, flags: Processor.avx512Features))
+        XCTAssertEqual(KernelFamily.unavailability(.avx512, flags: Processor.haswellFeatures),
+                       "the processor lacks avx512bw, avx512cd, avx512dq, avx512f, avx512vl")
+        XCTAssertFalse(KernelFamily.available.contains(.neon))
+        #endif
         // The build check: nothing to say for a processor with every feature, the missing ones named otherwise.
         XCTAssertNil(Processor.buildMismatch(flags: Processor.avx512Features))
         if !Processor.buildFeatures.isEmpty {

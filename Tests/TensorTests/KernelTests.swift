@@ -1,4 +1,6 @@
 import Foundation
+import PackedGEMM
+import Platform
 import XCTest
 @testable import Tensor
 
@@ -29,14 +31,22 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    /// The PackedGEMM path of `BLAS.gemm` (release builds on AVX-512 processors), switched on here for every
-    /// transposition, beta 0 and 1, alpha ≠ 1, leading dimensions wider than the matrices, and sizes that split by
-    /// row blocks (m ≥ 2 · 128) or by panels (few rows), with partial panels and tiles.
+    /// The PackedGEMM path of `BLAS.gemm` (the training path's products in optimised builds), switched on here
+    /// for every packed kernel family this processor runs, every transposition, beta 0 and 1, alpha ≠ 1, leading
+    /// dimensions wider than the matrices, and sizes that split by row blocks (m ≥ 2 · 128) or by panels (few
+    /// rows), with partial panels and tiles.
     func testPackedGemmPathMatchesNaive() {
-        let saved = (BLAS.usePackedKernels, BLAS.packedMinimumWork)
+        let saved = (BLAS.usePackedKernels, BLAS.packedMinimumWork, PackedGEMM.family)
         BLAS.usePackedKernels = true
         BLAS.packedMinimumWork = 0
-        defer { (BLAS.usePackedKernels, BLAS.packedMinimumWork) = saved }
+        defer { (BLAS.usePackedKernels, BLAS.packedMinimumWork, PackedGEMM.family) = saved }
+        for family in KernelFamily.available where family.usesPackedGEMM {
+            PackedGEMM.family = family
+            checkPackedGemm(family)
+        }
+    }
+
+    func checkPackedGemm(_ family: KernelFamily) {
         var rng = Xoshiro256(seed: 2)
         for (m, n, k) in [(1, 5, 4), (9, 33, 17), (40, 70, 3), (300, 45, 20)] {
             for transA in [false, true] { for transB in [false, true] { for beta: Float in [0, 1] {
@@ -57,7 +67,7 @@ final class KernelTests: XCTestCase {
                 } }
                 // Columns past n (the padding of each row of C) stay as they were.
                 XCTAssertLessThan(fast.maxAbsDifference(slow), 1e-4 * Float(k).squareRoot(),
-                                  "packed gemm \(m)x\(n)x\(k) tA=\(transA) tB=\(transB) beta=\(beta)")
+                                  "\(family): packed gemm \(m)x\(n)x\(k) tA=\(transA) tB=\(transB) beta=\(beta)")
             } } }
         }
     }

@@ -1,0 +1,13 @@
+
+/// The AVX2 family: `Tiles.multiply8` (6 × 16 tiles of 8-lane vectors, twelve accumulators in sixteen ymm
+/// registers) compiled for the x86-64-v3 level, AVX2 + FMA (Linux x86-64 builds; see Package.swift). Runs only
+/// where `Platform.KernelFamily.avx2` is available.
+public enum AVX2Kernels {
+    @inline(never)
+    public static func multiply(_ a: UnsafePointer<Float>, lda: Int, m: Int, panels: UnsafePointer<Float>, k: Int,
+                                n: Int, bias: UnsafePointer<Float>?, accumulate: Bool,
+                                into c: UnsafeMutablePointer<Float>, ldc: Int) {
+        Tiles.multiply8(a, lda: lda, m: m, panels: panels, k: k, n: n, bias: bias, accumulate: accumulate,
+                        into: c, ldc: ldc)
+    }
+}
