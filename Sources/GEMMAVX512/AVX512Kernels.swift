@@ -3,10 +3,10 @@
 /// (Linux x86-64 builds; see Package.swift). Runs only where `Platform.KernelFamily.avx512` is available.
 public enum AVX512Kernels {
     @inline(never)
-    public static func multiply(_ a: UnsafePointer<Float>, lda: Int, m: Int, panels: UnsafePointer<Float>, k: Int,
+    public static func multiply(_ a: UnsafePointer<Float>, rowStep: Int, depthStep: Int, m: Int, panels: UnsafePointer<Float>, k: Int,
                                 n: Int, bias: UnsafePointer<Float>?, accumulate: Bool,
                                 into c: UnsafeMutablePointer<Float>, ldc: Int) {
-        Tiles.multiply16(a, lda: lda, m: m, panels: panels, k: k, n: n, bias: bias, accumulate: accumulate,
+        Tiles.multiply16(a, rowStep: rowStep, depthStep: depthStep, m: m, panels: panels, k: k, n: n, bias: bias, accumulate: accumulate,
                          into: c, ldc: ldc)
     }
 }

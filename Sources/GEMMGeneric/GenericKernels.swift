@@ -4,10 +4,10 @@
 /// the target's baseline elsewhere). Runs everywhere this build runs.
 public enum GenericKernels {
     @inline(never)
-    public static func multiply(_ a: UnsafePointer<Float>, lda: Int, m: Int, panels: UnsafePointer<Float>, k: Int,
+    public static func multiply(_ a: UnsafePointer<Float>, rowStep: Int, depthStep: Int, m: Int, panels: UnsafePointer<Float>, k: Int,
                                 n: Int, bias: UnsafePointer<Float>?, accumulate: Bool,
                                 into c: UnsafeMutablePointer<Float>, ldc: Int) {
-        Tiles.multiplyPortable(a, lda: lda, m: m, panels: panels, k: k, n: n, bias: bias, accumulate: accumulate,
+        Tiles.multiplyPortable(a, rowStep: rowStep, depthStep: depthStep, m: m, panels: panels, k: k, n: n, bias: bias, accumulate: accumulate,
                                into: c, ldc: ldc)
     }
 }

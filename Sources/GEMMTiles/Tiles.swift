@@ -4,7 +4,9 @@
 /// with that module's flags. This module itself never runs a product in an optimised build.
 ///
 /// The shared contract (see `PackedGEMM`): W is packed in column panels of 32 outputs, each k rows of 32 floats;
-/// A is read in place, row-major with any leading dimension; C[r, j] = Σ_kk A[r, kk] · W[j, kk] (+ C when
+/// A is read in place: element (r, kk) at a + r · rowStep + kk · depthStep (rowStep = lda, depthStep = 1 for a
+/// row-major A; rowStep = 1, depthStep = lda for the transpose of a row-major [k, m], which is then never copied);
+/// C[r, j] = Σ_kk A[r, kk] · W[j, kk] (+ C when
 /// `accumulate`) (+ bias[j]). Every output is one fused multiply-add chain over k in order from 0, then C, then
 /// the bias — in every tile shape — so every family gives the same bits, and a row's result does not depend on
 /// the rows it ran with.
@@ -23,7 +25,7 @@ enum Tiles {
     /// C[m, n] for n outputs packed at `panels`, with 16-lane vectors: 8 × 32 tiles (two vectors per row), and
     /// one row against up to four panels at once.
     @inline(__always)
-    static func multiply16(_ a: UnsafePointer<Float>, lda: Int, m: Int, panels: UnsafePointer<Float>, k: Int,
+    static func multiply16(_ a: UnsafePointer<Float>, rowStep: Int, depthStep: Int, m: Int, panels: UnsafePointer<Float>, k: Int,
                                   n: Int, bias: UnsafePointer<Float>?, accumulate: Bool,
                                   into c: UnsafeMutablePointer<Float>, ldc: Int) {
         if m <= 0 { return }
@@ -32,7 +34,7 @@ enum Tiles {
             while j < n {
                 let count = min(4, (n - j + 31) / 32)
                 let lastOutputs = min(32, n - j - (count - 1) * 32)
-                row16(a, b: panels + j * k, k: k, panels: count, c: c + j, lastOutputs: lastOutputs,
+                row16(a, depthStep: depthStep, b: panels + j * k, k: k, panels: count, c: c + j, lastOutputs: lastOutputs,
                       bias: bias.map { $0 + j }, accumulate: accumulate)
                 j += count * 32
             }
@@ -43,7 +45,7 @@ enum Tiles {
             let b = panels + j * k, outputs = min(32, n - j)
             var r = 0
             while r < m {
-                tile8x32(a + r * lda, lda: lda, rows: min(8, m - r), b: b, k: k, c: c + r * ldc + j, ldc: ldc,
+                tile8x32(a + r * rowStep, rowStep: rowStep, depthStep: depthStep, rows: min(8, m - r), b: b, k: k, c: c + r * ldc + j, ldc: ldc,
                          outputs: outputs, bias: bias.map { $0 + j }, accumulate: accumulate)
                 r += 8
             }
@@ -74,26 +76,26 @@ enum Tiles {
 
     /// One 8 × 32 tile (rows 1…8 valid; rows past them repeat the last and are not stored) over the whole of k.
     @inline(__always)
-    static func tile8x32(_ a: UnsafePointer<Float>, lda: Int, rows: Int, b: UnsafePointer<Float>, k: Int,
+    static func tile8x32(_ a: UnsafePointer<Float>, rowStep: Int, depthStep: Int, rows: Int, b: UnsafePointer<Float>, k: Int,
                          c: UnsafeMutablePointer<Float>, ldc: Int, outputs: Int, bias: UnsafePointer<Float>?,
                          accumulate: Bool) {
         let last = rows - 1
-        let a0 = a, a1 = a + min(1, last) * lda, a2 = a + min(2, last) * lda, a3 = a + min(3, last) * lda
-        let a4 = a + min(4, last) * lda, a5 = a + min(5, last) * lda, a6 = a + min(6, last) * lda
-        let a7 = a + min(7, last) * lda
+        let a0 = a, a1 = a + min(1, last) * rowStep, a2 = a + min(2, last) * rowStep, a3 = a + min(3, last) * rowStep
+        let a4 = a + min(4, last) * rowStep, a5 = a + min(5, last) * rowStep, a6 = a + min(6, last) * rowStep
+        let a7 = a + min(7, last) * rowStep
         var c00 = V16(), c01 = V16(), c10 = V16(), c11 = V16(), c20 = V16(), c21 = V16(), c30 = V16(), c31 = V16()
         var c40 = V16(), c41 = V16(), c50 = V16(), c51 = V16(), c60 = V16(), c61 = V16(), c70 = V16(), c71 = V16()
         var bp = b
         for kk in 0..<k {
-            let b0 = load16(bp), b1 = load16(bp + 16)
-            var x = V16(repeating: a0[kk]); c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
-            x = V16(repeating: a1[kk]); c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
-            x = V16(repeating: a2[kk]); c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
-            x = V16(repeating: a3[kk]); c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
-            x = V16(repeating: a4[kk]); c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
-            x = V16(repeating: a5[kk]); c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
-            x = V16(repeating: a6[kk]); c60 = c60.addingProduct(x, b0); c61 = c61.addingProduct(x, b1)
-            x = V16(repeating: a7[kk]); c70 = c70.addingProduct(x, b0); c71 = c71.addingProduct(x, b1)
+            let o = kk &* depthStep, b0 = load16(bp), b1 = load16(bp + 16)
+            var x = V16(repeating: a0[o]); c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
+            x = V16(repeating: a1[o]); c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+            x = V16(repeating: a2[o]); c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
+            x = V16(repeating: a3[o]); c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
+            x = V16(repeating: a4[o]); c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
+            x = V16(repeating: a5[o]); c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
+            x = V16(repeating: a6[o]); c60 = c60.addingProduct(x, b0); c61 = c61.addingProduct(x, b1)
+            x = V16(repeating: a7[o]); c70 = c70.addingProduct(x, b0); c71 = c71.addingProduct(x, b1)
             bp += 32
         }
         store16(c00, c01, to: c, outputs: outputs, bias: bias, accumulate: accumulate)
@@ -108,14 +110,14 @@ enum Tiles {
 
     /// One row against `count` (1…4) consecutive panels, the last with `lastOutputs` outputs: eight accumulators.
     @inline(__always)
-    static func row16(_ a: UnsafePointer<Float>, b: UnsafePointer<Float>, k: Int, panels count: Int,
+    static func row16(_ a: UnsafePointer<Float>, depthStep: Int, b: UnsafePointer<Float>, k: Int, panels count: Int,
                       c: UnsafeMutablePointer<Float>, lastOutputs: Int, bias: UnsafePointer<Float>?, accumulate: Bool) {
         let stride = k * 32
         let p0 = b, p1 = b + min(1, count - 1) * stride, p2 = b + min(2, count - 1) * stride
         let p3 = b + min(3, count - 1) * stride
         var s0 = V16(), s1 = V16(), t0 = V16(), t1 = V16(), u0 = V16(), u1 = V16(), v0 = V16(), v1 = V16()
         for kk in 0..<k {
-            let x = V16(repeating: a[kk]), o = kk * 32
+            let x = V16(repeating: a[kk * depthStep]), o = kk * 32
             s0 = s0.addingProduct(x, load16(p0 + o)); s1 = s1.addingProduct(x, load16(p0 + o + 16))
             t0 = t0.addingProduct(x, load16(p1 + o)); t1 = t1.addingProduct(x, load16(p1 + o + 16))
             u0 = u0.addingProduct(x, load16(p2 + o)); u1 = u1.addingProduct(x, load16(p2 + o + 16))
@@ -143,7 +145,7 @@ enum Tiles {
     /// tiles whose twelve accumulators leave room for the two panel vectors and a broadcast in 16 registers; one
     /// row runs against up to three panels (twelve accumulators).
     @inline(__always)
-    static func multiply8(_ a: UnsafePointer<Float>, lda: Int, m: Int, panels: UnsafePointer<Float>, k: Int,
+    static func multiply8(_ a: UnsafePointer<Float>, rowStep: Int, depthStep: Int, m: Int, panels: UnsafePointer<Float>, k: Int,
                                  n: Int, bias: UnsafePointer<Float>?, accumulate: Bool,
                                  into c: UnsafeMutablePointer<Float>, ldc: Int) {
         if m <= 0 { return }
@@ -152,7 +154,7 @@ enum Tiles {
             while j < n {
                 let count = min(3, (n - j + 31) / 32)
                 let lastOutputs = min(32, n - j - (count - 1) * 32)
-                row8(a, b: panels + j * k, k: k, panels: count, c: c + j, lastOutputs: lastOutputs,
+                row8(a, depthStep: depthStep, b: panels + j * k, k: k, panels: count, c: c + j, lastOutputs: lastOutputs,
                      bias: bias.map { $0 + j }, accumulate: accumulate)
                 j += count * 32
             }
@@ -164,10 +166,10 @@ enum Tiles {
             var r = 0
             while r < m {
                 let rows = min(6, m - r)
-                tile6x16(a + r * lda, lda: lda, rows: rows, b: b, k: k, c: c + r * ldc + j, ldc: ldc,
+                tile6x16(a + r * rowStep, rowStep: rowStep, depthStep: depthStep, rows: rows, b: b, k: k, c: c + r * ldc + j, ldc: ldc,
                          outputs: min(16, outputs), bias: bias.map { $0 + j }, accumulate: accumulate)
                 if outputs > 16 {
-                    tile6x16(a + r * lda, lda: lda, rows: rows, b: b + 16, k: k, c: c + r * ldc + j + 16, ldc: ldc,
+                    tile6x16(a + r * rowStep, rowStep: rowStep, depthStep: depthStep, rows: rows, b: b + 16, k: k, c: c + r * ldc + j + 16, ldc: ldc,
                              outputs: outputs - 16, bias: bias.map { $0 + j + 16 }, accumulate: accumulate)
                 }
                 r += 6
@@ -198,23 +200,23 @@ enum Tiles {
 
     /// One 6 × 16 tile (rows 1…6 valid) of a half panel at `b` (stride 32 floats per k) over the whole of k.
     @inline(__always)
-    static func tile6x16(_ a: UnsafePointer<Float>, lda: Int, rows: Int, b: UnsafePointer<Float>, k: Int,
+    static func tile6x16(_ a: UnsafePointer<Float>, rowStep: Int, depthStep: Int, rows: Int, b: UnsafePointer<Float>, k: Int,
                          c: UnsafeMutablePointer<Float>, ldc: Int, outputs: Int, bias: UnsafePointer<Float>?,
                          accumulate: Bool) {
         let last = rows - 1
-        let a0 = a, a1 = a + min(1, last) * lda, a2 = a + min(2, last) * lda, a3 = a + min(3, last) * lda
-        let a4 = a + min(4, last) * lda, a5 = a + min(5, last) * lda
+        let a0 = a, a1 = a + min(1, last) * rowStep, a2 = a + min(2, last) * rowStep, a3 = a + min(3, last) * rowStep
+        let a4 = a + min(4, last) * rowStep, a5 = a + min(5, last) * rowStep
         var c00 = V8(), c01 = V8(), c10 = V8(), c11 = V8(), c20 = V8(), c21 = V8()
         var c30 = V8(), c31 = V8(), c40 = V8(), c41 = V8(), c50 = V8(), c51 = V8()
         var bp = b
         for kk in 0..<k {
-            let b0 = load8(bp), b1 = load8(bp + 8)
-            var x = V8(repeating: a0[kk]); c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
-            x = V8(repeating: a1[kk]); c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
-            x = V8(repeating: a2[kk]); c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
-            x = V8(repeating: a3[kk]); c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
-            x = V8(repeating: a4[kk]); c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
-            x = V8(repeating: a5[kk]); c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
+            let o = kk &* depthStep, b0 = load8(bp), b1 = load8(bp + 8)
+            var x = V8(repeating: a0[o]); c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
+            x = V8(repeating: a1[o]); c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+            x = V8(repeating: a2[o]); c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
+            x = V8(repeating: a3[o]); c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
+            x = V8(repeating: a4[o]); c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
+            x = V8(repeating: a5[o]); c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
             bp += 32
         }
         store8(c00, c01, to: c, outputs: outputs, bias: bias, accumulate: accumulate)
@@ -227,14 +229,14 @@ enum Tiles {
 
     /// One row against `count` (1…3) consecutive panels (four 8-lane vectors each), the last with `lastOutputs`.
     @inline(__always)
-    static func row8(_ a: UnsafePointer<Float>, b: UnsafePointer<Float>, k: Int, panels count: Int,
+    static func row8(_ a: UnsafePointer<Float>, depthStep: Int, b: UnsafePointer<Float>, k: Int, panels count: Int,
                      c: UnsafeMutablePointer<Float>, lastOutputs: Int, bias: UnsafePointer<Float>?, accumulate: Bool) {
         let stride = k * 32
         let p0 = b, p1 = b + min(1, count - 1) * stride, p2 = b + min(2, count - 1) * stride
         var s0 = V8(), s1 = V8(), s2 = V8(), s3 = V8(), t0 = V8(), t1 = V8(), t2 = V8(), t3 = V8()
         var u0 = V8(), u1 = V8(), u2 = V8(), u3 = V8()
         for kk in 0..<k {
-            let x = V8(repeating: a[kk]), o = kk * 32
+            let x = V8(repeating: a[kk * depthStep]), o = kk * 32
             s0 = s0.addingProduct(x, load8(p0 + o)); s1 = s1.addingProduct(x, load8(p0 + o + 8))
             s2 = s2.addingProduct(x, load8(p0 + o + 16)); s3 = s3.addingProduct(x, load8(p0 + o + 24))
             t0 = t0.addingProduct(x, load8(p1 + o)); t1 = t1.addingProduct(x, load8(p1 + o + 8))
@@ -267,7 +269,7 @@ enum Tiles {
     /// C[m, n] with the portable shape: 4 × 16 tiles over each half panel, and one row against one panel at a time
     /// (four accumulators). Plain Swift SIMD with no assumption about the register file.
     @inline(__always)
-    static func multiplyPortable(_ a: UnsafePointer<Float>, lda: Int, m: Int, panels: UnsafePointer<Float>,
+    static func multiplyPortable(_ a: UnsafePointer<Float>, rowStep: Int, depthStep: Int, m: Int, panels: UnsafePointer<Float>,
                                         k: Int, n: Int, bias: UnsafePointer<Float>?, accumulate: Bool,
                                         into c: UnsafeMutablePointer<Float>, ldc: Int) {
         if m <= 0 { return }
@@ -275,7 +277,7 @@ enum Tiles {
         while j < n {
             let b = panels + j * k, outputs = min(32, n - j)
             if m == 1 {
-                row8(a, b: b, k: k, panels: 1, c: c + j, lastOutputs: outputs, bias: bias.map { $0 + j },
+                row8(a, depthStep: depthStep, b: b, k: k, panels: 1, c: c + j, lastOutputs: outputs, bias: bias.map { $0 + j },
                      accumulate: accumulate)
                 j += 32
                 continue
@@ -283,10 +285,10 @@ enum Tiles {
             var r = 0
             while r < m {
                 let rows = min(4, m - r)
-                tile4x16(a + r * lda, lda: lda, rows: rows, b: b, k: k, c: c + r * ldc + j, ldc: ldc,
+                tile4x16(a + r * rowStep, rowStep: rowStep, depthStep: depthStep, rows: rows, b: b, k: k, c: c + r * ldc + j, ldc: ldc,
                          outputs: min(16, outputs), bias: bias.map { $0 + j }, accumulate: accumulate)
                 if outputs > 16 {
-                    tile4x16(a + r * lda, lda: lda, rows: rows, b: b + 16, k: k, c: c + r * ldc + j + 16, ldc: ldc,
+                    tile4x16(a + r * rowStep, rowStep: rowStep, depthStep: depthStep, rows: rows, b: b + 16, k: k, c: c + r * ldc + j + 16, ldc: ldc,
                              outputs: outputs - 16, bias: bias.map { $0 + j + 16 }, accumulate: accumulate)
                 }
                 r += 4
@@ -297,19 +299,19 @@ enum Tiles {
 
     /// One 4 × 16 tile (rows 1…4 valid) of a half panel over the whole of k.
     @inline(__always)
-    static func tile4x16(_ a: UnsafePointer<Float>, lda: Int, rows: Int, b: UnsafePointer<Float>, k: Int,
+    static func tile4x16(_ a: UnsafePointer<Float>, rowStep: Int, depthStep: Int, rows: Int, b: UnsafePointer<Float>, k: Int,
                          c: UnsafeMutablePointer<Float>, ldc: Int, outputs: Int, bias: UnsafePointer<Float>?,
                          accumulate: Bool) {
         let last = rows - 1
-        let a0 = a, a1 = a + min(1, last) * lda, a2 = a + min(2, last) * lda, a3 = a + min(3, last) * lda
+        let a0 = a, a1 = a + min(1, last) * rowStep, a2 = a + min(2, last) * rowStep, a3 = a + min(3, last) * rowStep
         var c00 = V8(), c01 = V8(), c10 = V8(), c11 = V8(), c20 = V8(), c21 = V8(), c30 = V8(), c31 = V8()
         var bp = b
         for kk in 0..<k {
-            let b0 = load8(bp), b1 = load8(bp + 8)
-            var x = V8(repeating: a0[kk]); c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
-            x = V8(repeating: a1[kk]); c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
-            x = V8(repeating: a2[kk]); c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
-            x = V8(repeating: a3[kk]); c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
+            let o = kk &* depthStep, b0 = load8(bp), b1 = load8(bp + 8)
+            var x = V8(repeating: a0[o]); c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
+            x = V8(repeating: a1[o]); c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+            x = V8(repeating: a2[o]); c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
+            x = V8(repeating: a3[o]); c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
             bp += 32
         }
         store8(c00, c01, to: c, outputs: outputs, bias: bias, accumulate: accumulate)

@@ -161,28 +161,30 @@ public enum PackedGEMM {
     }
 
     /// C[m, n] = A[m, k] · Wᵀ (+ C when `accumulate`) (+ bias[n]) for n outputs packed at `panels` by `packRows`
-    /// or `packColumns`; A has leading dimension `lda`, C `ldc`; on `family`'s kernels.
+    /// or `packColumns`, on `family`'s kernels. A is [m, k] with leading dimension `lda` — or, when `transposedA`,
+    /// stored as its transpose [k, m] with leading dimension `lda` ≥ m, read in place; C has leading dimension `ldc`.
     @inline(__always)
-    public static func multiply(_ a: UnsafePointer<Float>, lda: Int, m: Int, panels: UnsafePointer<Float>, k: Int,
-                                n: Int, bias: UnsafePointer<Float>?, accumulate: Bool = false,
-                                into c: UnsafeMutablePointer<Float>, ldc: Int) {
+    public static func multiply(_ a: UnsafePointer<Float>, lda: Int, transposedA: Bool = false, m: Int,
+                                panels: UnsafePointer<Float>, k: Int, n: Int, bias: UnsafePointer<Float>?,
+                                accumulate: Bool = false, into c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let rowStep = transposedA ? 1 : lda, depthStep = transposedA ? lda : 1
         switch family {
         #if arch(x86_64)
         case .avx512:
-            AVX512Kernels.multiply(a, lda: lda, m: m, panels: panels, k: k, n: n, bias: bias, accumulate: accumulate,
-                                   into: c, ldc: ldc)
+            AVX512Kernels.multiply(a, rowStep: rowStep, depthStep: depthStep, m: m, panels: panels, k: k, n: n,
+                                   bias: bias, accumulate: accumulate, into: c, ldc: ldc)
         case .avx2:
-            AVX2Kernels.multiply(a, lda: lda, m: m, panels: panels, k: k, n: n, bias: bias, accumulate: accumulate,
-                                 into: c, ldc: ldc)
+            AVX2Kernels.multiply(a, rowStep: rowStep, depthStep: depthStep, m: m, panels: panels, k: k, n: n,
+                                 bias: bias, accumulate: accumulate, into: c, ldc: ldc)
         #endif
         #if arch(arm64)
         case .neon:
-            NEONKernels.multiply(a, lda: lda, m: m, panels: panels, k: k, n: n, bias: bias, accumulate: accumulate,
-                                 into: c, ldc: ldc)
+            NEONKernels.multiply(a, rowStep: rowStep, depthStep: depthStep, m: m, panels: panels, k: k, n: n,
+                                 bias: bias, accumulate: accumulate, into: c, ldc: ldc)
         #endif
         default:
-            GenericKernels.multiply(a, lda: lda, m: m, panels: panels, k: k, n: n, bias: bias, accumulate: accumulate,
-                                    into: c, ldc: ldc)
+            GenericKernels.multiply(a, rowStep: rowStep, depthStep: depthStep, m: m, panels: panels, k: k, n: n,
+                                    bias: bias, accumulate: accumulate, into: c, ldc: ldc)
         }
     }
 

@@ -86,55 +86,57 @@ public enum BLAS {
     /// of B passes over them.
     static let packedRowBlock = 128
 
+    /// Reduction rows per block in `gemmPacked`: a product with a longer k (the weight gradients, whose k is the
+    /// batch's tokens) runs in blocks of this depth, accumulating into C, so a block's panel (512 × 32 floats) and
+    /// its rows of A stay in cache instead of streaming whole columns of thousands.
+    nonisolated(unsafe) public static var packedDepthBlock = 512
+
     /// `gemm` on PackedGEMM, beta 0 (`accumulate` false) or 1.
+    ///
+    /// op(A) is read in place, a transposed A by its columns (`PackedGEMM.multiply(transposedA:)`), so it is never
+    /// copied. op(B) is packed (times alpha) in depth blocks of at most `packedDepthBlock` rows of k: block [k0, k1) holds
+    /// every panel, each (k1 − k0) × 32 floats, from offset k0 · (panels · 32). Each block's product adds to C after
+    /// the first (which adds to C only when `accumulate`), so every family sums in the same order.
     static func gemmPacked(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, accumulate: Bool,
                            c: UnsafeMutablePointer<Float>, ldc: Int) {
-        let P = PackedMatrix.panelWidth, panelCount = (n + P - 1) / P
-        Scratch.with(PackedGEMM.packedCount(n: n, k: k) + (transA ? m * k : 0)) { scratch in
+        let P = PackedMatrix.panelWidth, panelCount = (n + P - 1) / P, paddedN = panelCount * P
+        let depth = k > 2 * packedDepthBlock ? packedDepthBlock : k
+        let depthBlocks = stride(from: 0, to: k, by: depth).map { $0..<min(k, $0 + depth) }
+        Scratch.with(PackedGEMM.packedCount(n: n, k: k)) { scratch in
             let panels = SharedPointer(scratch)
             // op(B) into panels, times alpha, split by panels.
             Parallel.forChunks(panelCount, grain: max(1, (1 << 16) / max(1, k * P))) { ps in
                 let j0 = ps.lowerBound * P, j1 = min(n, ps.upperBound * P)
-                if transB {
-                    PackedGEMM.packRows(b + j0 * ldb, ld: ldb, n: j1 - j0, k: k, scale: alpha, into: panels.base + j0 * k)
-                } else {
-                    PackedGEMM.packColumns(b + j0, ld: ldb, k: k, n: j1 - j0, scale: alpha, into: panels.base + j0 * k)
-                }
-            }
-            // op(A) as rows.
-            var rows = a, rowStride = lda
-            if transA {
-                let t = SharedPointer(scratch + PackedGEMM.packedCount(n: n, k: k))
-                // Blocks of 16 columns of A: each source row is read a cache line at a time, and the 16
-                // destination rows are written in order.
-                Parallel.forChunks((m + 15) / 16, grain: max(1, (1 << 14) / (16 * k))) { blocks in
-                    for blk in blocks {
-                        let i0 = blk * 16, w = min(16, m - i0)
-                        for p in 0..<k {
-                            let src = a + p * lda + i0, dst = t.base + i0 * k + p
-                            for ii in 0..<w { dst[ii * k] = src[ii] }
-                        }
+                for kb in depthBlocks {
+                    let out = panels.base + kb.lowerBound * paddedN + j0 * kb.count
+                    if transB {
+                        PackedGEMM.packRows(b + j0 * ldb + kb.lowerBound, ld: ldb, n: j1 - j0, k: kb.count, scale: alpha,
+                                            into: out)
+                    } else {
+                        PackedGEMM.packColumns(b + kb.lowerBound * ldb + j0, ld: ldb, k: kb.count, n: j1 - j0,
+                                               scale: alpha, into: out)
                     }
                 }
-                rows = UnsafePointer(t.base)
-                rowStride = k
             }
-            let cs = SharedPointer(c), aRows = rows, ldA = rowStride
+            // op(A) is read in place (a transposed A by its columns): element (r, kk) at a + r · rowStep + kk · depthStep.
+            let rowStep = transA ? 1 : lda, depthStep = transA ? lda : 1
+            // Work items: row blocks, each split into panel groups when the row blocks alone would leave a worker
+            // idle (3 blocks on 2 workers) — every item the same size, so the workers finish together.
+            let cs = SharedPointer(c), workers = Parallel.workers
             let blocks = (m + packedRowBlock - 1) / packedRowBlock
-            if blocks >= Parallel.workers || panelCount < 2 {
-                Parallel.forChunks(blocks) { bs in
-                    for blk in bs {
-                        let r0 = blk * packedRowBlock, r1 = min(m, r0 + packedRowBlock)
-                        PackedGEMM.multiply(aRows + r0 * ldA, lda: ldA, m: r1 - r0, panels: panels.base, k: k, n: n,
-                                            bias: nil, accumulate: accumulate, into: cs.base + r0 * ldc, ldc: ldc)
+            let groups = blocks % workers == 0 || blocks >= 4 * workers ? 1 : min(panelCount, workers)
+            Parallel.forChunks(blocks * groups) { items in
+                for item in items {
+                    let r0 = item / groups * packedRowBlock, r1 = min(m, r0 + packedRowBlock), g = item % groups
+                    let j0 = panelCount * g / groups * P, j1 = min(n, panelCount * (g + 1) / groups * P)
+                    if j0 >= j1 { continue }
+                    for (i, kb) in depthBlocks.enumerated() {
+                        PackedGEMM.multiply(a + r0 * rowStep + kb.lowerBound * depthStep, lda: lda, transposedA: transA,
+                                            m: r1 - r0, panels: panels.base + kb.lowerBound * paddedN + j0 * kb.count,
+                                            k: kb.count, n: j1 - j0, bias: nil, accumulate: accumulate || i > 0,
+                                            into: cs.base + r0 * ldc + j0, ldc: ldc)
                     }
-                }
-            } else {
-                Parallel.forChunks(panelCount) { ps in
-                    let j0 = ps.lowerBound * P, j1 = min(n, ps.upperBound * P)
-                    PackedGEMM.multiply(aRows, lda: ldA, m: m, panels: panels.base + j0 * k, k: k, n: j1 - j0,
-                                        bias: nil, accumulate: accumulate, into: cs.base + j0, ldc: ldc)
                 }
             }
         }

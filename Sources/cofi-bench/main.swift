@@ -92,7 +92,7 @@ func parseOptions(_ args: [String]) -> Options {
                 fail("--models: unknown model '\(m)' (known: \(ModelSpec.all.map(\.name).joined(separator: ", ")))")
             }
         case "--workloads":
-            let known = o.workloads + KernelFamily.allCases.filter(\.usesPackedGEMM).map { "gemm_\($0.rawValue)" }
+            let known = o.workloads + ["gemm_train_b\(o.batch)"] + KernelFamily.allCases.filter(\.usesPackedGEMM).map { "gemm_\($0.rawValue)" }
             o.workloads = value(a).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             for w in o.workloads where !known.contains(w) {
                 fail("--workloads: unknown workload '\(w)' (known: \(known.joined(separator: ", ")))")
@@ -302,6 +302,31 @@ func runModel(_ spec: ModelSpec, _ o: Options) -> [Result] {
             return [now() - t0]
         }
         packed.deallocate()
+    }
+    // The training step's products of layer 0 at B × T rows (`BLAS.gemm`, all workers, packed or not as the
+    // process chose): forward FFN in / out, the input gradient of FFN in, and both weight gradients.
+    if o.workloads.contains("gemm_train_b\(B)") {
+        let rows = B * T, D = spec.shape.hiddenSize, I = max(1, spec.shape.layers.first?.ffnWidth ?? D)
+        let shapes: [(String, Bool, Bool, Int, Int, Int)] = [
+            ("ffn_in_fwd", false, true, rows, I, D), ("ffn_out_fwd", false, true, rows, D, I),
+            ("ffn_in_dx", false, false, rows, D, I), ("ffn_in_dw", true, false, I, D, rows),
+            ("ffn_out_dw", true, false, D, I, rows), ("dw_shape_plain", false, false, I, D, rows),
+        ]
+        for (name, transA, transB, m, n, k) in shapes {
+            let a = (0..<(m * k)).map { _ in Float(rng.next() % 2001) / 1000 - 1 }
+            let b = (0..<(k * n)).map { _ in Float(rng.next() % 2001) / 1000 - 1 }
+            var c = [Float](repeating: 0, count: m * n)
+            let lda = transA ? m : k, ldb = transB ? k : n
+            timed("gemm_\(name)", batch: B, seqLen: T, flops: Double(2 * m * n * k)) {
+                let t0 = now()
+                a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+                    BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: ap.baseAddress!, lda: lda,
+                              b: bp.baseAddress!, ldb: ldb, c: cp.baseAddress!, ldc: n)
+                } } }
+                Benchmark.sink += c[0]
+                return [now() - t0]
+            }
+        }
     }
     if o.workloads.contains("engine_b1") || o.workloads.contains("engine_b\(B)") {
         let engine = try! InferenceEngine(model: model, threads: o.engineThreads)

@@ -44,6 +44,12 @@ final class KernelTests: XCTestCase {
             PackedGEMM.family = family
             checkPackedGemm(family)
         }
+        // Depth blocks: k = 20 in blocks of 4 (the first block writes C, or adds to it with beta 1; the rest add).
+        let depth = BLAS.packedDepthBlock
+        defer { BLAS.packedDepthBlock = depth }
+        BLAS.packedDepthBlock = 4
+        PackedGEMM.family = KernelFamily.available[0]
+        checkPackedGemm(KernelFamily.available[0])
     }
 
     func checkPackedGemm(_ family: KernelFamily) {
