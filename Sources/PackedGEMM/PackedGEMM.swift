@@ -163,29 +163,49 @@ public enum PackedGEMM {
     /// C[m, n] = A[m, k] · Wᵀ (+ C when `accumulate`) (+ bias[n]) for n outputs packed at `panels` by `packRows`
     /// or `packColumns`, on `family`'s kernels. A is [m, k] with leading dimension `lda` — or, when `transposedA`,
     /// stored as its transpose [k, m] with leading dimension `lda` ≥ m, read in place; C has leading dimension `ldc`.
+    /// `continuing`: each output's chain continues from the partial sum already in C (the earlier depth blocks of
+    /// the same product), so a product split along k gives the unsplit product's bits; not with `accumulate`.
     @inline(__always)
     public static func multiply(_ a: UnsafePointer<Float>, lda: Int, transposedA: Bool = false, m: Int,
                                 panels: UnsafePointer<Float>, k: Int, n: Int, bias: UnsafePointer<Float>?,
-                                accumulate: Bool = false, into c: UnsafeMutablePointer<Float>, ldc: Int) {
+                                accumulate: Bool = false, continuing: Bool = false,
+                                into c: UnsafeMutablePointer<Float>, ldc: Int) {
         let rowStep = transposedA ? 1 : lda, depthStep = transposedA ? lda : 1
         switch family {
         #if arch(x86_64)
         case .avx512:
             AVX512Kernels.multiply(a, rowStep: rowStep, depthStep: depthStep, m: m, panels: panels, k: k, n: n,
-                                   bias: bias, accumulate: accumulate, into: c, ldc: ldc)
+                                   bias: bias, accumulate: accumulate, continuing: continuing, into: c, ldc: ldc)
         case .avx2:
             AVX2Kernels.multiply(a, rowStep: rowStep, depthStep: depthStep, m: m, panels: panels, k: k, n: n,
-                                 bias: bias, accumulate: accumulate, into: c, ldc: ldc)
+                                 bias: bias, accumulate: accumulate, continuing: continuing, into: c, ldc: ldc)
         #endif
         #if arch(arm64)
         case .neon:
             NEONKernels.multiply(a, rowStep: rowStep, depthStep: depthStep, m: m, panels: panels, k: k, n: n,
-                                 bias: bias, accumulate: accumulate, into: c, ldc: ldc)
+                                 bias: bias, accumulate: accumulate, continuing: continuing, into: c, ldc: ldc)
         #endif
         default:
             GenericKernels.multiply(a, rowStep: rowStep, depthStep: depthStep, m: m, panels: panels, k: k, n: n,
-                                    bias: bias, accumulate: accumulate, into: c, ldc: ldc)
+                                    bias: bias, accumulate: accumulate, continuing: continuing, into: c, ldc: ldc)
         }
+    }
+
+    /// `family`'s register-only fused multiply-add peak on this thread (the denominator of "% of peak"):
+    /// `iterations` rounds of 12 chains; returns the flops it performed and a value to keep.
+    public static func fmaPeak(family: KernelFamily, iterations: Int) -> (flops: Double, value: Float) {
+        let r: (value: Float, lanes: Int)
+        switch family {
+        #if arch(x86_64)
+        case .avx512: r = AVX512Kernels.fmaPeak(iterations: iterations)
+        case .avx2: r = AVX2Kernels.fmaPeak(iterations: iterations)
+        #endif
+        #if arch(arm64)
+        case .neon: r = NEONKernels.fmaPeak(iterations: iterations)
+        #endif
+        default: r = GenericKernels.fmaPeak(iterations: iterations)
+        }
+        return (2 * 12 * Double(r.lanes) * Double(iterations), r.value)
     }
 
     /// The same product in Double, naively, from the unpacked weights W [n, k]: the tests' oracle.

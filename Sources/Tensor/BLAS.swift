@@ -87,21 +87,23 @@ public enum BLAS {
     static let packedRowBlock = 128
 
     /// Reduction rows per block in `gemmPacked`: a product with a longer k (the weight gradients, whose k is the
-    /// batch's tokens) runs in blocks of this depth, accumulating into C, so a block's panel (512 × 32 floats) and
+    /// batch's tokens) runs in blocks of this depth, each continuing C's chains, so a block's panel (256 × 32 floats) and
     /// its rows of A stay in cache instead of streaming whole columns of thousands.
-    nonisolated(unsafe) public static var packedDepthBlock = 512
+    nonisolated(unsafe) public static var packedDepthBlock = 256
 
     /// `gemm` on PackedGEMM, beta 0 (`accumulate` false) or 1.
     ///
     /// op(A) is read in place, a transposed A by its columns (`PackedGEMM.multiply(transposedA:)`), so it is never
     /// copied. op(B) is packed (times alpha) in depth blocks of at most `packedDepthBlock` rows of k: block [k0, k1) holds
-    /// every panel, each (k1 − k0) × 32 floats, from offset k0 · (panels · 32). Each block's product adds to C after
-    /// the first (which adds to C only when `accumulate`), so every family sums in the same order.
+    /// every panel, each (k1 − k0) × 32 floats, from offset k0 · (panels · 32). Each block after the first continues
+    /// every output's fused multiply-add chain from the partial sum the block before left in C, so the blocked
+    /// product has the bits of the unblocked one (and every family the same bits).
     static func gemmPacked(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, accumulate: Bool,
                            c: UnsafeMutablePointer<Float>, ldc: Int) {
         let P = PackedMatrix.panelWidth, panelCount = (n + P - 1) / P, paddedN = panelCount * P
-        let depth = k > 2 * packedDepthBlock ? packedDepthBlock : k
+        // Beta 1 (C = product + C) keeps one block: continuing a chain from C needs C to hold the chain alone.
+        let depth = k > 2 * packedDepthBlock && !accumulate ? packedDepthBlock : k
         let depthBlocks = stride(from: 0, to: k, by: depth).map { $0..<min(k, $0 + depth) }
         Scratch.with(PackedGEMM.packedCount(n: n, k: k)) { scratch in
             let panels = SharedPointer(scratch)
@@ -134,7 +136,7 @@ public enum BLAS {
                     for (i, kb) in depthBlocks.enumerated() {
                         PackedGEMM.multiply(a + r0 * rowStep + kb.lowerBound * depthStep, lda: lda, transposedA: transA,
                                             m: r1 - r0, panels: panels.base + kb.lowerBound * paddedN + j0 * kb.count,
-                                            k: kb.count, n: j1 - j0, bias: nil, accumulate: accumulate || i > 0,
+                                            k: kb.count, n: j1 - j0, bias: nil, accumulate: accumulate, continuing: i > 0,
                                             into: cs.base + r0 * ldc + j0, ldc: ldc)
                     }
                 }

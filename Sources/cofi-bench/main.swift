@@ -61,7 +61,9 @@ func usage() -> String {
       --models     comma-separated shapes to run (default: all three)
       --workloads  comma-separated workloads to run (default: all nine; gemm_packed / gemm_blas: layer 0's FFN
                    product at T = 128, one thread, on PackedGEMM's pre-packed weights / on BLAS; gemm_avx512,
-                   gemm_avx2, gemm_neon, gemm_generic: the same on one kernel family, where it runs)
+                   gemm_avx2, gemm_neon, gemm_generic: the same on one kernel family, where it runs; peak_avx512,
+                   peak_avx2, peak_neon, peak_generic: that family's register-only FMA peak on one thread;
+                   gemm_train_b32: layer 0's training products at B × T rows on all threads)
       --lengths    comma-separated sequence lengths of the B = 1 workloads (default 32,128,384; at most 512)
       --engine-threads  threads of the engine workloads (default: all cores)
       --repeats    timed runs per workload (default: as many as fit in --budget, 3…50)
@@ -92,7 +94,8 @@ func parseOptions(_ args: [String]) -> Options {
                 fail("--models: unknown model '\(m)' (known: \(ModelSpec.all.map(\.name).joined(separator: ", ")))")
             }
         case "--workloads":
-            let known = o.workloads + ["gemm_train_b\(o.batch)"] + KernelFamily.allCases.filter(\.usesPackedGEMM).map { "gemm_\($0.rawValue)" }
+            let known = o.workloads + ["gemm_train_b\(o.batch)"]
+                + KernelFamily.allCases.filter(\.usesPackedGEMM).flatMap { ["gemm_\($0.rawValue)", "peak_\($0.rawValue)"] }
             o.workloads = value(a).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             for w in o.workloads where !known.contains(w) {
                 fail("--workloads: unknown workload '\(w)' (known: \(known.joined(separator: ", ")))")
@@ -271,6 +274,20 @@ func runModel(_ spec: ModelSpec, _ o: Options) -> [Result] {
     }
     // The kernel alone: layer 0's FFN input product (T = 128 rows, D → I), one thread, on the engine's packed
     // weights and on BLAS (which packs the weights on every call).
+    // `peak_<family>`: that family's register-only FMA peak on one thread, the denominator of "% of peak".
+    for family in KernelFamily.allCases where family.usesPackedGEMM && o.workloads.contains("peak_\(family.rawValue)") {
+        guard KernelFamily.available.contains(family) else {
+            print("peak_\(family.rawValue): skipped, \(KernelFamily.unavailability(family) ?? "unavailable")")
+            continue
+        }
+        let iterations = 20_000_000
+        timed("peak_\(family.rawValue)", batch: 1, seqLen: 0,
+              flops: PackedGEMM.fmaPeak(family: family, iterations: 1).flops * Double(iterations)) {
+            let t0 = now()
+            Benchmark.sink += PackedGEMM.fmaPeak(family: family, iterations: iterations).value
+            return [now() - t0]
+        }
+    }
     // `gemm_<family>` runs one packed kernel family (`gemm_packed`: the selected one).
     let familyKinds = KernelFamily.allCases.filter(\.usesPackedGEMM).map { "gemm_\($0.rawValue)" }
     for kind in ["gemm_packed", "gemm_blas"] + familyKinds where o.workloads.contains(kind) {

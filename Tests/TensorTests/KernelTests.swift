@@ -44,12 +44,38 @@ final class KernelTests: XCTestCase {
             PackedGEMM.family = family
             checkPackedGemm(family)
         }
-        // Depth blocks: k = 20 in blocks of 4 (the first block writes C, or adds to it with beta 1; the rest add).
-        let depth = BLAS.packedDepthBlock
-        defer { BLAS.packedDepthBlock = depth }
-        BLAS.packedDepthBlock = 4
-        PackedGEMM.family = KernelFamily.available[0]
-        checkPackedGemm(KernelFamily.available[0])
+    }
+
+    /// A long k runs in depth blocks, each continuing every output's chain from the partial sum in C: the same bits
+    /// as one block, on every family, for every transposition and row/panel split (beta 0; beta 1 keeps one block).
+    func testPackedDepthBlocksKeepTheBitsOfOneBlock() {
+        let saved = (BLAS.usePackedKernels, BLAS.packedMinimumWork, PackedGEMM.family, BLAS.packedDepthBlock)
+        BLAS.usePackedKernels = true
+        BLAS.packedMinimumWork = 0
+        defer { (BLAS.usePackedKernels, BLAS.packedMinimumWork, PackedGEMM.family, BLAS.packedDepthBlock) = saved }
+        var rng = Xoshiro256(seed: 4)
+        for family in KernelFamily.available where family.usesPackedGEMM {
+            PackedGEMM.family = family
+            for (m, n, k) in [(1, 40, 23), (7, 33, 30), (300, 70, 21)] {
+                for transA in [false, true] { for transB in [false, true] {
+                    let lda = transA ? m : k, ldb = transB ? k : n
+                    let a = Tensor.randomNormal(shape: [(transA ? k : m) * lda], using: &rng)
+                    let b = Tensor.randomNormal(shape: [(transB ? n : k) * ldb], using: &rng)
+                    var results: [[UInt32]] = []
+                    for depth in [1 << 30, 4, 5] {
+                        BLAS.packedDepthBlock = depth
+                        var c = Tensor(zeros: [m * n])
+                        a.withPointer { ap in b.withPointer { bp in c.withMutablePointer { cp in
+                            BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: ap, lda: lda,
+                                      b: bp, ldb: ldb, c: cp, ldc: n)
+                        } } }
+                        results.append(c.scalars.map(\.bitPattern))
+                    }
+                    XCTAssertEqual(results[1], results[0], "\(family) \(m)x\(n)x\(k) tA=\(transA) tB=\(transB) blocks of 4")
+                    XCTAssertEqual(results[2], results[0], "\(family) \(m)x\(n)x\(k) tA=\(transA) tB=\(transB) blocks of 5")
+                } }
+            }
+        }
     }
 
     func checkPackedGemm(_ family: KernelFamily) {
