@@ -220,9 +220,48 @@ def load_model_dir(path: str):
     return model.eval(), shape
 
 
+def compact_block(name: str, cfg: dict):
+    """The `cofi` block of config.json (format 1, Sources/BERT/CompactLayout.swift) for a named shape cut from its
+    dense config: the first heads, FFN units and hidden dims kept, with the parameter counts of cofi-spec §3 — what
+    cofi requires of a directory whose tensors are narrower than its config. None for a dense shape."""
+    hidden, head_dim, heads, ffn = MODELS[name]
+    dense_heads, dense_ffn = cfg["num_attention_heads"], cfg["intermediate_size"]
+    if all(h == dense_heads for h in heads) and all(i == dense_ffn for i in ffn):
+        return None
+
+    def attention(h: int) -> int:
+        hd = h * head_dim
+        return 0 if hd == 0 else 4 * hidden * hd + 3 * hd + hidden
+
+    def feed_forward(i: int) -> int:
+        return 0 if i == 0 else 2 * hidden * i + i + hidden
+
+    prunable = sum(attention(h) + feed_forward(i) for h, i in zip(heads, ffn))
+    original = len(heads) * (attention(dense_heads) + feed_forward(dense_ffn))
+    encoder = sum(attention(h) + (2 * hidden if h else 0) + feed_forward(i) + (2 * hidden if i else 0)
+                  for h, i in zip(heads, ffn))
+    return {
+        "format_version": 1,
+        "original_hidden_size": hidden,
+        "original_num_attention_heads": dense_heads,
+        "original_intermediate_size": dense_ffn,
+        "head_dim": head_dim,
+        "hidden_size": hidden,
+        "kept_hidden_indices": list(range(hidden)),
+        "layers": [{"num_heads": h, "kept_heads": list(range(h)), "ffn_width": i, "kept_ffn_units": list(range(i))}
+                   for h, i in zip(heads, ffn)],
+        "encoder_parameters": encoder,
+        "prunable_parameters": prunable,
+        "original_prunable_parameters": original,
+        "sparsity": 1 - prunable / original,
+        "source": {"note": f"the named random-init shape {name} of scripts/peer_models.py"},
+    }
+
+
 def save_named_model_dir(name: str, out_dir: str, tokenizer_dir: str) -> str:
     """Writes the named random-init shape `name` as a model directory that both cofi and `load_model_dir` read:
-    config.json (the dense BERT fields, as a cofi compact directory keeps them), model.safetensors (the state dict
+    config.json (the dense BERT fields, as a cofi compact directory keeps them, and for a cut shape the `cofi` block
+    that says so), model.safetensors (the state dict
     under its transformers names; a sublayer with nothing left has no tensors) and the tokenizer files of
     `tokenizer_dir`. Returns `out_dir`. The same weights on every side make the timings comparable."""
     import shutil
@@ -235,6 +274,9 @@ def save_named_model_dir(name: str, out_dir: str, tokenizer_dir: str) -> str:
     save_file(tensors, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
     cfg = model.config.to_dict()
     cfg["architectures"] = ["BertForSequenceClassification"]
+    block = compact_block(name, cfg)
+    if block is not None:
+        cfg["cofi"] = block
     with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as f:
         json.dump(cfg, f, indent=2, sort_keys=True)
     for file in ("vocab.txt", "tokenizer_config.json", "tokenizer.json", "special_tokens_map.json"):
