@@ -146,6 +146,11 @@ public struct PruningReport {
             lines.append("Teacher `\(teacher)`, student `\(student)`, task `\(args["task"] ?? "?")`.")
             lines.append("")
         }
+        if let gate = s.gateMissed {
+            lines += ["> **Warning:** no evaluation met the checkpoint gate (\(gate)). This model is the evaluation "
+                      + "closest to it, \(f(s.gateGap)) outside; train longer, warm up sooner or evaluate more often "
+                      + "to land in the band (`--require-gate` stops without a model instead).", ""]
+        }
         lines += ["## Result", "",
                   "| | value |", "| --- | ---: |",
                   "| target sparsity | \(f(s.targetSparsity, 2)) |",

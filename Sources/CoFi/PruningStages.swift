@@ -30,6 +30,9 @@ public struct PruningSettings: Codable, Equatable, Sendable {
     public var sparsityEpsilon: Float = 0.01
     /// Which evaluations may become the best checkpoint (see `CheckpointGate`).
     public var checkpointGate: CheckpointGate = .exactBand
+    /// When no evaluation meets the gate: false (the default) delivers the evaluation closest to it, with a warning
+    /// and the gap; true stops without a model, as the paper's code does.
+    public var requireGate = false
     /// Total pruning-run epochs, pre-pruning and warm-up included (cofi-spec §6: 20 large / 100 small).
     public var epochs: Int
     public var prePruningEpochs: Int
@@ -125,6 +128,39 @@ public enum CheckpointGate: String, Codable, CaseIterable, Sendable {
         case .exactBand: return isClose(exact, target, tolerance: epsilon)
         }
     }
+
+    /// How far an evaluation is from what the gate admits (0 when admitted): for `.exactBand` how far the exact
+    /// sparsity lies outside target ± ε, for `.expected` how far ŝ lies below target − ε. NaN stays NaN.
+    public func gap(expected: Double, exact: Double, target: Double, epsilon: Double) -> Double {
+        switch self {
+        case .expected: return max(0, (target - epsilon) - expected)
+        case .exactBand: return max(0, abs(exact - target) - epsilon)
+        }
+    }
+}
+
+/// The pruning-stage evaluation nearest the checkpoint gate while none has met it (`prune/closest/`), delivered
+/// with a warning when the stage ends without a best checkpoint: `closest.json` beside its weights and gates.
+public struct ClosestEvaluation: Codable, Equatable, Sendable {
+    public var step: Int
+    public var metricName: String
+    public var metric: Double
+    public var expectedSparsity: Double
+    public var exactSparsity: Double
+    /// `CheckpointGate.gap` of this evaluation.
+    public var gap: Double
+
+    public static let file = "closest.json"
+
+    enum CodingKeys: String, CodingKey {
+        case step, metricName = "metric_name", metric, expectedSparsity = "expected_sparsity"
+        case exactSparsity = "exact_sparsity", gap
+    }
+
+    public static func read(_ directory: URL) -> ClosestEvaluation? {
+        guard let data = try? Data(contentsOf: directory.appendingPathComponent(file)) else { return nil }
+        return try? JSONDecoder().decode(ClosestEvaluation.self, from: data)
+    }
 }
 
 /// A pruning run that cannot start or go on; the message says what and where.
@@ -142,6 +178,13 @@ final class MaskedEvaluator: Evaluator {
     let settings: PruningSettings
     let gatesURL: URL?
     var bestSoFar: Double?
+    /// Where the evaluation closest to the gate goes while none has met it (`prune/closest/`; nil: nowhere), what
+    /// its model directory is written with, and the running trainer's state (for the step).
+    var closestURL: URL?
+    var export = ModelExport()
+    var trainerState: () -> TrainerState? = { nil }
+    /// The gap of the evaluation in `closestURL`.
+    var closestGap: Double?
     private(set) var lastExpectedSparsity: Double = 0
     private(set) var lastExactSparsity: Double = 0
     var primaryName: String { inner.primaryName }
@@ -171,6 +214,25 @@ final class MaskedEvaluator: Evaluator {
             bestSoFar = result.primary
             if let gatesURL {
                 try SafetensorsWriter.write(objective.checkpointTensors, to: gatesURL)
+            }
+        } else if bestSoFar == nil, !result.eligibleForBest, let closestURL, result.primary.isFinite {
+            let gap = settings.checkpointGate.gap(expected: Double(s), exact: exact, target: Double(settings.targetSparsity),
+                                                  epsilon: Double(settings.sparsityEpsilon))
+            if gap.isFinite, closestGap.map({ gap < $0 }) ?? true {
+                var state = trainerState()
+                let step = state?.globalStep
+                state?.bestMetric = result.primary
+                state?.bestMetricName = result.primaryName
+                state?.bestStep = step
+                let record = ClosestEvaluation(step: state?.globalStep ?? 0, metricName: result.primaryName,
+                                               metric: result.primary, expectedSparsity: Double(s), exactSparsity: exact,
+                                               gap: gap)
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try TrainingCheckpoint.write(to: closestURL, model: model, export: export, state: state,
+                                             objectiveTensors: objective.checkpointTensors,
+                                             extraFiles: [ClosestEvaluation.file: try encoder.encode(record)])
+                closestGap = gap
             }
         }
         return result
@@ -205,6 +267,10 @@ public struct PruningSummary: Codable, Sendable {
     /// run (resumed or not) redoes, counts this process's.
     public var stageSeconds: [String: Double]
     public var finalDirectory: String?
+    /// When no evaluation met the checkpoint gate and the closest was delivered: the gate, in words, and how far
+    /// outside it the delivered model's evaluation was (`CheckpointGate.gap`). Nil when the gate was met.
+    public var gateMissed: String?
+    public var gateGap: Double?
 
     /// Lines for the terminal: the shape per layer, the sizes and the metrics.
     public var text: String {
@@ -219,6 +285,10 @@ public struct PruningSummary: Codable, Sendable {
         lines.append("dev \(metricName): teacher \(m(teacherMetric)), pruned \(m(prunedMetric)), fine-tuned \(m(finalMetric))")
         lines.append("wall time: " + ["preprune", "prune", "compact", "finetune"].compactMap { k in
             stageSeconds[k].map { "\(k) \(ProgressReporter.duration($0))" } }.joined(separator: ", "))
+        if let gate = gateMissed {
+            lines.append("WARNING: no evaluation met the checkpoint gate (\(gate)); this is the closest one, "
+                         + String(format: "%.4f", gateGap ?? .nan) + " outside it")
+        }
         return lines.joined(separator: "\n")
     }
 }
@@ -338,11 +408,12 @@ public final class PruningPipeline {
         guard let out = output else {
             throw PruningError("no output directory: nothing to compact")
         }
-        let (best, gatesURL) = try bestPrunedCheckpoint(of: pruning, in: out)
+        let (best, gatesURL, closest) = try bestPrunedCheckpoint(of: pruning, in: out)
         let prunedState = try TrainingCheckpoint.readState(best)
         // 3. Fold and cut the best checkpoint.
         let t2 = clockNow()
-        let pruned = try compactBest(best, gates: gatesURL, of: pruning, step: prunedState.globalStep, in: out)
+        let pruned = try compactBest(best, gates: gatesURL, of: pruning, step: prunedState.globalStep,
+                                     closest: closest != nil, in: out)
         seconds["compact"] = clockNow() - t2
         progress?.message("pruned model (step \(prunedState.globalStep), dev \(evaluator.primaryName) "
                           + String(format: "%.4f", prunedState.bestMetric ?? .nan) + "): \(pruned.directory.path)")
@@ -354,8 +425,10 @@ public final class PruningPipeline {
         }
         let finalDir = try saveFinal(pruned.compact, in: out)
 
-        let summary = summarize(pruned, of: pruning, teacherMetric: teacherMetric, prunedState: prunedState,
+        var summary = summarize(pruned, of: pruning, teacherMetric: teacherMetric, prunedState: prunedState,
                                 finalMetric: finalMetric, stageSeconds: seconds, finalDirectory: finalDir)
+        summary.gateMissed = closest.map { _ in gateDescription }
+        summary.gateGap = closest?.gap
         try write(summary, to: out)
         return summary
     }
@@ -400,6 +473,18 @@ public final class PruningPipeline {
                                          regLearningRate: settings.regLearningRate, seed: settings.seed)
         let gatesURL = stageDirectory("prune")?.appendingPathComponent("best_gates.safetensors")
         let masked = MaskedEvaluator(inner: evaluator, objective: objective, settings: settings, gatesURL: gatesURL)
+        if let closest = stageDirectory("prune")?.appendingPathComponent("closest") {
+            masked.closestURL = closest
+            masked.export = export
+            masked.trainerState = { [weak self] in self?.currentTrainer?.state }
+            let resumes = resume && (isDone("prune") || FileManager.default.fileExists(
+                atPath: closest.deletingLastPathComponent().appendingPathComponent("checkpoint/\(TrainingCheckpoint.stateFile)").path))
+            if resumes {
+                masked.closestGap = ClosestEvaluation.read(closest)?.gap
+            } else {
+                try? FileManager.default.removeItem(at: closest)
+            }
+        }
         if controller.rateScale(regLearningRate: settings.regLearningRate) != 1 {
             progress?.message("budget-aware controller: reg lr × "
                               + String(format: "%.2f", controller.rateScale(regLearningRate: settings.regLearningRate))
@@ -412,25 +497,42 @@ public final class PruningPipeline {
         return PruningStage(l0: l0, objective: objective, evaluator: masked, gatesURL: gatesURL)
     }
 
-    /// `prune/best/` and its gates file; throws, saying what the last evaluation had, when no evaluation passed the
-    /// checkpoint gate.
-    private func bestPrunedCheckpoint(of pruning: PruningStage, in out: URL) throws -> (best: URL, gates: URL) {
+    /// What the checkpoint gate admits, in words.
+    private var gateDescription: String {
+        settings.checkpointGate == .expected
+            ? "ŝ ≥ \(settings.targetSparsity) − ε \(settings.sparsityEpsilon)"
+            : "exact sparsity within \(settings.targetSparsity) ± ε \(settings.sparsityEpsilon)"
+    }
+
+    /// `prune/best/` and its gates file. When no evaluation passed the checkpoint gate: `prune/closest/` (the
+    /// evaluation nearest it) and its record, with a warning — or, with `requireGate` or without any evaluation to
+    /// fall back on, an error saying what the last evaluation had.
+    private func bestPrunedCheckpoint(of pruning: PruningStage, in out: URL) throws
+        -> (best: URL, gates: URL, closest: ClosestEvaluation?) {
         let pruneDir = out.appendingPathComponent("prune")
         let best = pruneDir.appendingPathComponent("best")
-        guard FileManager.default.fileExists(atPath: best.appendingPathComponent("model.safetensors").path),
-              let gatesURL = pruning.gatesURL, FileManager.default.fileExists(atPath: gatesURL.path) else {
-            let s = String(format: "%.4f", pruning.evaluator.lastExpectedSparsity)
-            let exact = String(format: "%.4f", pruning.evaluator.lastExactSparsity)
-            let gate = settings.checkpointGate == .expected
-                ? "ŝ ≥ \(settings.targetSparsity) − ε \(settings.sparsityEpsilon)"
-                : "exact sparsity within \(settings.targetSparsity) ± ε \(settings.sparsityEpsilon)"
-            throw gateError("no evaluation met the checkpoint gate (\(gate)): the last evaluation had expected "
-                + "sparsity \(s) and exact sparsity \(exact), so no best checkpoint was saved "
-                + "(the last state is in \(pruneDir.path)/checkpoint). Train longer or warm up sooner"
-                + (settings.controller.budgetAware ? "" : ", or use the budget-aware controller")
-                + (settings.checkpointGate == .exactBand ? ", evaluate more often, or widen --sparsity-epsilon" : ""))
+        if FileManager.default.fileExists(atPath: best.appendingPathComponent("model.safetensors").path),
+           let gatesURL = pruning.gatesURL, FileManager.default.fileExists(atPath: gatesURL.path) {
+            return (best, gatesURL, nil)
         }
-        return (best, gatesURL)
+        let s = String(format: "%.4f", pruning.evaluator.lastExpectedSparsity)
+        let exact = String(format: "%.4f", pruning.evaluator.lastExactSparsity)
+        let closestDir = pruneDir.appendingPathComponent("closest")
+        if !settings.requireGate, let closest = ClosestEvaluation.read(closestDir),
+           FileManager.default.fileExists(atPath: closestDir.appendingPathComponent(TrainingCheckpoint.objectiveFile).path) {
+            progress?.message("WARNING: no evaluation met the checkpoint gate (\(gateDescription)); delivering the closest, "
+                + "step \(closest.step): exact sparsity " + String(format: "%.4f", closest.exactSparsity) + ", expected "
+                + String(format: "%.4f", closest.expectedSparsity) + ", " + String(format: "%.4f", closest.gap)
+                + " outside the gate, dev \(closest.metricName) " + String(format: "%.4f", closest.metric)
+                + " (the last evaluation had expected sparsity \(s), exact \(exact)). Train longer, warm up sooner or "
+                + "evaluate more often to land in the band; --require-gate stops instead")
+            return (closestDir, closestDir.appendingPathComponent(TrainingCheckpoint.objectiveFile), closest)
+        }
+        throw gateError("no evaluation met the checkpoint gate (\(gateDescription)): the last evaluation had expected "
+            + "sparsity \(s) and exact sparsity \(exact), so no best checkpoint was saved "
+            + "(the last state is in \(pruneDir.path)/checkpoint). Train longer or warm up sooner"
+            + (settings.controller.budgetAware ? "" : ", or use the budget-aware controller")
+            + (settings.checkpointGate == .exactBand ? ", evaluate more often, or widen --sparsity-epsilon" : ""))
     }
 
     /// A failure every rank of a data-parallel run meets alike (the pipeline is deterministic): agreed.
@@ -440,14 +542,16 @@ public final class PruningPipeline {
 
     /// Stage 3: loads the best checkpoint (weights and gates), folds and cuts it with its deterministic masks, and
     /// saves the compact model with the tokenizer to `pruned/`.
-    private func compactBest(_ best: URL, gates gatesURL: URL, of pruning: PruningStage, step: Int,
+    private func compactBest(_ best: URL, gates gatesURL: URL, of pruning: PruningStage, step: Int, closest: Bool,
                              in out: URL) throws -> PrunedModel {
         try TrainingCheckpoint.loadWeights(into: student, from: best.appendingPathComponent("model.safetensors"))
         try pruning.objective.restore(checkpointTensors: TrainingCheckpoint.readTensors(gatesURL))
         let masks = pruning.l0.deterministicMasks()
         let expected = Double(withoutGradients { pruning.l0.expectedSparsity().value.scalar })
         let source = CompactSource(sourceModel: arguments["student"], targetSparsity: Double(settings.targetSparsity),
-                                   expectedSparsity: expected, note: "cofi prune: best of the pruning stage at step \(step)")
+                                   expectedSparsity: expected, note: closest
+                                       ? "cofi prune: no evaluation met the checkpoint gate; the closest, at step \(step)"
+                                       : "cofi prune: best of the pruning stage at step \(step)")
         let compact = try student.compacted(masks: masks, source: source)
         let prunedDir = out.appendingPathComponent("pruned")
         try compact.save(to: prunedDir, config: export.config(for: compact.model))

@@ -154,11 +154,11 @@ public enum TrainingCheckpoint {
 
     /// Writes a model directory at `directory`, replacing what is there only once the new one is complete:
     /// config.json and model.safetensors (every parameter under its Hugging Face name), the tokenizer files, and
-    /// when given trainer_state.json, optimizer.safetensors (tensors named `<optimizer>/<key>`) and
-    /// objective.safetensors. On failure the previous directory is left as it was and nothing partial remains.
+    /// when given trainer_state.json, optimizer.safetensors (tensors named `<optimizer>/<key>`),
+    /// objective.safetensors and `extraFiles` (name → contents). On failure the previous directory is left as it was and nothing partial remains.
     public static func write(to directory: URL, model: BertModel, export: ModelExport, state: TrainerState? = nil,
                              optimizers: [(name: String, optimizer: AdamW)] = [],
-                             objectiveTensors: [String: Tensor] = [:]) throws {
+                             objectiveTensors: [String: Tensor] = [:], extraFiles: [String: Data] = [:]) throws {
         let fm = FileManager.default
         let parent = directory.deletingLastPathComponent()
         let staging = parent.appendingPathComponent(".\(directory.lastPathComponent).partial-\(ProcessInfo.processInfo.processIdentifier)")
@@ -189,6 +189,7 @@ public enum TrainingCheckpoint {
             if !objectiveTensors.isEmpty {
                 try SafetensorsWriter.write(objectiveTensors, to: staging.appendingPathComponent(objectiveFile))
             }
+            for (name, data) in extraFiles { try data.write(to: staging.appendingPathComponent(name)) }
             if let state {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

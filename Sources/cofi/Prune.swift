@@ -59,6 +59,9 @@ struct Prune: ParsableCommand {
                                valueName: "gate"))
     var checkpointGate: String = CheckpointGate.exactBand.rawValue
 
+    @Flag(help: "Stop without a model when no evaluation meets the checkpoint gate (default: deliver the closest one, with a warning and the gap).")
+    var requireGate = false
+
     @Option(help: "Epochs of the pruning run, pre-pruning and warm-up included (default 20 large / 100 small).")
     var epochs: Int?
 
@@ -177,6 +180,7 @@ struct Prune: ParsableCommand {
         s.finetuneEpochs = finetuneEpochs
         s.sparsityEpsilon = sparsityEpsilon
         s.checkpointGate = CheckpointGate(rawValue: checkpointGate)!
+        s.requireGate = requireGate
         s.learningRate = learningRate
         s.finetuneLearningRate = finetuneLr
         s.regLearningRate = regLr

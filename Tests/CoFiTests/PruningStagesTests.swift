@@ -126,6 +126,46 @@ final class PruningStagesTests: XCTestCase {
     }
 
     /// The paper's one-sided gate on ŝ and the project's two-sided band on the exact sparsity.
+    /// A budget too short to reach the band still ends with a model: the evaluation closest to the gate, with the
+    /// gap in the summary and its text; `requireGate` stops without one, naming what the last evaluation had.
+    func testARunThatMissesTheGateDeliversTheClosestModel() throws {
+        var settings = Self.settings()
+        settings.targetSparsity = 0.9
+        settings.epochs = 3
+        settings.warmupEpochs = 1
+        settings.sparsityEpsilon = 0.01
+        let f = Self.fixture()
+        let out = try temporaryDirectory()
+        let pipeline = try PruningPipeline(teacher: f.teacher, student: f.student, data: f.data, evaluator: f.evaluator,
+                                           settings: settings, output: out)
+        let summary = try pipeline.run()
+        print(summary.text)
+        let gap = try XCTUnwrap(summary.gateGap, "the gate was met; the budget must be too short for this test")
+        XCTAssertEqual(summary.gateMissed, "exact sparsity within 0.9 ± ε 0.01")
+        XCTAssertTrue(summary.text.contains("WARNING: no evaluation met the checkpoint gate"), summary.text)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("prune/best/model.safetensors").path))
+        let closest = try XCTUnwrap(ClosestEvaluation.read(out.appendingPathComponent("prune/closest")))
+        XCTAssertEqual(closest.gap, gap)
+        XCTAssertGreaterThan(gap, 0)
+        XCTAssertEqual(gap, abs(closest.exactSparsity - Double(settings.targetSparsity)) - Double(settings.sparsityEpsilon),
+                       accuracy: 1e-12)
+        // The delivered model is the closest evaluation's: its exact sparsity, and it loads.
+        XCTAssertEqual(summary.exactSparsity, closest.exactSparsity, accuracy: 1e-12)
+        XCTAssertEqual(summary.prunedStep, closest.step)
+        let final = try XCTUnwrap(summary.finalDirectory)
+        XCTAssertNoThrow(try CompactModel.load(directory: URL(fileURLWithPath: final)))
+
+        // The strict gate: no model, and the reason.
+        settings.requireGate = true
+        let g = Self.fixture()
+        let strict = try PruningPipeline(teacher: g.teacher, student: g.student, data: g.data, evaluator: g.evaluator,
+                                         settings: settings, output: try temporaryDirectory())
+        XCTAssertThrowsError(try strict.run()) { error in
+            XCTAssertTrue("\(error)".contains("no evaluation met the checkpoint gate (exact sparsity within 0.9 ± ε 0.01)"),
+                          "\(error)")
+        }
+    }
+
     func testCheckpointGates() {
         XCTAssertTrue(CheckpointGate.expected.admits(expected: 0.89, exact: 0.95, target: 0.9, epsilon: 0.01))
         XCTAssertFalse(CheckpointGate.expected.admits(expected: 0.88, exact: 0.90, target: 0.9, epsilon: 0.01))
