@@ -46,6 +46,40 @@ final class PruneCLITests: XCTestCase {
          "--sparsity-epsilon", "0.05", "--budget-aware", "--eval-steps", "4", "--lr", "1e-3", "--logging-steps", "4"]
     }
 
+    /// `base` with some options' values replaced.
+    func base(with values: [String: String]) -> [String] {
+        var args = base
+        for (option, value) in values {
+            let i = args.firstIndex(of: option)!
+            args[i + 1] = value
+        }
+        return args
+    }
+
+    /// A budget too short for the band: the run still ends with a model, saying so on stderr and in the printed
+    /// summary; with --require-gate it stops without one, naming the gate.
+    func testARunThatMissesTheGateEndsWithTheClosestModel() throws {
+        let short = base(with: ["--target-sparsity": "0.9", "--epochs": "3", "--warmup-epochs": "1",
+                                "--sparsity-epsilon": "0.01"])
+        let out = url("out-short")
+        let (status, stdout, stderr) = try cofi(short + ["--out", out.path])
+        XCTAssertEqual(status, 0, stderr)
+        XCTAssertTrue(stderr.contains("WARNING: no evaluation met the checkpoint gate (exact sparsity within 0.9 ± ε 0.01); "
+                                      + "delivering the closest"), stderr)
+        XCTAssertTrue(stdout.contains("WARNING: no evaluation met the checkpoint gate"), stdout)
+        for path in ["final/model.safetensors", "prune/closest/closest.json", "prune/closest/model.safetensors", "summary.json"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent(path).path), path)
+        }
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("summary.json"))) as? [String: Any]
+        XCTAssertNotNil(summary?["gateGap"] ?? summary?["gate_gap"], "\(summary ?? [:])")
+        XCTAssertTrue((try String(contentsOf: out.appendingPathComponent("report.md"), encoding: .utf8)).contains("**Warning:**"))
+
+        let (s2, _, e2) = try cofi(short + ["--out", url("out-strict").path, "--require-gate"])
+        XCTAssertNotEqual(s2, 0)
+        XCTAssertTrue(e2.contains("no evaluation met the checkpoint gate"), e2)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: url("out-strict/final").path))
+    }
+
     func testPruneEndToEnd() throws {
         let out = url("out")
         let (status, stdout, stderr) = try cofi(base + ["--out", out.path])
