@@ -76,11 +76,11 @@ let package = Package(
                 exclude: ["README.md"]),
         .target(name: "Formats", exclude: ["README.md"]),
         .target(name: "Platform", exclude: ["README.md"], swiftSettings: platformDefines),
-        // The kernels: one module per instruction set, each compiling the tiles of Sources/GEMMTiles/Tiles.swift (a
-        // symbolic link in each) with its own flags, and the packing and dispatch over them.
-        .target(name: "GEMMAVX512", exclude: ["README.md"], swiftSettings: avx512Flags),
-        .target(name: "GEMMAVX2", exclude: ["README.md"], swiftSettings: avx2Flags),
-        .target(name: "GEMMNEON", exclude: ["README.md"]),
+        // The kernels: one module per instruction set, each compiling Sources/GEMMTiles/Tiles.swift and Family.swift
+        // (symbolic links in each) with its own flags and its tile's define, and the packing and dispatch over them.
+        .target(name: "GEMMAVX512", exclude: ["README.md"], swiftSettings: avx512Flags + [.define("TILE_16")]),
+        .target(name: "GEMMAVX2", exclude: ["README.md"], swiftSettings: avx2Flags + [.define("TILE_8")]),
+        .target(name: "GEMMNEON", exclude: ["README.md"], swiftSettings: [.define("TILE_8"), .define("FAMILY_NEON")]),
         .target(name: "GEMMGeneric", exclude: ["README.md"], swiftSettings: simdFlags),
         .target(name: "PackedGEMM", dependencies: ["Platform", "GEMMAVX512", "GEMMAVX2", "GEMMNEON", "GEMMGeneric"],
                 exclude: ["README.md"], swiftSettings: simdFlags),

@@ -1,19 +1,15 @@
-/// The register tiles of the packed matrix product, as source that each kernel-family module compiles for its own
-/// instruction set: every function here is `@inline(__always)`, so an optimised build inlines it into
-/// the family module's entry point (`GEMMAVX512`, `GEMMAVX2`, `GEMMNEON`, `GEMMGeneric`) and generates its code
-/// with that module's flags. This module itself never runs a product in an optimised build.
+/// The register tiles of the packed matrix product, as source that each kernel-family module compiles itself (this
+/// file is a symbolic link in `GEMMAVX512`, `GEMMAVX2`, `GEMMNEON` and `GEMMGeneric`), so each tile's code is
+/// generated with that module's instruction-set flags; `Family.swift` is the module's entry point.
 ///
-/// The shared contract (see `PackedGEMM`): W is packed in column panels of 32 outputs, each k rows of 32 floats;
-/// With `continuing`, each output's chain starts from the value already in C (a partial sum of earlier depth
-/// blocks, written by the same kernels) instead of 0, so a product split along k gives the bits of the unsplit one;
-/// `accumulate` (C = A · Wᵀ + C) is not used with it.
-///
+/// The shared contract (see `PackedGEMM`): W is packed in column panels of 32 outputs, each k rows of 32 floats.
 /// A is read in place: element (r, kk) at a + r · rowStep + kk · depthStep (rowStep = lda, depthStep = 1 for a
-/// row-major A; rowStep = 1, depthStep = lda for the transpose of a row-major [k, m], which is then never copied);
-/// C[r, j] = Σ_kk A[r, kk] · W[j, kk] (+ C when
-/// `accumulate`) (+ bias[j]). Every output is one fused multiply-add chain over k in order from 0, then C, then
-/// the bias — in every tile shape — so every family gives the same bits, and a row's result does not depend on
-/// the rows it ran with.
+/// row-major A; rowStep = 1, depthStep = lda for the transpose of a row-major [k, m], which is then never copied).
+/// C[r, j] = Σ_kk A[r, kk] · W[j, kk] (+ C when `accumulate`) (+ bias[j]). Every output is one fused multiply-add
+/// chain over k in order from 0, then C, then the bias — in every tile shape — so every family gives the same bits,
+/// and a row's result does not depend on the rows it ran with. With `continuing`, each chain starts from the value
+/// already in C (a partial sum of earlier depth blocks, written by the same kernels) instead of 0, so a product
+/// split along k gives the bits of the unsplit one; `accumulate` is not used with it.
 enum Tiles {
     typealias V16 = SIMD16<Float>
     typealias V8 = SIMD8<Float>

@@ -174,19 +174,19 @@ public enum PackedGEMM {
         switch family {
         #if arch(x86_64)
         case .avx512:
-            AVX512Kernels.multiply(a, rowStep: rowStep, depthStep: depthStep, m: m, panels: panels, k: k, n: n,
+            GEMMAVX512.FamilyKernels.multiply(a, rowStep: rowStep, depthStep: depthStep, m: m, panels: panels, k: k, n: n,
                                    bias: bias, accumulate: accumulate, continuing: continuing, into: c, ldc: ldc)
         case .avx2:
-            AVX2Kernels.multiply(a, rowStep: rowStep, depthStep: depthStep, m: m, panels: panels, k: k, n: n,
+            GEMMAVX2.FamilyKernels.multiply(a, rowStep: rowStep, depthStep: depthStep, m: m, panels: panels, k: k, n: n,
                                  bias: bias, accumulate: accumulate, continuing: continuing, into: c, ldc: ldc)
         #endif
         #if arch(arm64)
         case .neon:
-            NEONKernels.multiply(a, rowStep: rowStep, depthStep: depthStep, m: m, panels: panels, k: k, n: n,
+            GEMMNEON.FamilyKernels.multiply(a, rowStep: rowStep, depthStep: depthStep, m: m, panels: panels, k: k, n: n,
                                  bias: bias, accumulate: accumulate, continuing: continuing, into: c, ldc: ldc)
         #endif
         default:
-            GenericKernels.multiply(a, rowStep: rowStep, depthStep: depthStep, m: m, panels: panels, k: k, n: n,
+            GEMMGeneric.FamilyKernels.multiply(a, rowStep: rowStep, depthStep: depthStep, m: m, panels: panels, k: k, n: n,
                                     bias: bias, accumulate: accumulate, continuing: continuing, into: c, ldc: ldc)
         }
     }
@@ -197,13 +197,13 @@ public enum PackedGEMM {
         let r: (value: Float, lanes: Int)
         switch family {
         #if arch(x86_64)
-        case .avx512: r = AVX512Kernels.fmaPeak(iterations: iterations)
-        case .avx2: r = AVX2Kernels.fmaPeak(iterations: iterations)
+        case .avx512: r = GEMMAVX512.FamilyKernels.fmaPeak(iterations: iterations)
+        case .avx2: r = GEMMAVX2.FamilyKernels.fmaPeak(iterations: iterations)
         #endif
         #if arch(arm64)
-        case .neon: r = NEONKernels.fmaPeak(iterations: iterations)
+        case .neon: r = GEMMNEON.FamilyKernels.fmaPeak(iterations: iterations)
         #endif
-        default: r = GenericKernels.fmaPeak(iterations: iterations)
+        default: r = GEMMGeneric.FamilyKernels.fmaPeak(iterations: iterations)
         }
         return (2 * 12 * Double(r.lanes) * Double(iterations), r.value)
     }

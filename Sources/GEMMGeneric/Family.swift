@@ -1,0 +1,1 @@
+../GEMMTiles/Family.swift
