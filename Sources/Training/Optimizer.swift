@@ -78,18 +78,27 @@ public final class AdamW {
             let decay = 1 - lr * g.weightDecay
             let stepSize = lr / c1
             for (name, p) in g.parameters {
-                guard let grad = p.grad else { continue }
-                var mi = m[name] ?? [Float](repeating: 0, count: p.value.count)
-                var vi = v[name] ?? [Float](repeating: 0, count: p.value.count)
+                guard let grad = p.grad, p.value.count > 0 else { continue }
+                // Taken out of the tables while updated, so that they are uniquely referenced and change in place
+                // (a copy of every moment on every step otherwise).
+                var mi = m.removeValue(forKey: name) ?? [Float](repeating: 0, count: p.value.count)
+                var vi = v.removeValue(forKey: name) ?? [Float](repeating: 0, count: p.value.count)
                 let b1 = beta1, b2 = beta2, e = eps
                 p.update { value in
-                    value.withMutablePointer { w in grad.withPointer { gp in
-                        mi.withUnsafeMutableBufferPointer { mp in vi.withUnsafeMutableBufferPointer { vp in
-                            for i in 0..<mp.count {
-                                w[i] *= decay
-                                mp[i] = b1 * mp[i] + (1 - b1) * gp[i]
-                                vp[i] = b2 * vp[i] + (1 - b2) * gp[i] * gp[i]
-                                w[i] -= stepSize * mp[i] / (vp[i].squareRoot() / c2 + e)
+                    value.withMutablePointer { wp in grad.withPointer { gp in
+                        mi.withUnsafeMutableBufferPointer { mb in vi.withUnsafeMutableBufferPointer { vb in
+                            // One pass over the weights, the gradient and both moments, split across the workers
+                            // (every element on its own: the same values however it is split).
+                            let w = SharedPointer(wp), g = SharedPointer(UnsafeMutablePointer(mutating: gp))
+                            let mp = SharedPointer(mb.baseAddress!), vp = SharedPointer(vb.baseAddress!)
+                            Parallel.forChunks(mb.count, grain: 1 << 15) { r in
+                                for i in r {
+                                    let gi = g.base[i]
+                                    w.base[i] *= decay
+                                    mp.base[i] = b1 * mp.base[i] + (1 - b1) * gi
+                                    vp.base[i] = b2 * vp.base[i] + (1 - b2) * gi * gi
+                                    w.base[i] -= stepSize * mp.base[i] / (vp.base[i].squareRoot() / c2 + e)
+                                }
                             }
                         } }
                     } }
