@@ -130,11 +130,12 @@ public enum CheckpointGate: String, Codable, CaseIterable, Sendable {
     }
 
     /// How far an evaluation is from what the gate admits (0 when admitted): for `.exactBand` how far the exact
-    /// sparsity lies outside target ± ε, for `.expected` how far ŝ lies below target − ε. NaN stays NaN.
+    /// sparsity lies outside target ± ε, for `.expected` how far ŝ lies below target − ε. NaN (or an infinity) gives NaN.
     public func gap(expected: Double, exact: Double, target: Double, epsilon: Double) -> Double {
         switch self {
-        case .expected: return max(0, (target - epsilon) - expected)
-        case .exactBand: return max(0, abs(exact - target) - epsilon)
+        // `maxError`, not `max`: `max(0, .nan)` is 0, which would make a NaN sparsity the closest of all.
+        case .expected: return maxError([0, (target - epsilon) - expected])
+        case .exactBand: return maxError([0, abs(exact - target) - epsilon])
         }
     }
 }

@@ -87,6 +87,7 @@ public enum PackedGEMM {
         didSet {
             precondition(family.usesPackedGEMM && KernelFamily.available.contains(family),
                          "PackedGEMM.family \(family) cannot run here")
+            kernels = Kernels.of(family)
         }
     }
 
@@ -171,42 +172,38 @@ public enum PackedGEMM {
                                 accumulate: Bool = false, continuing: Bool = false,
                                 into c: UnsafeMutablePointer<Float>, ldc: Int) {
         let rowStep = transposedA ? 1 : lda, depthStep = transposedA ? lda : 1
-        switch family {
-        #if arch(x86_64)
-        case .avx512:
-            GEMMAVX512.FamilyKernels.multiply(a, rowStep: rowStep, depthStep: depthStep, m: m, panels: panels, k: k, n: n,
-                                   bias: bias, accumulate: accumulate, continuing: continuing, into: c, ldc: ldc)
-        case .avx2:
-            GEMMAVX2.FamilyKernels.multiply(a, rowStep: rowStep, depthStep: depthStep, m: m, panels: panels, k: k, n: n,
-                                 bias: bias, accumulate: accumulate, continuing: continuing, into: c, ldc: ldc)
-        #endif
-        #if arch(arm64)
-        case .neon:
-            GEMMNEON.FamilyKernels.multiply(a, rowStep: rowStep, depthStep: depthStep, m: m, panels: panels, k: k, n: n,
-                                 bias: bias, accumulate: accumulate, continuing: continuing, into: c, ldc: ldc)
-        #endif
-        default:
-            GEMMGeneric.FamilyKernels.multiply(a, rowStep: rowStep, depthStep: depthStep, m: m, panels: panels, k: k, n: n,
-                                    bias: bias, accumulate: accumulate, continuing: continuing, into: c, ldc: ldc)
-        }
+        kernels.multiply(a, rowStep, depthStep, m, panels, k, n, bias, accumulate, continuing, c, ldc)
     }
 
     /// `family`'s register-only fused multiply-add peak on this thread (the denominator of "% of peak"):
     /// `iterations` rounds of 12 chains; returns the flops it performed and a value to keep.
     public static func fmaPeak(family: KernelFamily, iterations: Int) -> (flops: Double, value: Float) {
-        let r: (value: Float, lanes: Int)
-        switch family {
-        #if arch(x86_64)
-        case .avx512: r = GEMMAVX512.FamilyKernels.fmaPeak(iterations: iterations)
-        case .avx2: r = GEMMAVX2.FamilyKernels.fmaPeak(iterations: iterations)
-        #endif
-        #if arch(arm64)
-        case .neon: r = GEMMNEON.FamilyKernels.fmaPeak(iterations: iterations)
-        #endif
-        default: r = GEMMGeneric.FamilyKernels.fmaPeak(iterations: iterations)
-        }
+        let r = Kernels.of(family).fmaPeak(iterations)
         return (2 * 12 * Double(r.lanes) * Double(iterations), r.value)
     }
+
+    /// The entry points of `family`'s module (`FamilyKernels` in GEMMAVX512, GEMMAVX2, GEMMNEON, GEMMGeneric).
+    struct Kernels {
+        let multiply: (UnsafePointer<Float>, Int, Int, Int, UnsafePointer<Float>, Int, Int, UnsafePointer<Float>?, Bool,
+                       Bool, UnsafeMutablePointer<Float>, Int) -> Void
+        let fmaPeak: (Int) -> (value: Float, lanes: Int)
+
+        static func of(_ family: KernelFamily) -> Kernels {
+            switch family {
+            #if arch(x86_64)
+            case .avx512: return Kernels(multiply: GEMMAVX512.FamilyKernels.multiply, fmaPeak: GEMMAVX512.FamilyKernels.fmaPeak)
+            case .avx2: return Kernels(multiply: GEMMAVX2.FamilyKernels.multiply, fmaPeak: GEMMAVX2.FamilyKernels.fmaPeak)
+            #endif
+            #if arch(arm64)
+            case .neon: return Kernels(multiply: GEMMNEON.FamilyKernels.multiply, fmaPeak: GEMMNEON.FamilyKernels.fmaPeak)
+            #endif
+            default: return Kernels(multiply: GEMMGeneric.FamilyKernels.multiply, fmaPeak: GEMMGeneric.FamilyKernels.fmaPeak)
+            }
+        }
+    }
+
+    /// `family`'s entry points, kept with it.
+    nonisolated(unsafe) static var kernels = Kernels.of(defaultFamily)
 
     /// The same product in Double, naively, from the unpacked weights W [n, k]: the tests' oracle.
     public static func naive(_ a: UnsafePointer<Float>, lda: Int, m: Int, weights w: UnsafePointer<Float>, n: Int,

@@ -48,21 +48,13 @@ public enum Processor {
     /// The processors this process may run on (`Cpus_allowed` of /proc/self/status: mpirun binds each rank to one
     /// core unless `--bind-to none`), where Linux says.
     public static func allowedProcessors() -> Int? {
-        guard let f = fopen("/proc/self/status", "r") else { return nil }
-        defer { fclose(f) }
-        var line: UnsafeMutablePointer<CChar>? = nil
-        var capacity = 0
-        defer { free(line) }
-        while getline(&line, &capacity, f) > 0 {
-            guard let line else { break }
-            let text = String(cString: line)
-            guard text.hasPrefix("Cpus_allowed:") else { continue }
+        firstLine(of: "/proc/self/status") { text in
+            guard text.hasPrefix("Cpus_allowed:") else { return nil }
             let count = text.dropFirst("Cpus_allowed:".count).reduce(0) { n, c in
                 n + (c.hexDigitValue ?? 0).nonzeroBitCount
             }
             return count > 0 ? count : nil
         }
-        return nil
     }
 
     /// The features this build needs beyond the architecture's baseline (empty for debug builds, ARM and macOS).
@@ -86,17 +78,23 @@ public enum Processor {
 
     /// The value of the first /proc/cpuinfo line whose key is `key`.
     static func cpuinfoField(_ key: String) -> String? {
-        guard let f = fopen("/proc/cpuinfo", "r") else { return nil }
+        firstLine(of: "/proc/cpuinfo") { text in
+            let parts = text.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2, parts[0].trimmingWhitespace() == key else { return nil }
+            return parts[1].trimmingWhitespace()
+        }
+    }
+
+    /// The first non-nil `match` of the lines of the text file at `path` (nil when it cannot be read).
+    static func firstLine<T>(of path: String, _ match: (String) -> T?) -> T? {
+        guard let f = fopen(path, "r") else { return nil }
         defer { fclose(f) }
         var line: UnsafeMutablePointer<CChar>? = nil
         var capacity = 0
         defer { free(line) }
         while getline(&line, &capacity, f) > 0 {
             guard let line else { break }
-            let text = String(cString: line)
-            let parts = text.split(separator: ":", maxSplits: 1)
-            guard parts.count == 2, parts[0].trimmingWhitespace() == key else { continue }
-            return parts[1].trimmingWhitespace()
+            if let found = match(String(cString: line)) { return found }
         }
         return nil
     }

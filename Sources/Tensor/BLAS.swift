@@ -86,8 +86,8 @@ public enum BLAS {
     /// of B passes over them.
     static let packedRowBlock = 128
 
-    /// Reduction rows per block in `gemmPacked`: a product with a longer k (the weight gradients, whose k is the
-    /// batch's tokens) runs in blocks of this depth, each continuing C's chains, so a block's panel (256 × 32 floats) and
+    /// Reduction rows per block in `gemmPacked`: a product whose k is longer than two blocks (the weight gradients,
+    /// whose k is the batch's tokens) runs in blocks of this depth, each continuing C's chains, so a block's panel (256 × 32 floats) and
     /// its rows of A stay in cache instead of streaming whole columns of thousands.
     nonisolated(unsafe) public static var packedDepthBlock = 256
 

@@ -321,13 +321,14 @@ func runModel(_ spec: ModelSpec, _ o: Options) -> [Result] {
         packed.deallocate()
     }
     // The training step's products of layer 0 at B × T rows (`BLAS.gemm`, all workers, packed or not as the
-    // process chose): forward FFN in / out, the input gradient of FFN in, and both weight gradients.
+    // process chose): forward FFN in / out, the input gradient of FFN in, both weight gradients, and the first
+    // weight gradient's shape with A not transposed (`ffn_in_dw_plain`: the control for reading A transposed).
     if o.workloads.contains("gemm_train_b\(B)") {
         let rows = B * T, D = spec.shape.hiddenSize, I = max(1, spec.shape.layers.first?.ffnWidth ?? D)
         let shapes: [(String, Bool, Bool, Int, Int, Int)] = [
             ("ffn_in_fwd", false, true, rows, I, D), ("ffn_out_fwd", false, true, rows, D, I),
             ("ffn_in_dx", false, false, rows, D, I), ("ffn_in_dw", true, false, I, D, rows),
-            ("ffn_out_dw", true, false, D, I, rows), ("dw_shape_plain", false, false, I, D, rows),
+            ("ffn_out_dw", true, false, D, I, rows), ("ffn_in_dw_plain", false, false, I, D, rows),
         ]
         for (name, transA, transB, m, n, k) in shapes {
             let a = (0..<(m * k)).map { _ in Float(rng.next() % 2001) / 1000 - 1 }

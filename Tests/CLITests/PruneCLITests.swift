@@ -71,7 +71,8 @@ final class PruneCLITests: XCTestCase {
             XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent(path).path), path)
         }
         let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("summary.json"))) as? [String: Any]
-        XCTAssertNotNil(summary?["gateGap"] ?? summary?["gate_gap"], "\(summary ?? [:])")
+        XCTAssertGreaterThan(summary?["gateGap"] as? Double ?? 0, 0, "\(summary ?? [:])")
+        XCTAssertNotNil(summary?["gateMissed"] as? String, "\(summary ?? [:])")
         XCTAssertTrue((try String(contentsOf: out.appendingPathComponent("report.md"), encoding: .utf8)).contains("**Warning:**"))
 
         let (s2, _, e2) = try cofi(short + ["--out", url("out-strict").path, "--require-gate"])

@@ -175,6 +175,14 @@ final class PruningStagesTests: XCTestCase {
         XCTAssertFalse(CheckpointGate.exactBand.admits(expected: 0.90, exact: 0.889, target: 0.9, epsilon: 0.01))
         XCTAssertEqual(PruningSettings(targetSparsity: 0.9, epochs: 2, prePruningEpochs: 0, warmupEpochs: 1).checkpointGate,
                        .exactBand)
+        // The gap to the gate: 0 inside, the distance outside, NaN (never the closest) for a NaN sparsity.
+        XCTAssertEqual(CheckpointGate.exactBand.gap(expected: 0.8, exact: 0.905, target: 0.9, epsilon: 0.01), 0)
+        XCTAssertEqual(CheckpointGate.exactBand.gap(expected: 0.8, exact: 0.85, target: 0.9, epsilon: 0.01), 0.04, accuracy: 1e-12)
+        XCTAssertEqual(CheckpointGate.exactBand.gap(expected: 0.8, exact: 0.95, target: 0.9, epsilon: 0.01), 0.04, accuracy: 1e-12)
+        XCTAssertEqual(CheckpointGate.expected.gap(expected: 0.85, exact: 0.99, target: 0.9, epsilon: 0.01), 0.04, accuracy: 1e-12)
+        XCTAssertEqual(CheckpointGate.expected.gap(expected: 0.95, exact: 0.5, target: 0.9, epsilon: 0.01), 0)
+        XCTAssertTrue(CheckpointGate.exactBand.gap(expected: 0.9, exact: .nan, target: 0.9, epsilon: 0.01).isNaN)
+        XCTAssertTrue(CheckpointGate.expected.gap(expected: .nan, exact: 0.9, target: 0.9, epsilon: 0.01).isNaN)
     }
 
     /// A run stopped on request mid-pruning and resumed: the same losses, byte-identical weights, gates, summary
