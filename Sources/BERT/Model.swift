@@ -107,19 +107,28 @@ public struct ForwardMode {
     /// Where the batch lies in a larger one (a data-parallel rank's rows of the global batch): dropout then gives
     /// each row the keep pattern it has when one process runs the whole batch. Nil: the batch is the whole batch.
     public var rows: RowSlice?
+    /// Run on the real tokens only (`PackedSequences`) where the outputs asked for allow it: a sequence-level
+    /// head (its logits read the first token of each sequence) and a batch with padding whose sequences all start
+    /// with a real token. The logits are those of the padded batch up to rounding; the hidden states are then
+    /// [N, D], the packed rows (`BertOutput.packed`).
+    public var packsTokens: Bool
     /// Evaluation: no dropout.
     public static var inference: ForwardMode { ForwardMode(training: false, rng: Xoshiro256(seed: 0)) }
-    public init(training: Bool, rng: Xoshiro256, rows: RowSlice? = nil) {
+    public init(training: Bool, rng: Xoshiro256, rows: RowSlice? = nil, packsTokens: Bool = false) {
         self.training = training
         self.rng = rng
         self.rows = rows
+        self.packsTokens = packsTokens
     }
 }
 
 /// The outputs of a forward pass.
 public struct BertOutput {
-    /// [embeddings, layer 1, …, layer L], each [B·T, D] (after the hidden mask, as CoFi distils them).
+    /// [embeddings, layer 1, …, layer L], each [B·T, D] (after the hidden mask, as CoFi distils them), or
+    /// [N, D] when the pass ran on packed tokens (`packed`).
     public var hiddenStates: [Variable]
+    /// The packed tokens the hidden states hold, or nil when they are the padded batch's rows.
+    public var packed: PackedSequences?
     /// Pooler output [B, poolerWidth], for sequence-level heads.
     public var pooled: Variable?
     /// Classification / regression logits [B, C], or nil for the span head.
@@ -162,30 +171,37 @@ public final class BertModel {
         let zHidden = masks?.hidden
         let keep = masks?.hiddenKeep
 
+        // Packed: the real tokens only, when the outputs asked for allow it (`ForwardMode.packsTokens`).
+        let packed = mode.packsTokens && task?.usesPooler == true
+            ? PackedSequences(attentionMask: batch.attentionMask, batch: B, seqLen: T) : nil
+
         // Embeddings: word + position + token type → (⊙z) → LayerNorm → dropout → (⊙z).
-        let positions = (0..<(B * T)).map { $0 % T }
-        var x = embedding(embeddings.wordEmbeddings, ids: batch.inputIds)
+        let positions = packed?.positions ?? (0..<(B * T)).map { $0 % T }
+        var x = embedding(embeddings.wordEmbeddings, ids: packed?.gather(batch.inputIds) ?? batch.inputIds)
             + embedding(embeddings.positionEmbeddings, ids: positions)
-            + embedding(embeddings.tokenTypeEmbeddings, ids: batch.tokenTypeIds)
+            + embedding(embeddings.tokenTypeEmbeddings, ids: packed?.gather(batch.tokenTypeIds) ?? batch.tokenTypeIds)
         x = x.masked(by: zHidden)
         x = layerNorm(x, gamma: embeddings.layerNorm.weight, beta: embeddings.layerNorm.bias, eps: eps, keep: keep)
-        x = dropout(x, p: hiddenP, rng: &mode.rng, rows: mode.rows).masked(by: zHidden)
+        x = dropout(x, p: hiddenP, rng: &mode.rng, rows: mode.rows, packed: packed).masked(by: zHidden)
         var hiddenStates = [x]
 
         /// The end of each sublayer: ⊙z_hidn → dropout → LayerNorm(sublayer + residual) over the kept dims → ⊙z_hidn.
         func addAndNorm(_ sublayer: Variable, _ residual: Variable, _ norm: LayerNormWeights) -> Variable {
-            let s = dropout(sublayer.masked(by: zHidden), p: hiddenP, rng: &mode.rng, rows: mode.rows)
+            let s = dropout(sublayer.masked(by: zHidden), p: hiddenP, rng: &mode.rng, rows: mode.rows, packed: packed)
             return layerNorm(s + residual, gamma: norm.weight, beta: norm.bias, eps: eps, keep: keep).masked(by: zHidden)
         }
 
         // (1 − mask)·(−10000) added to the scores of padding keys; nothing to add when every token is real.
-        let additive: [Float]? = batch.attentionMask.allSatisfy { $0 != 0 }
+        let additive: [Float]? = packed != nil || batch.attentionMask.allSatisfy { $0 != 0 }
             ? nil : batch.attentionMask.map { Float(1 - $0) * -10000 }
         for (l, layer) in layers.enumerated() {
             if let att = layer.attention, !(masks?.attentionIsOff(layer: l) ?? false) {
                 let q = att.query(x), k = att.key(x), v = att.value(x)
-                let ctx = attention(q: q, k: k, v: v, batch: B, seqLen: T, heads: att.heads, headDim: shape.headDim,
-                                    additiveMask: additive, dropout: attentionP, rng: &mode.rng, rows: mode.rows)
+                let ctx = packed.map {
+                    attention(q: q, k: k, v: v, packed: $0, heads: att.heads, headDim: shape.headDim,
+                              dropout: attentionP, rng: &mode.rng, rows: mode.rows)
+                } ?? attention(q: q, k: k, v: v, batch: B, seqLen: T, heads: att.heads, headDim: shape.headDim,
+                               additiveMask: additive, dropout: attentionP, rng: &mode.rng, rows: mode.rows)
                 let a = att.output(ctx.masked(by: masks?.heads[l])).masked(by: masks?.attentionLayers[l])
                 x = addAndNorm(a, x, att.layerNorm)
             }
@@ -197,9 +213,9 @@ public final class BertModel {
             hiddenStates.append(x)
         }
 
-        var out = BertOutput(hiddenStates: hiddenStates)
+        var out = BertOutput(hiddenStates: hiddenStates, packed: packed)
         if let pooler, task?.usesPooler ?? true {
-            out.pooled = tanh(pooler(x.gatherRows((0..<B).map { $0 * T })))
+            out.pooled = tanh(pooler(x.gatherRows(packed?.firstRows ?? (0..<B).map { $0 * T })))
         }
         guard let task, let head else { return out }
         if task.usesPooler {

@@ -154,8 +154,10 @@ public struct LayerDistillationResult {
 
 /// Layer distillation with the dynamic mapping (cofi-spec §5).
 ///
-/// Every pair's ℓ[i, j] = MSE(W_layer·H_s^j, H_t^i) is the mean over all B·T·D_t entries, padding positions
-/// included, as in the reference (`MSELoss(reduction="mean")` on the padded [B, T, D] states). To choose m, the
+/// Every pair's ℓ[i, j] = MSE(W_layer·H_s^j, H_t^i) is the mean over all N·D_t entries of the states it is given:
+/// on padded passes N = B·T, padding positions included, as in the reference (`MSELoss(reduction="mean")` on the
+/// padded [B, T, D] states); on packed passes (`ForwardMode.packsTokens`, the default for sequence-level tasks)
+/// the real tokens only (README, "Packed tokens"). To choose m, the
 /// map is applied to every student layer **without** recording gradients, one layer at a time, and each result is
 /// dropped once its row of ℓ is known; then the graph is built for the chosen student layers only (each once, even
 /// when several teacher layers map to it). The L_s extra matrix products of the selection pass are the price of
@@ -175,7 +177,7 @@ public struct LayerDistillation {
 
     /// One step: ℓ for all pairs, the mapping, and L_layer through the chosen pairs.
     /// - Parameters:
-    ///   - student: the student's hidden states [embeddings, layer 1 … L_s], each [N, D_s] (N = B·T).
+    ///   - student: the student's hidden states [embeddings, layer 1 … L_s], each [N, D_s] (N = B·T, or the packed tokens).
     ///   - teacher: the teacher's hidden states [embeddings, layer 1 … L_t], each [N, D_t] (constants).
     ///   - exists: for v4, which student layers exist in this step's mask sample (`LayerMapping.existingLayers`);
     ///     nil = all.

@@ -60,8 +60,12 @@ public final class PruningObjective: TrainingObjective {
     }
 
     public func loss(model: BertModel, batch: TrainingBatch, mode: inout ForwardMode, step: Int) -> Variable {
+        // Both models run on the same tokens: the real ones when the run packs them (then layer distillation
+        // compares the real tokens' states; project decision, cofi-spec §5 compares every padded position).
+        let packs = mode.packsTokens
         let teacherOut = withoutGradients { () -> BertOutput in
             var inference = ForwardMode.inference
+            inference.packsTokens = packs
             return teacher(batch.inputs, mode: &inference)
         }
         var masks: MaskSet?
@@ -79,8 +83,11 @@ public final class PruningObjective: TrainingObjective {
         }
         let parts: DistillationLossParts
         let shard = batch.shard
-        // A rank's share of the pair losses is its rows' fraction of the batch mean.
-        let reduce = shard.map { s in { (v: [Double]) in s.sum(v.map { $0 * s.fraction }) } }
+        // A rank's share of a mean over the batch: its rows' fraction for the per-example losses, its token rows'
+        // fraction for the layer MSE (the same unless the passes are packed). Whether they pack is the run's
+        // choice, the same on every rank (a rank whose rows have no padding runs them whole, and counts them so).
+        let tokenFraction = shard?.tokenFraction(packed: packs && model.task?.usesPooler == true) ?? 1
+        let reduce = shard.map { s in { (v: [Double]) in s.sum(v.map { $0 * tokenFraction }) } }
         do {
             parts = try distillation(student: studentOut, teacher: teacherOut, masks: masks, labels: labels,
                                      reducePairLosses: reduce)
@@ -89,9 +96,17 @@ public final class PruningObjective: TrainingObjective {
         }
         var values: [String: Double] = [:]
         let logged = parts.logValues.filter { $0.0 != "loss" }
-        let logSums = shard.map { s in s.sum(logged.map { Double($0.1) * s.fraction }) } ?? logged.map { Double($0.1) }
+        let logSums = shard.map { s in
+            s.sum(logged.map { Double($0.1) * ($0.0 == "distill_layer" ? tokenFraction : s.fraction) })
+        } ?? logged.map { Double($0.1) }
         for ((k, _), v) in zip(logged, logSums) { values[k] = v }
-        var total = shard.map { $0.weight * parts.total } ?? parts.total
+        var total = parts.total
+        if let shard {
+            let c = distillation.config
+            total = shard.weight * (c.predictionWeight * parts.prediction)
+            if let layer = parts.layer { total = total + Float(tokenFraction) * (c.layerWeight * layer.loss) }
+            if let label = parts.label { total = total + shard.weight * (c.labelWeight * label) }
+        }
         if let controller {
             let reg = controller.regularization(pruningStep: step)
             // The Lagrangian does not depend on the batch: in a data-parallel run the lead rank alone adds it.

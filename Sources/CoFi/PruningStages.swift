@@ -53,6 +53,9 @@ public struct PruningSettings: Codable, Equatable, Sendable {
     /// Evaluate every N steps while fine-tuning the compact model (nil: epoch ends only).
     public var finetuneEvalSteps: Int?
     public var loggingSteps: Int = 50
+    /// Whether the stages train on the real tokens only where their losses allow it (`TrainerConfiguration.packTokens`;
+    /// nil: yes).
+    public var packTokens: Bool?
     public var distillation: DistillationConfig = DistillationConfig()
     public var controller: ControllerOptions = .paper
 
@@ -388,6 +391,7 @@ public final class PruningPipeline {
         c.seed = settings.seed
         c.evalSteps = evalSteps
         c.loggingSteps = settings.loggingSteps
+        c.packTokens = settings.packTokens
         return c
     }
 

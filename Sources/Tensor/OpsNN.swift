@@ -146,11 +146,24 @@ public func layerNorm(_ x: Variable, gamma: Variable, beta: Variable, eps: Float
 /// p = 0. The keep pattern is drawn from `rng`, one draw per element in row-major order, so a seed fixes it; with
 /// `rows` (x's first dimension is that slice of a larger batch) the other rows' draws are skipped, so the slice
 /// gets the pattern it has in the whole batch.
-public func dropout(_ x: Variable, p: Float, rng: inout Xoshiro256, rows: RowSlice? = nil) -> Variable {
+///
+/// With `packed`, x [N, D] holds the real tokens of a padded batch [B·T, D]: the pattern is drawn for the padded
+/// batch and each packed row takes its token's draws, so packed and padded runs drop the same units.
+public func dropout(_ x: Variable, p: Float, rng: inout Xoshiro256, rows: RowSlice? = nil,
+                    packed: PackedSequences? = nil) -> Variable {
     if p <= 0 { return x }
     precondition(p < 1, "dropout probability \(p) must be below 1")
     let scale = 1 / (1 - p)
-    let keep = RowSlice.draw(x.value.count, rows: rows, rng: &rng) { $0.nextUniform() < p ? Float(0) : scale }
+    let keep: [Float]
+    if let packed {
+        let width = x.shape.last ?? 1
+        precondition(x.shape.first == packed.count, "dropout: \(x.shape) is not the \(packed.count) packed rows")
+        keep = packed.gather(RowSlice.draw(packed.batch * packed.seqLen * width, rows: rows, rng: &rng) {
+            $0.nextUniform() < p ? Float(0) : scale
+        }, width: width)
+    } else {
+        keep = RowSlice.draw(x.value.count, rows: rows, rng: &rng) { $0.nextUniform() < p ? Float(0) : scale }
+    }
     let maskT = Tensor(shape: x.value.shape, scalars: keep)
     return Variable(x.value.zipMap(maskT, *), inputs: [x]) { g in x.accumulate(g.zipMap(maskT, *)) }
 }

@@ -20,11 +20,27 @@ public struct BatchShard {
     /// The element-wise sum over the ranks of each rank's values (a collective: every rank calls it at the same
     /// point of every step, an empty shard included).
     public let sum: ([Double]) -> [Double]
+    /// Every rank's token rows in a pass over its rows, padded (rows × T) and packed (its real tokens where its
+    /// rows pack, `PackedSequences`; else rows × T), and this rank's number.
+    public let paddedTokens: [Int], packedTokens: [Int], rank: Int
 
-    public init(rows: RowSlice, isLead: Bool, sum: @escaping ([Double]) -> [Double]) {
+    /// `paddedTokens` and `packedTokens` default to this shard's rows alone (a whole batch of `rows.total` rows).
+    public init(rows: RowSlice, isLead: Bool, sum: @escaping ([Double]) -> [Double], paddedTokens: [Int]? = nil,
+                packedTokens: [Int]? = nil, rank: Int = 0) {
         self.rows = rows
         self.isLead = isLead
         self.sum = sum
+        self.paddedTokens = paddedTokens ?? [rows.count, rows.total - rows.count]
+        self.packedTokens = packedTokens ?? self.paddedTokens
+        self.rank = paddedTokens == nil ? 0 : rank
+    }
+
+    /// This shard's share of a mean over the token rows of the global batch (the layer-distillation MSE): its
+    /// share of the padded rows, or with `packed` of the rows the packed passes hold.
+    public func tokenFraction(packed: Bool) -> Double {
+        let tokens = packed ? packedTokens : paddedTokens
+        let total = tokens.reduce(0, +)
+        return total == 0 ? 0 : Double(tokens[rank]) / Double(total)
     }
 }
 
@@ -97,8 +113,15 @@ public final class DataParallel {
     /// This rank's shard of `batch`.
     public func shard(_ batch: TrainingBatch) -> TrainingBatch {
         let range = Self.rows(of: batch.size, rank: group.rank, size: group.size)
+        let T = batch.inputs.seqLen
+        let ranges = (0..<group.size).map { Self.rows(of: batch.size, rank: $0, size: group.size) }
+        let packed = ranges.map { r in
+            PackedSequences(attentionMask: Array(batch.inputs.attentionMask[(r.lowerBound * T)..<(r.upperBound * T)]),
+                            batch: r.count, seqLen: T)?.count ?? r.count * T
+        }
         let shard = BatchShard(rows: RowSlice(offset: range.lowerBound, count: range.count, total: batch.size),
-                               isLead: group.isLead, sum: { [group] in group.allReduceSum($0) })
+                               isLead: group.isLead, sum: { [group] in group.allReduceSum($0) },
+                               paddedTokens: ranges.map { $0.count * T }, packedTokens: packed, rank: group.rank)
         return batch.rows(range, shard: shard)
     }
 

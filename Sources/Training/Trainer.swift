@@ -262,7 +262,8 @@ public final class Trainer {
         let stepStart = Self.now()
         let step = state.globalStep
         let batch = data.trainingBatch(indices)
-        var mode = ForwardMode(training: true, rng: Xoshiro256(seed: Self.dropoutSeed(configuration.seed, step: step)))
+        var mode = ForwardMode(training: true, rng: Xoshiro256(seed: Self.dropoutSeed(configuration.seed, step: step)),
+                               packsTokens: configuration.packsTokens)
         let lossValue: Float
         if let parallel {
             lossValue = parallelForwardBackward(parallel, batch: batch, mode: &mode, step: step)

@@ -53,8 +53,15 @@ public struct TrainerConfiguration: Codable, Equatable, Sendable {
     public var modelOptimizerRestartStep: Int?
     /// Log the mean training loss every this many steps (metrics.jsonl and the non-TTY progress line).
     public var loggingSteps: Int = 50
+    /// Train on the real tokens only (`ForwardMode.packsTokens`: sequence-level heads; span heads and layer
+    /// distillation read every position and stay padded). Nil or true: packed; false: padded batches, as the
+    /// reference runs them. The two differ by rounding only.
+    public var packTokens: Bool?
 
     public init() {}
+
+    /// Whether training steps run on packed tokens.
+    public var packsTokens: Bool { packTokens ?? true }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case learningRate = "learning_rate", batchSize = "batch_size", epochs, maxSteps = "max_steps", schedule
@@ -63,6 +70,7 @@ public struct TrainerConfiguration: Codable, Equatable, Sendable {
         case maxGradNorm = "max_grad_norm", seed, evalSteps = "eval_steps", evaluateEachEpoch = "evaluate_each_epoch"
         case saveSteps = "save_steps", evaluateAtStart = "evaluate_at_start"
         case modelOptimizerRestartStep = "model_optimizer_restart_step", loggingSteps = "logging_steps"
+        case packTokens = "pack_tokens"
     }
 
     /// Rejects values a run cannot use, naming the field and the value.
@@ -142,6 +150,7 @@ public struct TrainerConfiguration: Codable, Equatable, Sendable {
         f["save_steps"] = c.saveSteps.map { "\($0)" }
         f["evaluate_at_start"] = "\(c.evaluateAtStart)"
         f["model_optimizer_restart_step"] = c.modelOptimizerRestartStep.map { "\($0)" }
+        f["pack_tokens"] = "\(c.packsTokens)"
         return f
     }
 }

@@ -76,6 +76,9 @@ struct Finetune: ParsableCommand {
     @Option(help: "Log the training loss every N steps (metrics.jsonl; progress lines when stderr is not a terminal).")
     var loggingSteps: Int = 50
 
+    @Flag(help: "Run the padding through the model, as the reference does (default: sequence-level tasks train on the real tokens only; the two differ by rounding).")
+    var paddedBatches = false
+
     @Flag(help: "Continue the run in --out from its checkpoint (same arguments required).")
     var resume = false
 
@@ -125,6 +128,7 @@ struct Finetune: ParsableCommand {
         c.evalSteps = evalSteps
         c.saveSteps = saveSteps
         c.loggingSteps = loggingSteps
+        c.packTokens = paddedBatches ? false : nil
         return c
     }
 

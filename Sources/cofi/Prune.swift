@@ -128,6 +128,9 @@ struct Prune: ParsableCommand {
     @Option(help: "Print a progress line and log to metrics.jsonl every N steps.")
     var loggingSteps: Int = 50
 
+    @Flag(help: "Run the padding through the models in every stage, as the reference does (default: stages without layer distillation train on the real tokens only; the two differ by rounding).")
+    var paddedBatches = false
+
     @Flag(help: "Continue the run in --out (same arguments required).")
     var resume = false
 
@@ -187,6 +190,7 @@ struct Prune: ParsableCommand {
         s.batchSize = batchSize
         s.seed = seed
         s.loggingSteps = loggingSteps
+        s.packTokens = paddedBatches ? false : nil
         s.distillation = DistillationConfig(temperature: temperature, predictionWeight: alphaCe, layerWeight: alphaLayer,
                                             labelWeight: alphaLabel, mappingVersion: LayerMappingVersion(rawValue: layerMapping)!,
                                             teacherLayers: try teacherLayers.map(parsedTeacherLayers))
