@@ -32,12 +32,8 @@ import Training
 /// construction: after every optimiser step each log α is shifted by the same amount δ (then clamped) so that ŝ
 /// equals the next step's target t(k + 1), δ found by bisection (ŝ grows with δ). The ramp starts at the initial
 /// ŝ, as with `.budgetAware`. The task loss alone then moves the gates against one another (Adam's steps of about
-/// the log α rate each) — which structures to keep — and the shift sets how many: ŝ sits on t(k) at every step, for
-/// any target and any budget, with nothing to wind up and nothing to overshoot. The log α rate is paced to the
-/// ramp as `.budgetAware` paces it (f = max(1, safety · δ(t) / (reg lr · W)), safety 5): the shift moves every gate
-/// by δ(t)/W per step on average, and a gate the task needs must be able to climb several times faster than that,
-/// or every gate drifts down alike and the masks keep no structure the task chose (measured: the demo's 0.90 run
-/// at the paper's 0.01 — ≈ δ(t)/W there — ended at chance accuracy). Under Adam the Lagrangian's own pull
+/// reg lr each) — which structures to keep — and the shift sets how many: ŝ sits on t(k) at every step, for any
+/// target and any budget, with nothing to wind up and nothing to overshoot. Under Adam the Lagrangian's own pull
 /// is close to such a uniform shift anyway (each log α moves about its lr per step whatever its gradient's size);
 /// here its size is exact instead of integrated. The Lagrangian stays in the loss and in the logs; with ŝ = t(k)
 /// at every step its value and gradients are 0, so λ stays 0.
@@ -84,8 +80,8 @@ public struct ControllerOptions: Equatable, Codable, Sendable {
     /// The paper's formulation.
     public static let paper = ControllerOptions()
 
-    /// ŝ held on the ramp by a uniform shift of log α after every step, the log α rate paced to the ramp.
-    public static func tracking(safety: Float = 5) -> ControllerOptions { ControllerOptions(safety: safety, tracking: true) }
+    /// ŝ held on the ramp by a uniform shift of log α after every step, the reg lr as the paper's.
+    public static let tracking = ControllerOptions(tracking: true)
 
     /// The name `cofi prune --controller` takes: tracking, budget-aware or paper.
     public var name: String { tracking ? "tracking" : budgetAware ? "budget-aware" : "paper" }
@@ -131,7 +127,7 @@ public final class SparsityController {
         if options.budgetAware || options.tracking {
             self.target.start = min(target.target, withoutGradients { l0.expectedSparsity().value.scalar })
         }
-        if options.budgetAware || options.tracking { self.shiftAtStart = requiredShift() }
+        if options.budgetAware { self.shiftAtStart = requiredShift() }
     }
 
     /// δ(t): the uniform decrease of every log α, from the current values clamped to their range (and again after
@@ -175,7 +171,7 @@ public final class SparsityController {
 
     /// f = max(1, safety · δ(t) / (reg lr · W)), the factor both learning rates are multiplied by (1 for `.paper`).
     public func rateScale(regLearningRate: Float) -> Float {
-        guard options.budgetAware || options.tracking else { return 1 }
+        guard options.budgetAware else { return 1 }
         let steps = options.crossingSteps ?? target.warmupSteps
         guard steps > 0, regLearningRate > 0 else { return 1 }
         return max(1, options.safety * shiftAtStart / (regLearningRate * Float(steps)))

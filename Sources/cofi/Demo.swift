@@ -144,7 +144,7 @@ struct Demo: ParsableCommand {
         s.epochs = 3
         s.prePruningEpochs = 0
         s.warmupEpochs = 2
-        s.controller = .tracking()
+        s.controller = .tracking
         s.finetuneEpochs = 1
         s.evalSteps = 50
         s.finetuneEvalSteps = 100

@@ -95,8 +95,8 @@ struct Prune: ParsableCommand {
     @Flag(help: "With --budget-aware: let λ1 integrate the gap at every step, as the paper (no anti-windup).")
     var noAntiWindup = false
 
-    @Option(help: "With the tracking or budget-aware controller: how many times the minimal gate travel the log α rate allows during the warm-up (larger: faster gates; default 5 tracking, 2.5 budget-aware).")
-    var controllerSafety: Float?
+    @Option(help: "With --budget-aware: how many times the minimal gate travel the rates allow during the warm-up (larger: faster gates and λ).")
+    var controllerSafety: Float = 2.5
 
     @Option(help: "Distillation temperature.")
     var temperature: Float = 2
@@ -162,7 +162,7 @@ struct Prune: ParsableCommand {
         if budgetAware && controller != "tracking" && controller != "budget-aware" {
             throw ValidationError("--budget-aware and --controller \(controller) contradict each other")
         }
-        if let controllerSafety, !(controllerSafety.isFinite && controllerSafety > 0) {
+        guard controllerSafety.isFinite && controllerSafety > 0 else {
             throw ValidationError("--controller-safety is \(controllerSafety); expected a positive number")
         }
         guard loggingSteps > 0 else { throw ValidationError("--logging-steps is \(loggingSteps); expected a positive number") }
@@ -204,9 +204,9 @@ struct Prune: ParsableCommand {
                                             labelWeight: alphaLabel, mappingVersion: LayerMappingVersion(rawValue: layerMapping)!,
                                             teacherLayers: try teacherLayers.map(parsedTeacherLayers))
         switch budgetAware ? "budget-aware" : controller {
-        case "budget-aware": s.controller = .budgetAware(safety: controllerSafety ?? 2.5, antiWindup: !noAntiWindup)
+        case "budget-aware": s.controller = .budgetAware(safety: controllerSafety, antiWindup: !noAntiWindup)
         case "paper": s.controller = .paper
-        default: s.controller = .tracking(safety: controllerSafety ?? 5)
+        default: s.controller = .tracking
         }
         return s
     }

@@ -43,8 +43,7 @@ enum ControllerSimulation {
     static func run(shape: BertShape, target: SparsityTarget, steps: Int,
                            options: ControllerOptions = .paper, regLearningRate: Float = 0.01,
                            families: Set<GateFamily> = Set(GateFamily.allCases), taskPressure: Float = 0,
-                           preference: Float = 0, seed: UInt64 = 57, every: Int = 50,
-                           atEnd: ((L0Module, [Tensor]) -> Void)? = nil) -> [Point] {
+                           preference: Float = 0, seed: UInt64 = 57, every: Int = 50) -> [Point] {
         var rng = Xoshiro256(seed: seed)
         let l0 = L0Module(shape: shape, configuration: L0Configuration(families: families), using: &rng)
         let controller = SparsityController(l0: l0, target: target, options: options)
@@ -71,7 +70,6 @@ enum ControllerSimulation {
                                  lambda2: controller.lagrangian.lambda2.value.scalar))
             }
         }
-        atEnd?(l0, weights)
         return out
     }
 
