@@ -1,6 +1,5 @@
 import BERT
 import Foundation
-import Tensor
 import Training
 import XCTest
 
@@ -55,30 +54,6 @@ final class PruneCLITests: XCTestCase {
             args[i + 1] = value
         }
         return args
-    }
-
-    /// The default controller (tracking) holds ŝ on the ramp at every logged step of a short run at 0.9, and the
-    /// run says which controller it used; a misspelt controller is named.
-    func testTheDefaultControllerHoldsTheRamp() throws {
-        var args = base(with: ["--target-sparsity": "0.9", "--epochs": "3", "--warmup-epochs": "1",
-                               "--logging-steps": "1"])
-        args.removeAll { $0 == "--budget-aware" }
-        let out = url("out-tracking")
-        let (status, stdout, stderr) = try cofi(args + ["--out", out.path])
-        XCTAssertEqual(status, 0, stderr)
-        XCTAssertTrue((stdout + stderr).contains("(tracking controller)"), stdout + stderr)
-        let lines = try String(contentsOf: out.appendingPathComponent("prune/metrics.jsonl"), encoding: .utf8)
-            .split(separator: "\n").compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-        let steps = lines.filter { $0["event"] as? String == "train" && $0["expected_sparsity"] != nil }
-        XCTAssertGreaterThanOrEqual(steps.count, 8)
-        for s in steps {
-            let e = s["expected_sparsity"] as? Double ?? .nan, t = s["target_sparsity"] as? Double ?? .nan
-            XCTAssertLessThanOrEqual(absDifference(e, t), 1e-4, "step \(s["step"] ?? "?")")
-            XCTAssertEqual(s["lambda_1"] as? Double, 0)
-        }
-        let (bad, _, badErr) = try cofi(args + ["--controller", "pid", "--out", url("out-bad").path])
-        XCTAssertNotEqual(bad, 0)
-        XCTAssertTrue(badErr.contains("--controller is 'pid'; expected tracking, budget-aware or paper"), badErr)
     }
 
     /// A budget too short for the band: the run still ends with a model, saying so on stderr and in the printed
