@@ -124,7 +124,7 @@ public final class PruningJob: @unchecked Sendable {
                 + "\(s.epochs) epochs (\(s.prePruningEpochs) pre-pruning, warm-up "
                 + (s.warmupSteps.map { "\($0) steps" } ?? "\(s.warmupEpochs) epochs") + "), "
                 + "\(s.finetuneEpochs) fine-tuning epochs; lr \(s.learningRate), reg lr \(s.regLearningRate)"
-                + " (\(s.controller.name) controller)" + ", max length \(prepared.maxLength), seed \(s.seed)\noutput: \(output.path)")
+                + (s.controller.budgetAware ? " (budget-aware)" : "") + ", max length \(prepared.maxLength), seed \(s.seed)\noutput: \(output.path)")
         return try pipeline.run(resume: resume)
     }
 
@@ -177,7 +177,7 @@ extension PruningSettings {
     /// The settings a resumed run must repeat, as `cofi prune` records them in each stage's trainer_state.json.
     public var runArguments: [String: String] {
         ["target_sparsity": "\(targetSparsity)", "sparsity_epsilon": "\(sparsityEpsilon)",
-         "reg_lr": "\(regLearningRate)", "controller": controller.name, "budget_aware": "\(controller.budgetAware)",
+         "reg_lr": "\(regLearningRate)", "budget_aware": "\(controller.budgetAware)",
          "anti_windup": "\(controller.budgetAware && controller.antiWindup)", "controller_safety": "\(controller.safety)",
          "checkpoint_gate": checkpointGate.rawValue, "temperature": "\(distillation.temperature)",
          "alpha_ce": "\(distillation.predictionWeight)", "alpha_layer": "\(distillation.layerWeight)",

@@ -138,7 +138,7 @@ public final class PruningObjective: TrainingObjective {
         _ = shard.sum([Double](repeating: 0, count: parts))
     }
 
-    public func afterOptimizerStep(step: Int) { controller?.afterOptimizerStep(pruningStep: step) }
+    public func afterOptimizerStep(step: Int) { controller?.afterOptimizerStep() }
 
     /// The controller's state (log α, λ, ramp start, δ(t)) and the layer transformation.
     public var checkpointTensors: [String: Tensor] {

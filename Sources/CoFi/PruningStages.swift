@@ -536,7 +536,7 @@ public final class PruningPipeline {
         throw gateError("no evaluation met the checkpoint gate (\(gateDescription)): the last evaluation had expected "
             + "sparsity \(s) and exact sparsity \(exact), so no best checkpoint was saved "
             + "(the last state is in \(pruneDir.path)/checkpoint). Train longer or warm up sooner"
-            + (settings.controller.tracking ? "" : ", or use the tracking controller")
+            + (settings.controller.budgetAware ? "" : ", or use the budget-aware controller")
             + (settings.checkpointGate == .exactBand ? ", evaluate more often, or widen --sparsity-epsilon" : ""))
     }
 

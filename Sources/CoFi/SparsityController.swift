@@ -27,16 +27,6 @@ import Training
 /// 0.9265; 0.95 → 0.98 and a dead network). With the rule λ1 stops at the value that set the gates moving and
 /// unwinds quickly once ŝ crosses t. λ1 then receives no gradient (its AdamW step is skipped, its moments kept);
 /// the L_c value, λ2 and the gates are unchanged.
-///
-/// `.tracking` (the default of `cofi prune` and `cofi demo`, a project decision) holds ŝ on the ramp by
-/// construction: after every optimiser step each log α is shifted by the same amount δ (then clamped) so that ŝ
-/// equals the next step's target t(k + 1), δ found by bisection (ŝ grows with δ). The ramp starts at the initial
-/// ŝ, as with `.budgetAware`. The task loss alone then moves the gates against one another (Adam's steps of about
-/// reg lr each) — which structures to keep — and the shift sets how many: ŝ sits on t(k) at every step, for any
-/// target and any budget, with nothing to wind up and nothing to overshoot. Under Adam the Lagrangian's own pull
-/// is close to such a uniform shift anyway (each log α moves about its lr per step whatever its gradient's size);
-/// here its size is exact instead of integrated. The Lagrangian stays in the loss and in the logs; with ŝ = t(k)
-/// at every step its value and gradients are 0, so λ stays 0.
 public struct ControllerOptions: Equatable, Codable, Sendable {
     /// Whether the rates are paced to the warm-up (false: the paper's rates).
     public var budgetAware: Bool
@@ -49,42 +39,18 @@ public struct ControllerOptions: Equatable, Codable, Sendable {
     /// τ of the anti-windup rule: λ1 is held while ŝ + τ·Δŝ is on the far side of t(k + τ) (Δŝ: the change of ŝ
     /// over the last step).
     public var windupHorizon: Int
-    /// Shift every log α after each step so that ŝ = t(k + 1) (see above).
-    public var tracking: Bool
 
     public init(budgetAware: Bool = false, safety: Float = 2.5, crossingSteps: Int? = nil, antiWindup: Bool = false,
-                windupHorizon: Int = 25, tracking: Bool = false) {
+                windupHorizon: Int = 25) {
         self.budgetAware = budgetAware
         self.safety = safety
         self.crossingSteps = crossingSteps
         self.antiWindup = antiWindup
         self.windupHorizon = windupHorizon
-        self.tracking = tracking
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case budgetAware, safety, crossingSteps, antiWindup, windupHorizon, tracking
-    }
-
-    /// Settings saved before `tracking` existed decode with it off.
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        budgetAware = try c.decode(Bool.self, forKey: .budgetAware)
-        safety = try c.decode(Float.self, forKey: .safety)
-        crossingSteps = try c.decodeIfPresent(Int.self, forKey: .crossingSteps)
-        antiWindup = try c.decode(Bool.self, forKey: .antiWindup)
-        windupHorizon = try c.decode(Int.self, forKey: .windupHorizon)
-        tracking = try c.decodeIfPresent(Bool.self, forKey: .tracking) ?? false
     }
 
     /// The paper's formulation.
     public static let paper = ControllerOptions()
-
-    /// ŝ held on the ramp by a uniform shift of log α after every step, the reg lr as the paper's.
-    public static let tracking = ControllerOptions(tracking: true)
-
-    /// The name `cofi prune --controller` takes: tracking, budget-aware or paper.
-    public var name: String { tracking ? "tracking" : budgetAware ? "budget-aware" : "paper" }
 
     /// Rates paced to the warm-up (or to `crossingSteps`), ramp from the initial expected sparsity, and (unless
     /// `antiWindup` is false) conditional integration of λ1.
@@ -101,7 +67,7 @@ public struct ControllerOptions: Equatable, Codable, Sendable {
 /// Use: build it when pruning starts (after the pre-pruning steps); put `optimizerGroups(regLearningRate:)` into
 /// an AdamW of its own created then (the reference creates the L0 and λ optimisers at that point, so their bias
 /// corrections count from the first pruning step); each pruning step k add `regularization(pruningStep: k).loss`
-/// to the task loss before the backward pass, step, then call `afterOptimizerStep(pruningStep: k)`. Checkpoints save `state`
+/// to the task loss before the backward pass, step, then call `afterOptimizerStep()`. Checkpoints save `state`
 /// and restore it with `load(state:)` (log α, λ, and the budget-aware option's values fixed at the start).
 public final class SparsityController {
     public let l0: L0Module
@@ -116,18 +82,17 @@ public final class SparsityController {
     /// Whether the last `regularization` call held λ1 (anti-windup).
     public private(set) var lambda1Held = false
 
-    /// With `.budgetAware` and `.tracking` the target ramp starts at the current ŝ; with `.budgetAware` δ(t) is
-    /// measured from the current log α.
+    /// With `.budgetAware` the target ramp starts at the current ŝ and δ(t) is measured from the current log α.
     public init(l0: L0Module, lagrangian: Lagrangian = Lagrangian(), target: SparsityTarget,
                 options: ControllerOptions = .paper) {
         self.l0 = l0
         self.lagrangian = lagrangian
         self.options = options
         self.target = target
-        if options.budgetAware || options.tracking {
+        if options.budgetAware {
             self.target.start = min(target.target, withoutGradients { l0.expectedSparsity().value.scalar })
+            self.shiftAtStart = requiredShift()
         }
-        if options.budgetAware { self.shiftAtStart = requiredShift() }
     }
 
     /// δ(t): the uniform decrease of every log α, from the current values clamped to their range (and again after
@@ -136,37 +101,20 @@ public final class SparsityController {
     public func requiredShift() -> Float {
         let saved = l0.gates.map { $0.variable.value }
         defer { for (g, v) in zip(l0.gates, saved) { g.variable.assign(v) } }
-        return max(0, shift(reaching: target.target, from: saved))
-    }
-
-    /// The uniform shift δ of every log α (from `values`, clamped to their range before and after the shift) at
-    /// which ŝ reaches `t`, by bisection in [−9.21, 9.21] (the width of the clamp range): the least δ with ŝ ≥ t,
-    /// or an end of the range when t lies beyond what shifting can reach. Leaves the gates at the last probe.
-    private func shift(reaching t: Float, from values: [Tensor]) -> Float {
         let lo = HardConcrete.logAlphaRange.lowerBound, hi = HardConcrete.logAlphaRange.upperBound
         func sparsity(shift: Float) -> Double {
-            for (g, v) in zip(l0.gates, values) { g.variable.assign(v.map { min(max(min(max($0, lo), hi) - shift, lo), hi) }) }
+            for (g, v) in zip(l0.gates, saved) { g.variable.assign(v.map { min(max(min(max($0, lo), hi) - shift, lo), hi) }) }
             return 1 - l0.sizeModel.expectedSize(l0) / Double(l0.sizeModel.prunableSize)
         }
-        let t = Double(t)
-        var a: Float = lo - hi, b = hi - lo
-        if sparsity(shift: a) >= t { return a }
+        let t = Double(target.target)
+        var a: Float = 0, b = hi - lo
+        if sparsity(shift: a) >= t { return 0 }
         if sparsity(shift: b) < t { return b }
-        for _ in 0..<32 {
+        for _ in 0..<40 {
             let m = (a + b) / 2
             if sparsity(shift: m) < t { a = m } else { b = m }
         }
         return b
-    }
-
-    /// `.tracking`: shifts every log α by the same δ (then clamps) so that ŝ equals `t`; returns δ.
-    @discardableResult
-    public func track(_ t: Float) -> Float {
-        let values = l0.gates.map { $0.variable.value }
-        let delta = shift(reaching: t, from: values)
-        let lo = HardConcrete.logAlphaRange.lowerBound, hi = HardConcrete.logAlphaRange.upperBound
-        for (g, v) in zip(l0.gates, values) { g.variable.assign(v.map { min(max(min(max($0, lo), hi) - delta, lo), hi) }) }
-        return delta
     }
 
     /// f = max(1, safety · δ(t) / (reg lr · W)), the factor both learning rates are multiplied by (1 for `.paper`).
@@ -179,15 +127,13 @@ public final class SparsityController {
 
     /// The two optimiser groups of cofi-spec §4 besides the model's: "l0" (every log α; lr = reg lr, weight decay 0,
     /// constant) and "lagrangian" (λ1, λ2; lr = −reg lr, i.e. gradient ascent, weight decay 0, constant).
-    /// With `.budgetAware` both rates are multiplied by `rateScale(regLearningRate:)`; with `.tracking` the λ group's
-    /// rate is 0 (the projection enforces the target; Adam would turn the bisection's last-bit gaps into full-size
-    /// λ steps). Call this when pruning starts.
+    /// With `.budgetAware` both rates are multiplied by `rateScale(regLearningRate:)`; call this when pruning starts.
     public func optimizerGroups(regLearningRate: Float = 0.01) -> [ParameterGroup] {
         let lr = regLearningRate * rateScale(regLearningRate: regLearningRate)
         return [ParameterGroup(name: "l0", parameters: l0.parameters, learningRate: lr, weightDecay: 0,
                                followsSchedule: false),
-                ParameterGroup(name: "lagrangian", parameters: lagrangian.parameters,
-                               learningRate: options.tracking ? 0 : -lr, weightDecay: 0, followsSchedule: false)]
+                ParameterGroup(name: "lagrangian", parameters: lagrangian.parameters, learningRate: -lr, weightDecay: 0,
+                               followsSchedule: false)]
     }
 
     /// L_c for pruning step k, with ŝ and t(k).
@@ -207,12 +153,8 @@ public final class SparsityController {
         return (lagrangian.loss(expectedSparsity: s, target: t, holdingLambda1: lambda1Held), s, t)
     }
 
-    /// Clamps log α, and with `.tracking` shifts it so that ŝ = t(k + 1); call after the optimiser step of pruning
-    /// step k.
-    public func afterOptimizerStep(pruningStep k: Int) {
-        l0.clampLogAlpha()
-        if options.tracking { track(target.value(atPruningStep: k + 1)) }
-    }
+    /// Clamps log α; call after every optimiser step.
+    public func afterOptimizerStep() { l0.clampLogAlpha() }
 
     /// Everything a checkpoint needs: every log α (`l0.…_log_alpha`), λ1 and λ2 (`l0.lambda_1`, `l0.lambda_2`),
     /// the ramp start and δ(t) fixed when the controller was built (`controller.target_start`,

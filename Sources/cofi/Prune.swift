@@ -86,10 +86,7 @@ struct Prune: ParsableCommand {
     @Option(help: "Learning rate of log α (λ gets its negative).")
     var regLr: Float = 0.01
 
-    @Option(help: "Sparsity controller: tracking (ŝ held on the target ramp at every step by a uniform shift of every log α), budget-aware (the Lagrangian with rates paced to the warm-up and anti-windup) or paper (the reference's Lagrangian). See SparsityController.")
-    var controller: String = "tracking"
-
-    @Flag(help: "The same as --controller budget-aware.")
+    @Flag(help: "Budget-aware controller: scale the log α and λ rates to the warm-up, ramp from the initial ŝ, hold λ1 while ŝ closes the gap (see SparsityController).")
     var budgetAware = false
 
     @Flag(help: "With --budget-aware: let λ1 integrate the gap at every step, as the paper (no anti-windup).")
@@ -156,12 +153,6 @@ struct Prune: ParsableCommand {
             throw ValidationError("--checkpoint-gate is '\(checkpointGate)'; expected one of "
                                   + CheckpointGate.allCases.map(\.rawValue).joined(separator: ", "))
         }
-        guard ["tracking", "budget-aware", "paper"].contains(controller) else {
-            throw ValidationError("--controller is '\(controller)'; expected tracking, budget-aware or paper")
-        }
-        if budgetAware && controller != "tracking" && controller != "budget-aware" {
-            throw ValidationError("--budget-aware and --controller \(controller) contradict each other")
-        }
         guard controllerSafety.isFinite && controllerSafety > 0 else {
             throw ValidationError("--controller-safety is \(controllerSafety); expected a positive number")
         }
@@ -203,11 +194,7 @@ struct Prune: ParsableCommand {
         s.distillation = DistillationConfig(temperature: temperature, predictionWeight: alphaCe, layerWeight: alphaLayer,
                                             labelWeight: alphaLabel, mappingVersion: LayerMappingVersion(rawValue: layerMapping)!,
                                             teacherLayers: try teacherLayers.map(parsedTeacherLayers))
-        switch budgetAware ? "budget-aware" : controller {
-        case "budget-aware": s.controller = .budgetAware(safety: controllerSafety, antiWindup: !noAntiWindup)
-        case "paper": s.controller = .paper
-        default: s.controller = .tracking
-        }
+        s.controller = budgetAware ? .budgetAware(safety: controllerSafety, antiWindup: !noAntiWindup) : .paper
         return s
     }
 

@@ -20,10 +20,6 @@ import Training
 /// pure controller (Adam on log α is invariant to the scale of λ). On MiniLM at t = 0.9 with issue 5's 299-step
 /// warm-up, ρ ≈ 8 leaves the paper's rates at ŝ ≈ 0.86 after 1,196 pruning steps, never reaching the target — the
 /// behaviour the issue reports (0.842) — whereas ρ = 0 overshoots to 0.99 instead.
-///
-/// `preference` π > 0 adds −π·mean_i(w_i·log α_i) with fixed weights w_i drawn uniformly from [−0.3, 1): a task
-/// that wants most structures kept, some strongly, and a few gone — it moves the gates against one another, as
-/// the real task loss does, where ρ moves them all alike.
 enum ControllerSimulation {
     /// The state after one step.
     struct Point: Equatable, Sendable {
@@ -43,26 +39,18 @@ enum ControllerSimulation {
     static func run(shape: BertShape, target: SparsityTarget, steps: Int,
                            options: ControllerOptions = .paper, regLearningRate: Float = 0.01,
                            families: Set<GateFamily> = Set(GateFamily.allCases), taskPressure: Float = 0,
-                           preference: Float = 0, seed: UInt64 = 57, every: Int = 50) -> [Point] {
+                           seed: UInt64 = 57, every: Int = 50) -> [Point] {
         var rng = Xoshiro256(seed: seed)
         let l0 = L0Module(shape: shape, configuration: L0Configuration(families: families), using: &rng)
         let controller = SparsityController(l0: l0, target: target, options: options)
         let adam = AdamW(groups: controller.optimizerGroups(regLearningRate: regLearningRate))
-        let weights = l0.gates.map { g in
-            Tensor.randomUniform(shape: g.variable.shape, low: -0.3, high: 1, using: &rng)
-        }
-        let total = Float(weights.reduce(0) { $0 + $1.count })
         var out: [Point] = []
         for k in 0..<steps {
             adam.zeroGradients()
             let r = controller.regularization(pruningStep: k)
-            var loss = taskPressure == 0 ? r.loss : r.loss + taskPressure * r.expectedSparsity
-            if preference != 0 {
-                for (g, w) in zip(l0.gates, weights) { loss = loss + (-preference / total) * (g.variable * Variable(w)).sum() }
-            }
-            loss.backward()
+            (taskPressure == 0 ? r.loss : r.loss + taskPressure * r.expectedSparsity).backward()
             adam.step()
-            controller.afterOptimizerStep(pruningStep: k)
+            controller.afterOptimizerStep()
             if (k + 1) % every == 0 || k + 1 == steps {
                 let s = withoutGradients { l0.expectedSparsity().value.scalar }
                 out.append(Point(step: k + 1, expectedSparsity: s, target: controller.target.value(atPruningStep: k + 1),

@@ -71,7 +71,7 @@ final class LagrangianTests: XCTestCase {
                 let r = c.regularization(pruningStep: 0)
                 r.loss.backward()
                 adam.step()
-                c.afterOptimizerStep(pruningStep: 0)
+                c.afterOptimizerStep()
                 return r.expectedSparsity.value.scalar
             }
             let s0 = step()
@@ -129,7 +129,7 @@ final class LagrangianTests: XCTestCase {
             adam.zeroGradients()
             a.regularization(pruningStep: k).loss.backward()
             adam.step()
-            a.afterOptimizerStep(pruningStep: k)
+            a.afterOptimizerStep()
         }
         var other = Xoshiro256(seed: 1)
         let b = SparsityController(l0: L0Module(shape: S.tiny, using: &other), target: target, options: .budgetAware())
@@ -181,60 +181,6 @@ final class LagrangianTests: XCTestCase {
         XCTAssertTrue(paper.allSatisfy(\.expectedSparsity.isFinite), "a NaN would hide in max()")
         XCTAssertLessThan(paper.map(\.expectedSparsity).max()!, 0.89)
         XCTAssertLessThanOrEqual(maxError(budget.filter { $0.step >= 598 }.map { absDifference($0.expectedSparsity, 0.9) }), 0.01)
-    }
-}
-
-/// The tracking controller (issue 16): ŝ on the ramp at every step, for any target and budget.
-final class TrackingControllerTests: XCTestCase {
-    typealias S = LagrangianTests.S
-
-    /// The projection alone: one call puts ŝ on the asked value, from above or below, and a target beyond what
-    /// the clamp range allows leaves every gate at its bound.
-    func testTrackPutsTheExpectedSparsityOnTheTarget() {
-        var rng = Xoshiro256(seed: 8)
-        let c = SparsityController(l0: L0Module(shape: S.miniLM, using: &rng),
-                                   target: SparsityTarget(target: 0.9, warmupSteps: 100), options: .tracking)
-        for t: Float in [0.5, 0.97, 0.2, 0.9] {
-            c.track(t)
-            XCTAssertEqual(withoutGradients { c.l0.expectedSparsity().value.scalar }, t, accuracy: 1e-4, "t \(t)")
-        }
-        c.track(0.999999)
-        let lo = HardConcrete.logAlphaRange.lowerBound
-        XCTAssertTrue(c.l0.gates.allSatisfy { $0.variable.value.scalars.allSatisfy { $0 == lo } })
-        XCTAssertEqual(c.target.start, withoutGradients {
-            var other = Xoshiro256(seed: 8)
-            return L0Module(shape: S.miniLM, using: &other).expectedSparsity().value.scalar
-        }, accuracy: 1e-6, "the ramp starts at the initial ŝ")
-    }
-
-    /// Issue 16's goal in the controller simulation: from 10 % of the ramp on, |ŝ − t(k)| ≤ 0.01 at every step
-    /// for targets from 0.50 to 0.97, with a task that pulls every gate up (ρ, as `testTaskPressureScenario`) or
-    /// the gates apart (π); no overshoot past the band; λ stays 0. A short ramp (40 steps, then 20 at the target)
-    /// is the hard case — a longer one only asks for smaller shifts per step — and keeps the test fast in debug
-    /// builds; one BERT-base case. The budget-aware controller misses the band in some of these cases.
-    func testTrackingHoldsTheRampForEveryTargetAndBudget() {
-        var missedByOthers = 0
-        let cases = [Float(0.5), 0.7, 0.9, 0.95, 0.97].map { ("MiniLM-L6", S.miniLM, $0) } + [("BERT-base", S.bertBase, 0.95)]
-        let warmup = 40, steps = 60
-        for (name, shape, t) in cases {
-            for (rho, pi): (Float, Float) in [(8, 0), (0, 4)] {
-                let target = SparsityTarget(target: t, warmupSteps: warmup)
-                func worst(_ options: ControllerOptions) -> (Float, [ControllerSimulation.Point]) {
-                    let p = ControllerSimulation.run(shape: shape, target: target, steps: steps, options: options,
-                                                     taskPressure: rho, preference: pi, every: 1)
-                    let start = Int((Double(warmup) * 0.1).rounded(.up))
-                    return (maxError(p.filter { $0.step >= start }.map { absDifference($0.expectedSparsity, $0.target) }), p)
-                }
-                let (tracked, points) = worst(.tracking)
-                let label = "\(name) t \(t) W \(warmup) of \(steps) ρ \(rho) π \(pi)"
-                XCTAssertLessThanOrEqual(tracked, 0.01, label)
-                XCTAssertTrue(points.allSatisfy { $0.lambda1 == 0 && $0.lambda2 == 0 }, label)
-                if name == "MiniLM-L6" && t >= 0.9 && worst(.budgetAware()).0 > 0.01 { missedByOthers += 1 }
-                print("== \(label): tracking max |ŝ − t(k)| \(tracked)")
-            }
-        }
-        print("the budget-aware controller misses the band in \(missedByOthers) of the short-budget cases")
-        XCTAssertGreaterThan(missedByOthers, 0, "the cases must be hard enough to tell the controllers apart")
     }
 }
 
