@@ -16,7 +16,7 @@ struct Demo: ParsableCommand {
             model, report.md with figures); cofi bench of the compact model against the teacher. Ends with a \
             table: dev accuracy of teacher and compact model, encoder parameters before and after, exact \
             sparsity, latency and speedup, and where the outputs are.
-            Budgets (max length 64): the default is sized to finish in about 14 minutes on 2 idle Xeon cores (13m43s measured; 26m08s on a slower AMD EPYC) — teacher 1 \
+            Budgets (max length 64): the default is sized to finish in about 15 minutes on 2 cores (15m23s measured on an AMD EPYC, Zen 4) — teacher 1 \
             epoch; pruning from the teacher, 3 epochs (target warmed up over the first 2, budget-aware controller \
             with anti-windup and controller safety 5, twice the default, so that the expected size keeps up with \
             the 2-epoch ramp: inside the band from step 750 of 897); 1 fine-tuning \

@@ -113,7 +113,7 @@ public struct SQuADDataset: Sendable {
         do { root = try SQuADJSON.parse(bytes) } catch let e as SQuADJSON.SyntaxError {
             throw SQuADError(file: source, line: e.line, "column \(e.column): \(e.message)")
         }
-        var reader = Reader(source: source)
+        let reader = Reader(source: source)
         let top = try reader.object(root, "")
         version = try reader.optionalString(top, "version", "")
         var examples: [SQuADExample] = []
