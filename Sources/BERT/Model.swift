@@ -172,7 +172,7 @@ public final class BertModel {
         let keep = masks?.hiddenKeep
 
         // Packed: the real tokens only, when the outputs asked for allow it (`ForwardMode.packsTokens`).
-        let packed = mode.packsTokens && task?.usesPooler == true
+        let packed = packsTokens(in: mode)
             ? PackedSequences(attentionMask: batch.attentionMask, batch: B, seqLen: T) : nil
 
         // Embeddings: word + position + token type → (⊙z) → LayerNorm → dropout → (⊙z).
@@ -229,6 +229,10 @@ public final class BertModel {
         }
         return out
     }
+
+    /// Whether a pass in `mode` runs on packed tokens where the batch has padding to skip (`PackedSequences` decides
+    /// that part): the mode asks for it and the head reads only each sequence's first token.
+    public func packsTokens(in mode: ForwardMode) -> Bool { mode.packsTokens && task?.usesPooler == true }
 
     /// Every parameter with its Hugging Face task-model name (`CheckpointKeys`: encoder under `bert.`, head
     /// under `classifier.` or `qa_outputs.`), in a fixed order: embeddings, then each layer's attention and FFN

@@ -429,7 +429,6 @@ public struct DistillationLoss {
                                reducePairLosses: (([Double]) -> [Double])? = nil) throws -> DistillationLossParts {
         let prediction = try predictionDistillationLoss(student: student, teacher: teacher, head: head,
                                                         temperature: config.temperature)
-        var total = config.predictionWeight * prediction
         var layer: LayerDistillationResult?
         if let layerDistillation {
             let studentLayers = student.hiddenStates.count - 1
@@ -440,7 +439,6 @@ public struct DistillationLoss {
             let exists = LayerMapping.existingLayers(masks: masks, layerCount: studentLayers)
             let result = try layerDistillation(student: student.hiddenStates, teacher: teacher.hiddenStates.map(\.value),
                                                exists: exists, reduce: reducePairLosses)
-            total = total + config.layerWeight * result.loss
             layer = result
         }
         var label: Variable?
@@ -448,10 +446,21 @@ public struct DistillationLoss {
             guard let labels else {
                 throw DistillationError("label loss (α_label = \(config.labelWeight)) needs the batch's labels")
             }
-            let l = try labelLoss(student, head: head, labels: labels)
-            total = total + config.labelWeight * l
-            label = l
+            label = try labelLoss(student, head: head, labels: labels)
         }
-        return DistillationLossParts(total: total, prediction: prediction, layer: layer, label: label)
+        return DistillationLossParts(total: total(prediction: prediction, layer: layer?.loss, label: label),
+                                     prediction: prediction, layer: layer, label: label)
+    }
+
+    /// α_ce·L_pred + α_layer·L_layer + α_label·L_label, the per-example parts (prediction, label) scaled by
+    /// `exampleWeight` and the layer MSE by `tokenWeight`: a data-parallel rank's shares of the global batch's
+    /// examples and of its token rows (`BatchShard`); both 1 for a whole batch.
+    public func total(prediction: Variable, layer: Variable?, label: Variable?, exampleWeight: Float = 1,
+                      tokenWeight: Float = 1) -> Variable {
+        func weighted(_ x: Variable, _ w: Float) -> Variable { w == 1 ? x : w * x }
+        var t = weighted(config.predictionWeight * prediction, exampleWeight)
+        if let layer { t = t + weighted(config.layerWeight * layer, tokenWeight) }
+        if let label { t = t + weighted(config.labelWeight * label, exampleWeight) }
+        return t
     }
 }

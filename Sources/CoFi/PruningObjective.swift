@@ -86,7 +86,7 @@ public final class PruningObjective: TrainingObjective {
         // A rank's share of a mean over the batch: its rows' fraction for the per-example losses, its token rows'
         // fraction for the layer MSE (the same unless the passes are packed). Whether they pack is the run's
         // choice, the same on every rank (a rank whose rows have no padding runs them whole, and counts them so).
-        let tokenFraction = shard?.tokenFraction(packed: packs && model.task?.usesPooler == true) ?? 1
+        let tokenFraction = shard?.tokenFraction(packed: model.packsTokens(in: mode)) ?? 1
         let reduce = shard.map { s in { (v: [Double]) in s.sum(v.map { $0 * tokenFraction }) } }
         do {
             parts = try distillation(student: studentOut, teacher: teacherOut, masks: masks, labels: labels,
@@ -100,13 +100,10 @@ public final class PruningObjective: TrainingObjective {
             s.sum(logged.map { Double($0.1) * ($0.0 == "distill_layer" ? tokenFraction : s.fraction) })
         } ?? logged.map { Double($0.1) }
         for ((k, _), v) in zip(logged, logSums) { values[k] = v }
-        var total = parts.total
-        if let shard {
-            let c = distillation.config
-            total = shard.weight * (c.predictionWeight * parts.prediction)
-            if let layer = parts.layer { total = total + Float(tokenFraction) * (c.layerWeight * layer.loss) }
-            if let label = parts.label { total = total + shard.weight * (c.labelWeight * label) }
-        }
+        var total = shard.map {
+            distillation.total(prediction: parts.prediction, layer: parts.layer?.loss, label: parts.label,
+                               exampleWeight: $0.weight, tokenWeight: Float(tokenFraction))
+        } ?? parts.total
         if let controller {
             let reg = controller.regularization(pruningStep: step)
             // The Lagrangian does not depend on the batch: in a data-parallel run the lead rank alone adds it.

@@ -53,9 +53,10 @@ public struct TrainerConfiguration: Codable, Equatable, Sendable {
     public var modelOptimizerRestartStep: Int?
     /// Log the mean training loss every this many steps (metrics.jsonl and the non-TTY progress line).
     public var loggingSteps: Int = 50
-    /// Train on the real tokens only (`ForwardMode.packsTokens`: sequence-level heads; span heads and layer
-    /// distillation read every position and stay padded). Nil or true: packed; false: padded batches, as the
-    /// reference runs them. The two differ by rounding only.
+    /// Train on the real tokens only (`ForwardMode.packsTokens`: sequence-level heads; span heads read every
+    /// position and stay padded). Nil or true: packed; false: padded batches, as the reference runs them. Task
+    /// losses differ by rounding only; layer distillation then averages over the real tokens (README, "Packed
+    /// tokens").
     public var packTokens: Bool?
 
     public init() {}

@@ -128,7 +128,7 @@ struct Prune: ParsableCommand {
     @Option(help: "Print a progress line and log to metrics.jsonl every N steps.")
     var loggingSteps: Int = 50
 
-    @Flag(help: "Run the padding through the models in every stage, as the reference does (default: stages without layer distillation train on the real tokens only; the two differ by rounding).")
+    @Flag(help: "Run the padding through the models in every stage, as the reference does (default: sequence-level tasks train on the real tokens only, and layer distillation compares the real tokens' states).")
     var paddedBatches = false
 
     @Flag(help: "Continue the run in --out (same arguments required).")
