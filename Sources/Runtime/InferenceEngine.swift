@@ -105,6 +105,7 @@ public final class InferenceEngine {
         self.team = WorkerTeam(threads: n)
         self.eps = Float(model.config.layerNormEps)
         self.weights = EngineWeights(model: model, packed: packedWeights)
+        self.minRowsPerThread = packedWeights ? 16 : 256
         self.program = Self.program(layers: weights.layers, task: task)
         let D = model.shape.hiddenSize, Dh = model.shape.headDim
         self.linearWorkPerToken = model.shape.layers.reduce(0) { $0 + 4 * $1.heads * Dh * D + 2 * $1.ffnWidth * D }
@@ -252,11 +253,16 @@ public final class InferenceEngine {
     var parallelGEMMWork = 1 << 21
     /// Floats below which an element-wise pass stays on one thread (0 in the tests, as above).
     var parallelElementWork = 1 << 15
-    /// Fewest rows per thread for splitting row-local work by rows: each thread then packs every weight matrix
-    /// itself (OpenBLAS packs the weights on every call), which pays only with many rows; fewer rows split each
-    /// product by columns instead. Measured (cofi-bench, 2 threads, loaded machine): BERT-base at B = 1, T = 128
-    /// took 218 ms of CPU split by rows (64 per thread) against 196 ms split by columns, and 1.5× the wall time.
-    var minRowsPerThread = 256
+    /// Fewest rows per thread for splitting row-local work by rows (each thread takes its block through the whole
+    /// chain of products, so threads meet only around attention); fewer rows split each product by columns, with a
+    /// meeting point per product. On BLAS each thread then packs every weight matrix itself (OpenBLAS packs the
+    /// weights on every call), which pays only with many rows — measured (cofi-bench, 2 threads): BERT-base at
+    /// B = 1, T = 128 took 218 ms of CPU split by rows (64 per thread) against 196 ms split by columns. Packed weights
+    /// are packed once, so two register tiles of rows per thread suffice: measured (`cofi bench`, 2 threads, AMD
+    /// EPYC Zen 4, avx512 family) the demo's compact model at B = 1 went from 0.64 / 1.90 / 6.8 ms at T = 32 / 128 /
+    /// 384 (split by columns) to 0.41 / 1.6–1.8 / 5.8–6.0, the CoFi-s95 shape from 1.9–2.3 to 1.5 ms at T = 32,
+    /// dense MiniLM and BERT-base within the run-to-run noise (BENCHMARKS.md, issue 15).
+    var minRowsPerThread: Int
     /// Chunks per thread for column-split products and attention (cheap to over-split: a column block repacks
     /// only the small activation operand), so that a late thread delays nothing.
     static let chunksPerThread = 2

@@ -22,6 +22,11 @@ public struct ModelBenchmark {
     public var note: (String) -> Void
     /// How the models are loaded (`cofi bench --allow-non-finite`).
     public var loadOptions = ModelLoadOptions()
+    /// The workloads to run (nil: all of `allWorkloads`).
+    public var only: Set<String>?
+
+    /// Every workload's name, in the order they run.
+    public static var allWorkloads: [String] { latencyWorkloads.map(\.0) + ["dev_throughput"] }
 
     public static let latencyWorkloads = [("latency_b1_t32", 1, 32), ("latency_b1_t128", 1, 128),
                                           ("latency_b1_t384", 1, 384), ("throughput_b32_t128", 32, 128)]
@@ -57,7 +62,7 @@ public struct ModelBenchmark {
         note("\(name): \(engine.shape.layers.map { "\($0.heads)h/\($0.ffnWidth)" }.joined(separator: " ")) "
              + "(heads/FFN per layer), \(engine.threads) threads")
         var workloads: [Measurement] = []
-        for (w, batch, T) in Self.latencyWorkloads {
+        for (w, batch, T) in Self.latencyWorkloads where only?.contains(w) ?? true {
             let length = min(T, engine.maxPositions)
             let inputs = Self.syntheticInputs(count: batch, length: length, tokenizer: tokenizer,
                                               vocabSize: engine.shape.vocabSize)
@@ -66,7 +71,7 @@ public struct ModelBenchmark {
                                          sequences: batch * times.count, repeats: times.count))
             note(workloads.last!.row)
         }
-        if let texts {
+        if let texts, only?.contains("dev_throughput") ?? true {
             workloads.append(try devThroughput(engine, tokenizer: tokenizer, maxLength: length, texts: texts, name: name))
         }
         return ModelResult(name: name, workloads: workloads, peakRSSMiB: PeakMemory.mebibytes())

@@ -68,6 +68,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Threads of the inference engine (default: all cores).")
     var threads: Int?
 
+    @Option(help: "Run only these workloads (comma-separated names from the list above; default: all).")
+    var workloads: String?
+
     @Option(help: "Write the results as JSON lines to this file.")
     var json: String?
 
@@ -83,6 +86,19 @@ struct Bench: ParsableCommand {
             throw ValidationError("--max-length is \(maxLength); expected at least 3 ([CLS], a token, [SEP])")
         }
         if let threads, threads < 1 { throw ValidationError("--threads is \(threads); expected a positive number") }
+        _ = try selectedWorkloads()
+    }
+
+    /// --workloads as a set (nil: all); an unknown or empty name is refused with the list of known ones.
+    private func selectedWorkloads() throws -> Set<String>? {
+        guard let workloads else { return nil }
+        let names = workloads.split(separator: ",", omittingEmptySubsequences: false)
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+        for n in names where !ModelBenchmark.allWorkloads.contains(n) {
+            throw ValidationError("--workloads: unknown workload '\(n)'; expected a comma-separated list of "
+                                  + ModelBenchmark.allWorkloads.joined(separator: ", "))
+        }
+        return Set(names)
     }
 
     func run() throws {
@@ -94,12 +110,14 @@ struct Bench: ParsableCommand {
         let baselineURL = baseline.map(absoluteURL)
         // Check both directories before spending minutes on the first.
         for url in [modelURL] + (baselineURL.map { [$0] } ?? []) { try ModelDirectory.check(url) }
-        let texts = try devTexts()
+        let only = try selectedWorkloads()
+        let texts = only?.contains("dev_throughput") ?? true ? try devTexts() : nil
         let kernels = KernelFamily.selected
         FileHandle.standardError.write(Data("[bench] kernels: \(kernels.family.rawValue) (\(kernels.reason))\n".utf8))
         var benchmark = ModelBenchmark(warmup: warmup, repeats: repeats, budget: budget, maxLength: maxLength,
                                        threads: threads, note: Self.note)
         benchmark.loadOptions = ModelLoadOptions(allowNonFiniteWeights: allowNonFinite)
+        benchmark.only = only
         var results = [try benchmark.measure(modelURL, name: name ?? ModelDirectory.displayName(modelURL), texts: texts)]
         if let baselineURL {
             results.append(try benchmark.measure(baselineURL, name: baselineName ?? ModelDirectory.displayName(baselineURL),

@@ -100,6 +100,21 @@ final class BenchCLITests: XCTestCase {
         XCTAssertTrue(text.contains(#""model":"tiny""#), text)
     }
 
+    func testWorkloadsPicksSome() throws {
+        let json = url("some.jsonl")
+        let (status, _, stderr) = try runCofi([
+            "bench", "--model", url("small/final").path, "--data", url("missing.txt").path, "--repeats", "1",
+            "--warmup", "0", "--json", json.path, "--workloads", "latency_b1_t32,latency_b1_t128",
+        ])
+        XCTAssertEqual(status, 0, stderr)
+        let text = try String(contentsOf: json, encoding: .utf8)
+        let workloads = text.split(separator: "\n").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["workload"] as? String
+        }
+        // Without dev_throughput the dev set is never read, so a missing --data file is no error.
+        XCTAssertEqual(workloads, ["latency_b1_t32", "latency_b1_t128"], text)
+    }
+
     func testBadInputIsNamed() throws {
         func expectFailure(_ args: [String], _ fragment: String, line: UInt = #line) throws {
             let (status, _, stderr) = try runCofi(["bench"] + args + ["--repeats", "1", "--data", url("dev.txt").path])
@@ -110,6 +125,8 @@ final class BenchCLITests: XCTestCase {
         try expectFailure(["--model", url("small/final").path, "--baseline", url("missing").path], "no such directory")
         try expectFailure(["--model", url("small/final").path, "--max-length", "100"], "exceeds the max_position_embeddings")
         try expectFailure(["--model", url("small/final").path, "--task", "sst2"], "either --task NAME or --data FILE")
+        try expectFailure(["--model", url("small/final").path, "--workloads", "latency_b1_t32,latency_b1_t64"],
+                          "unknown workload 'latency_b1_t64'")
         try Data("good\n{\"text\": 1}\n".utf8).write(to: url("bad.jsonl"))
         let (status, _, stderr) = try runCofi(["bench", "--model", url("small/final").path, "--data", url("bad.jsonl").path])
         XCTAssertNotEqual(status, 0)
