@@ -124,7 +124,7 @@ public final class PruningJob: @unchecked Sendable {
                 + "\(s.epochs) epochs (\(s.prePruningEpochs) pre-pruning, warm-up "
                 + (s.warmupSteps.map { "\($0) steps" } ?? "\(s.warmupEpochs) epochs") + "), "
                 + "\(s.finetuneEpochs) fine-tuning epochs; lr \(s.learningRate), reg lr \(s.regLearningRate)"
-                + (s.controller.budgetAware ? " (budget-aware)" : "") + ", max length \(prepared.maxLength), seed \(s.seed)\noutput: \(output.path)")
+                + (s.controller.tracking ? " (tracking)" : s.controller.budgetAware ? " (budget-aware)" : "") + ", max length \(prepared.maxLength), seed \(s.seed)\noutput: \(output.path)")
         return try pipeline.run(resume: resume)
     }
 
@@ -185,5 +185,7 @@ extension PruningSettings {
          "teacher_layers": distillation.teacherLayers.map { $0.map(String.init).joined(separator: ",") } ?? "default",
          "epochs": "\(epochs)", "pre_pruning_epochs": "\(prePruningEpochs)", "warmup_epochs": "\(warmupEpochs)",
          "warmup_steps": warmupSteps.map { "\($0)" } ?? "none"]
+            // Only when on, so that runs saved before the tracking controller existed still resume.
+            .merging(controller.tracking ? ["tracking_horizon": "\(controller.trackingHorizon)"] : [:]) { a, _ in a }
     }
 }

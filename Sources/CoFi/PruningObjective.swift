@@ -135,6 +135,16 @@ public final class PruningObjective: TrainingObjective {
         _ = shard.sum([Double](repeating: 0, count: parts))
     }
 
+    /// With the tracking controller: λ for this step and the gates' gradients (`SparsityController.steerGates`).
+    public func beforeOptimizerStep(step: Int) {
+        guard let controller, controller.options.tracking, let l0 = optimizers.first(where: { $0.name == "l0" }) else {
+            return
+        }
+        let lambda = controller.steerGates(pruningStep: step, optimizer: l0.optimizer)
+        last["lambda_1"] = Double(lambda)
+        last["lambda_2"] = 0
+    }
+
     public func afterOptimizerStep(step: Int) { controller?.afterOptimizerStep() }
 
     /// The controller's state (log α, λ, ramp start, δ(t)) and the layer transformation.

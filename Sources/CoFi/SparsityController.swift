@@ -39,18 +39,47 @@ public struct ControllerOptions: Equatable, Codable, Sendable {
     /// τ of the anti-windup rule: λ1 is held while ŝ + τ·Δŝ is on the far side of t(k + τ) (Δŝ: the change of ŝ
     /// over the last step).
     public var windupHorizon: Int
+    /// The tracking controller (`SparsityController.steerGates`): λ is not learned but solved for at every step,
+    /// so that the gates' own AdamW step lands ŝ on the target. Implies the budget-aware rates and ramp start.
+    public var tracking: Bool
+    /// H of the tracking controller: each step aims at t(k + 1) + (1 − 1/H)·(ŝ − t(k)) — t(k + 1) when ŝ is on
+    /// the ramp, and a gap shrinks by 1/H a step (about H steps to close it).
+    public var trackingHorizon: Int
 
     public init(budgetAware: Bool = false, safety: Float = 2.5, crossingSteps: Int? = nil, antiWindup: Bool = false,
-                windupHorizon: Int = 25) {
-        self.budgetAware = budgetAware
+                windupHorizon: Int = 25, tracking: Bool = false, trackingHorizon: Int = 10) {
+        self.budgetAware = budgetAware || tracking
         self.safety = safety
         self.crossingSteps = crossingSteps
-        self.antiWindup = antiWindup
+        self.antiWindup = antiWindup && !tracking
         self.windupHorizon = windupHorizon
+        self.tracking = tracking
+        self.trackingHorizon = trackingHorizon
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case budgetAware, safety, crossingSteps, antiWindup, windupHorizon, tracking, trackingHorizon
+    }
+
+    /// Settings saved before the tracking controller existed decode with it off.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(budgetAware: try c.decode(Bool.self, forKey: .budgetAware), safety: try c.decode(Float.self, forKey: .safety),
+                  crossingSteps: try c.decodeIfPresent(Int.self, forKey: .crossingSteps),
+                  antiWindup: try c.decode(Bool.self, forKey: .antiWindup),
+                  windupHorizon: try c.decode(Int.self, forKey: .windupHorizon),
+                  tracking: try c.decodeIfPresent(Bool.self, forKey: .tracking) ?? false,
+                  trackingHorizon: try c.decodeIfPresent(Int.self, forKey: .trackingHorizon) ?? 10)
     }
 
     /// The paper's formulation.
     public static let paper = ControllerOptions()
+
+    /// The tracking controller with the budget-aware rates and ramp start (see `SparsityController.steerGates`).
+    public static func tracking(safety: Float = 2.5, crossingSteps: Int? = nil, horizon: Int = 10) -> ControllerOptions {
+        ControllerOptions(budgetAware: true, safety: safety, crossingSteps: crossingSteps, tracking: true,
+                          trackingHorizon: horizon)
+    }
 
     /// Rates paced to the warm-up (or to `crossingSteps`), ramp from the initial expected sparsity, and (unless
     /// `antiWindup` is false) conditional integration of λ1.
@@ -74,8 +103,8 @@ public final class SparsityController {
     public let lagrangian: Lagrangian
     public private(set) var target: SparsityTarget
     public let options: ControllerOptions
-    /// δ(t) measured when the controller was built (0 with `.paper`); `rateScale` uses this value, so a resumed
-    /// run keeps the rates it started with.
+    /// δ(t) measured when the controller was built (the tracking controller: `steepestShift()`; 0 with `.paper`);
+    /// `rateScale` uses this value, so a resumed run keeps the rates it started with.
     public private(set) var shiftAtStart: Float = 0
     /// ŝ at the previous `regularization` call (nil before the first), for the anti-windup rule.
     public private(set) var previousExpectedSparsity: Float?
@@ -91,14 +120,44 @@ public final class SparsityController {
         self.target = target
         if options.budgetAware {
             self.target.start = min(target.target, withoutGradients { l0.expectedSparsity().value.scalar })
-            self.shiftAtStart = requiredShift()
+            self.shiftAtStart = options.tracking ? steepestShift() : requiredShift()
         }
     }
+
+    /// For the tracking controller: the shift the gates would travel over the warm-up at the speed the steepest
+    /// stretch of the ramp asks (ŝ rises linearly, but each step of ŝ costs more log α near the target than at the
+    /// start: for MiniLM the last tenth of a 0.9 ramp needs about three times the average speed). `rateScale`
+    /// then paces the rates to that speed, so that ŝ can follow t(k) all the way. δ(t) when there is no ramp.
+    public func steepestShift(segments: Int = 40) -> Float {
+        guard target.warmupSteps > 0, target.target > target.start else { return requiredShift() }
+        // ŝ after uniform shifts 0 … δ(t) in equal parts; the smallest rise of ŝ per part is the steepest stretch.
+        let total = requiredShift()
+        let saved = l0.gates.map { $0.variable.value }
+        defer { for (g, v) in zip(l0.gates, saved) { g.variable.assign(v) } }
+        let lo = HardConcrete.logAlphaRange.lowerBound, hi = HardConcrete.logAlphaRange.upperBound
+        func sparsity(shift: Float) -> Float {
+            for (g, v) in zip(l0.gates, saved) { g.variable.assign(v.map { min(max(min(max($0, lo), hi) - shift, lo), hi) }) }
+            return Float(1 - l0.sizeModel.expectedSize(l0) / Double(l0.sizeModel.prunableSize))
+        }
+        var before = sparsity(shift: 0)
+        var slowest = Float.infinity
+        for j in 1...segments {
+            let now = sparsity(shift: total * Float(j) / Float(segments))
+            if now > target.start { slowest = min(slowest, (now - max(before, target.start)) / (total / Float(segments))) }
+            before = now
+        }
+        guard slowest.isFinite, slowest > 0 else { return total }
+        return (target.target - target.start) / slowest
+    }
+
 
     /// δ(t): the uniform decrease of every log α, from the current values clamped to their range (and again after
     /// the shift), at which ŝ reaches the target — how far the gates must travel in log α. At most the width of the
     /// clamp range (9.21), where every gate sits at ln 0.01.
-    public func requiredShift() -> Float {
+    public func requiredShift() -> Float { requiredShift(toReach: target.target) }
+
+    /// δ(s) for any sparsity s (see `requiredShift()`).
+    public func requiredShift(toReach goal: Float) -> Float {
         let saved = l0.gates.map { $0.variable.value }
         defer { for (g, v) in zip(l0.gates, saved) { g.variable.assign(v) } }
         let lo = HardConcrete.logAlphaRange.lowerBound, hi = HardConcrete.logAlphaRange.upperBound
@@ -106,7 +165,7 @@ public final class SparsityController {
             for (g, v) in zip(l0.gates, saved) { g.variable.assign(v.map { min(max(min(max($0, lo), hi) - shift, lo), hi) }) }
             return 1 - l0.sizeModel.expectedSize(l0) / Double(l0.sizeModel.prunableSize)
         }
-        let t = Double(target.target)
+        let t = Double(goal)
         var a: Float = 0, b = hi - lo
         if sparsity(shift: a) >= t { return 0 }
         if sparsity(shift: b) < t { return b }
@@ -137,12 +196,19 @@ public final class SparsityController {
     }
 
     /// L_c for pruning step k, with ŝ and t(k).
-    /// Call it once per step: the anti-windup rule compares ŝ with the previous call's.
+    /// Call it once per step: the anti-windup rule compares ŝ with the previous call's. With the tracking
+    /// controller L_c is a constant (its value with the last λ, for the log): the gates' share of the constraint is
+    /// added by `steerGates` after the backward pass.
     public func regularization(pruningStep k: Int) -> (loss: Variable, expectedSparsity: Variable, target: Float) {
         let s = l0.expectedSparsity()
         let t = target.value(atPruningStep: k)
         let now = s.value.scalar
         lambda1Held = false
+        if options.tracking {
+            previousExpectedSparsity = now
+            let value = lagrangian.lambda1.value.scalar * (now - t)
+            return (Variable(Tensor(scalar: value)), s, t)
+        }
         if options.antiWindup, let before = previousExpectedSparsity {
             let tau = Float(max(options.windupHorizon, 0))
             let gap = now - t
@@ -155,6 +221,129 @@ public final class SparsityController {
 
     /// Clamps log α; call after every optimiser step.
     public func afterOptimizerStep() { l0.clampLogAlpha() }
+
+    /// Bounds of |λ| the tracking controller searches (λ = ±(e^|u| − 1) for u in ±`lambdaSearchRange`).
+    static let lambdaSearchRange: Double = 14
+
+    /// The tracking controller's step (with `options.tracking`; call after the backward pass and before the
+    /// optimisers step, with the gates' gradients those of the task loss alone and the same on every rank).
+    ///
+    /// The gates take the paper's step — AdamW on g_task + λ·∂ŝ/∂log α, so each gate still weighs its task
+    /// gradient against the size it would remove — but λ is not learned by gradient ascent: it is solved for, by
+    /// bisection, so that the step lands ŝ exactly on t(k + 1) + (1 − 1/H)·(ŝ − t(k)) (`optimizer.proposedValues` previews
+    /// the step bit for bit, the clamp included). λ therefore does not remember past gaps: there is no wind-up,
+    /// and on the ramp ŝ follows t(k) step by step. When the gates cannot travel that far in one step (AdamW moves
+    /// each by about its rate), the goal is cut to 90 % of the reachable move, so λ stays finite and the moments
+    /// are not flooded. λ1 holds the λ used (logged and checkpointed), λ2 stays 0, and neither takes an
+    /// optimiser step.
+    /// - Returns: the λ used.
+    @discardableResult
+    public func steerGates(pruningStep k: Int, optimizer: AdamW, group: Int = 0) -> Float {
+        let params = l0.parameters
+        var task: [String: [Float]] = [:]
+        for (name, p) in params {
+            task[name] = p.grad?.scalars ?? [Float](repeating: 0, count: p.value.count)
+            p.grad = nil
+        }
+        let s = l0.expectedSparsity()
+        s.backward()
+        var cost: [String: [Float]] = [:]
+        for (name, p) in params {
+            cost[name] = p.grad?.scalars ?? [Float](repeating: 0, count: p.value.count)
+        }
+        let now = Double(s.value.scalar)
+        let H = max(1, options.trackingHorizon)
+        let goal = Double(target.value(atPruningStep: k + 1))
+            + (1 - 1 / Double(H)) * (now - Double(target.value(atPruningStep: k)))
+
+        let lo = HardConcrete.logAlphaRange.lowerBound, hi = HardConcrete.logAlphaRange.upperBound
+        let saved = params.map { $0.1.value }
+        func gradients(_ lambda: Float) -> [String: [Float]] {
+            var g: [String: [Float]] = [:]
+            for (name, _) in params {
+                var out = task[name]!
+                cost[name]!.withUnsafeBufferPointer { c in
+                    out.withUnsafeMutableBufferPointer { o in
+                        for i in o.indices { o[i] += lambda * c[i] }
+                    }
+                }
+                g[name] = out
+            }
+            return g
+        }
+        func sparsity(_ lambda: Float) -> Double {
+            let proposed = optimizer.proposedValues(group: group, gradients: gradients(lambda))
+            for (name, p) in params {
+                let v = proposed[name]!
+                p.assign(Tensor(shape: p.shape, scalars: v.map { min(max($0, lo), hi) }))
+            }
+            defer { for ((_, p), v) in zip(params, saved) { p.assign(v) } }   // the next preview starts from here
+            return 1 - l0.sizeModel.expectedSize(l0) / Double(l0.sizeModel.prunableSize)
+        }
+        func lambda(_ u: Double) -> Float { Float(u < 0 ? -(exp(-u) - 1) : exp(u) - 1) }
+        // ŝ after the step falls as λ rises (λ < 0 prunes). Cut the goal to what the step can reach.
+        let U = Self.lambdaSearchRange
+        // The aim: the goal, or 90 % of the way from λ = 0 to the farthest the step can reach when the goal is
+        // beyond it (the ends are looked at only when the goal is near them).
+        let previous = Double(lagrangian.lambda1.value.scalar)
+        var aim = goal
+        var most = Double.infinity, least = -Double.infinity
+        var u = previous < 0 ? -log1p(-previous) : log1p(previous)
+        u = min(max(u, -U), U)
+        var fu = sparsity(lambda(u)) - aim
+        var evaluations = 1
+        if fu < 0 {
+            most = sparsity(lambda(-U))
+            evaluations += 1
+            if aim > most { aim = sparsity(0) + 0.9 * (most - sparsity(0)); fu = sparsity(lambda(u)) - aim; evaluations += 3 }
+        } else if fu > 0 {
+            least = sparsity(lambda(U))
+            evaluations += 1
+            if aim < least { aim = sparsity(0) + 0.9 * (least - sparsity(0)); fu = sparsity(lambda(u)) - aim; evaluations += 3 }
+        }
+        // A bracket sparsity(a) ≥ aim ≥ sparsity(b) grown from the last λ (steps of 0.05, doubling, in u), then
+        // Illinois (regula falsi that halves the kept end's weight) until within 1e-6 of the aim.
+        var a = u, b = u, fa = fu, fb = fu
+        var delta = 0.05
+        if fu > 0 {
+            while fb > 0 && b < U {
+                a = b; fa = fb
+                b = min(b + delta, U); delta *= 2
+                fb = b == U ? least - aim : sparsity(lambda(b)) - aim
+                evaluations += 1
+            }
+        } else {
+            while fa < 0 && a > -U {
+                b = a; fb = fa
+                a = max(a - delta, -U); delta *= 2
+                fa = a == -U ? most - aim : sparsity(lambda(a)) - aim
+                evaluations += 1
+            }
+        }
+        var side = 0
+        while abs(fu) >= 1e-6 && abs(b - a) > 1e-9 && evaluations < 80 {
+            u = fa == fb ? (a + b) / 2 : (a * fb - b * fa) / (fb - fa)
+            if !(u > min(a, b) && u < max(a, b)) { u = (a + b) / 2 }
+            fu = sparsity(lambda(u)) - aim
+            evaluations += 1
+            if fu > 0 {
+                a = u; fa = fu
+                if side == 1 { fb /= 2 }
+                side = 1
+            } else {
+                b = u; fb = fu
+                if side == -1 { fa /= 2 }
+                side = -1
+            }
+        }
+        let chosen = lambda(u)
+        let g = gradients(chosen)
+        for (name, p) in params { p.grad = Tensor(shape: p.shape, scalars: g[name]!) }
+        lagrangian.lambda1.assign(Tensor(scalar: chosen))
+        lagrangian.lambda2.assign(Tensor(scalar: 0))
+        for (_, p) in lagrangian.parameters { p.grad = nil }
+        return chosen
+    }
 
     /// Everything a checkpoint needs: every log α (`l0.…_log_alpha`), λ1 and λ2 (`l0.lambda_1`, `l0.lambda_2`),
     /// the ramp start and δ(t) fixed when the controller was built (`controller.target_start`,

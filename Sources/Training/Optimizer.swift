@@ -93,11 +93,8 @@ public final class AdamW {
                             let mp = SharedPointer(mb.baseAddress!), vp = SharedPointer(vb.baseAddress!)
                             Parallel.forChunks(mb.count, grain: 1 << 15) { r in
                                 for i in r {
-                                    let gi = g.base[i]
-                                    w.base[i] *= decay
-                                    mp.base[i] = b1 * mp.base[i] + (1 - b1) * gi
-                                    vp.base[i] = b2 * vp.base[i] + (1 - b2) * gi * gi
-                                    w.base[i] -= stepSize * mp.base[i] / (vp.base[i].squareRoot() / c2 + e)
+                                    Self.update(&w.base[i], m: &mp.base[i], v: &vp.base[i], gradient: g.base[i],
+                                                decay: decay, beta1: b1, beta2: b2, stepSize: stepSize, c2: c2, eps: e)
                                 }
                             }
                         } }
@@ -107,6 +104,45 @@ public final class AdamW {
                 v[name] = vi
             }
         }
+    }
+
+    /// One element's AdamW update (decoupled weight decay, then the moments, then the bias-corrected step) — the
+    /// one formula of `step` and `proposedValues`.
+    @inline(__always)
+    static func update(_ w: inout Float, m: inout Float, v: inout Float, gradient g: Float, decay: Float, beta1: Float,
+                       beta2: Float, stepSize: Float, c2: Float, eps: Float) {
+        w *= decay
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        w -= stepSize * m / (v.squareRoot() / c2 + eps)
+    }
+
+    /// The values the next `step` would give the parameters of `groups[group]` if their gradients were
+    /// `gradients` (by parameter name, each as long as its parameter; a parameter without one is left out),
+    /// bit for bit, without changing the parameters, the moments or the step count. Used by the tracking
+    /// controller to find the multiplier whose step lands the expected sparsity on the target.
+    public func proposedValues(group: Int, gradients: [String: [Float]],
+                               scheduleMultiplier: Float = 1) -> [String: [Float]] {
+        let t = Float(stepCount + 1)
+        let c1 = 1 - pow(beta1, t), c2 = (1 - pow(beta2, t)).squareRoot()
+        let g = groups[group]
+        let lr = g.learningRate * (g.followsSchedule ? scheduleMultiplier : 1)
+        let decay = 1 - lr * g.weightDecay
+        let stepSize = lr / c1
+        var out: [String: [Float]] = [:]
+        for (name, p) in g.parameters {
+            guard let grad = gradients[name] else { continue }
+            precondition(grad.count == p.value.count, "proposedValues: '\(name)' has \(p.value.count) values, got \(grad.count) gradients")
+            var w = p.value.scalars
+            let mi = m[name], vi = v[name]
+            for i in w.indices {
+                var mm = mi?[i] ?? 0, vv = vi?[i] ?? 0
+                Self.update(&w[i], m: &mm, v: &vv, gradient: grad[i], decay: decay, beta1: beta1, beta2: beta2,
+                            stepSize: stepSize, c2: c2, eps: eps)
+            }
+            out[name] = w
+        }
+        return out
     }
 
     /// Clears every parameter's gradient.

@@ -280,6 +280,7 @@ public final class Trainer {
             clearGradients()
             throw stopped(step: step, reason: "the gradient norm is \(norm) (loss \(lossValue))")
         }
+        objective.beforeOptimizerStep(step: step)
         let multiplier = configuration.learningRateMultiplier(step: step, totalSteps: totalSteps)
         for (_, opt) in allOptimizers { opt.step(scheduleMultiplier: multiplier) }
         clearGradients()

@@ -68,7 +68,7 @@ extension Batcher: TrainingData {
 /// The loss a trainer minimises, and whatever the objective trains besides the model.
 ///
 /// The trainer calls, per step: `loss` (training mode, the step's dropout stream) → `backward` → clip the model
-/// parameters (`trainableParameters`) to the max norm → model optimiser step with the schedule → each of
+/// parameters (`trainableParameters`) to the max norm → `beforeOptimizerStep` → model optimiser step with the schedule → each of
 /// `auxiliaryOptimizers` in order (not clipped; a group whose `followsSchedule` is false keeps its rate) →
 /// clear every gradient → `afterOptimizerStep`. CoFi (cofi-spec §4) fits this shape: the model optimiser without
 /// embeddings, then log α, then λ with a negative rate, then the log α clamp.
@@ -85,6 +85,10 @@ public protocol TrainingObjective: AnyObject {
     /// Optimisers of the objective's own parameters, stepped after the model's; their state is checkpointed
     /// under `name`.
     var auxiliaryOptimizers: [(name: String, optimizer: AdamW)] { get }
+    /// Runs after the backward pass (and, in a data-parallel run, the gradients' reduction, so every rank sees the
+    /// same gradients) and the clipping, before any optimiser steps; `step` is the 0-based step about to be taken.
+    /// It may rewrite the gradients of the objective's own parameters.
+    func beforeOptimizerStep(step: Int)
     /// Runs after every optimiser step (gradients already cleared); `step` is the 0-based step just taken.
     func afterOptimizerStep(step: Int)
     /// Tensors the objective needs to continue a run (its own parameters), saved with each checkpoint.
@@ -98,6 +102,7 @@ public protocol TrainingObjective: AnyObject {
 extension TrainingObjective {
     public func trainableParameters(of model: BertModel) -> [(String, Variable)] { model.namedParameters }
     public var auxiliaryOptimizers: [(name: String, optimizer: AdamW)] { [] }
+    public func beforeOptimizerStep(step: Int) {}
     public func afterOptimizerStep(step: Int) {}
     public func emptyShardStep(model: BertModel, shard: BatchShard, step: Int) {}
     public var checkpointTensors: [String: Tensor] { [:] }

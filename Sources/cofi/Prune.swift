@@ -92,8 +92,14 @@ struct Prune: ParsableCommand {
     @Flag(help: "With --budget-aware: let λ1 integrate the gap at every step, as the paper (no anti-windup).")
     var noAntiWindup = false
 
-    @Option(help: "With --budget-aware: how many times the minimal gate travel the rates allow during the warm-up (larger: faster gates and λ).")
+    @Option(help: "With --budget-aware or --tracking: how many times the minimal gate travel the rates allow during the warm-up (larger: faster gates and λ).")
     var controllerSafety: Float = 2.5
+
+    @Flag(help: "Tracking controller: solve λ at every step so that the gates' step lands ŝ on the target ramp (budget-aware rates and ramp; see SparsityController.steerGates).")
+    var tracking = false
+
+    @Option(help: "With --tracking: steps in which a gap between ŝ and the ramp is closed.")
+    var trackingHorizon: Int = 10
 
     @Option(help: "Distillation temperature.")
     var temperature: Float = 2
@@ -153,6 +159,9 @@ struct Prune: ParsableCommand {
             throw ValidationError("--checkpoint-gate is '\(checkpointGate)'; expected one of "
                                   + CheckpointGate.allCases.map(\.rawValue).joined(separator: ", "))
         }
+        guard trackingHorizon >= 1 else {
+            throw ValidationError("--tracking-horizon is \(trackingHorizon); expected a positive number of steps")
+        }
         guard controllerSafety.isFinite && controllerSafety > 0 else {
             throw ValidationError("--controller-safety is \(controllerSafety); expected a positive number")
         }
@@ -194,7 +203,8 @@ struct Prune: ParsableCommand {
         s.distillation = DistillationConfig(temperature: temperature, predictionWeight: alphaCe, layerWeight: alphaLayer,
                                             labelWeight: alphaLabel, mappingVersion: LayerMappingVersion(rawValue: layerMapping)!,
                                             teacherLayers: try teacherLayers.map(parsedTeacherLayers))
-        s.controller = budgetAware ? .budgetAware(safety: controllerSafety, antiWindup: !noAntiWindup) : .paper
+        s.controller = tracking ? .tracking(safety: controllerSafety, horizon: trackingHorizon)
+            : budgetAware ? .budgetAware(safety: controllerSafety, antiWindup: !noAntiWindup) : .paper
         return s
     }
 

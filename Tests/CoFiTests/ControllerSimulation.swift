@@ -49,6 +49,7 @@ enum ControllerSimulation {
             adam.zeroGradients()
             let r = controller.regularization(pruningStep: k)
             (taskPressure == 0 ? r.loss : r.loss + taskPressure * r.expectedSparsity).backward()
+            if options.tracking { controller.steerGates(pruningStep: k, optimizer: adam) }
             adam.step()
             controller.afterOptimizerStep()
             if (k + 1) % every == 0 || k + 1 == steps {
