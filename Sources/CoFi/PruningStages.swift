@@ -491,7 +491,7 @@ public final class PruningPipeline {
             }
         }
         if controller.rateScale(regLearningRate: settings.regLearningRate) != 1 {
-            progress?.message("budget-aware controller: reg lr × "
+            progress?.message((settings.controller.tracking ? "tracking" : "budget-aware") + " controller: reg lr × "
                               + String(format: "%.2f", controller.rateScale(regLearningRate: settings.regLearningRate))
                               + ", target ramp from " + String(format: "%.4f", controller.target.start))
         }

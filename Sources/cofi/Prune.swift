@@ -92,8 +92,8 @@ struct Prune: ParsableCommand {
     @Flag(help: "With --budget-aware: let λ1 integrate the gap at every step, as the paper (no anti-windup).")
     var noAntiWindup = false
 
-    @Option(help: "With --budget-aware or --tracking: how many times the minimal gate travel the rates allow during the warm-up (larger: faster gates and λ).")
-    var controllerSafety: Float = 2.5
+    @Option(help: "With --budget-aware or --tracking: how many times the minimal gate travel the rates allow during the warm-up (larger: faster gates and λ; default 2.5, with --tracking 5).")
+    var controllerSafety: Float?
 
     @Flag(help: "Tracking controller: solve λ at every step so that the gates' step lands ŝ on the target ramp (budget-aware rates and ramp; see SparsityController.steerGates).")
     var tracking = false
@@ -162,7 +162,7 @@ struct Prune: ParsableCommand {
         guard trackingHorizon >= 1 else {
             throw ValidationError("--tracking-horizon is \(trackingHorizon); expected a positive number of steps")
         }
-        guard controllerSafety.isFinite && controllerSafety > 0 else {
+        if let controllerSafety, !(controllerSafety.isFinite && controllerSafety > 0) {
             throw ValidationError("--controller-safety is \(controllerSafety); expected a positive number")
         }
         guard loggingSteps > 0 else { throw ValidationError("--logging-steps is \(loggingSteps); expected a positive number") }
@@ -203,8 +203,8 @@ struct Prune: ParsableCommand {
         s.distillation = DistillationConfig(temperature: temperature, predictionWeight: alphaCe, layerWeight: alphaLayer,
                                             labelWeight: alphaLabel, mappingVersion: LayerMappingVersion(rawValue: layerMapping)!,
                                             teacherLayers: try teacherLayers.map(parsedTeacherLayers))
-        s.controller = tracking ? .tracking(safety: controllerSafety, horizon: trackingHorizon)
-            : budgetAware ? .budgetAware(safety: controllerSafety, antiWindup: !noAntiWindup) : .paper
+        s.controller = tracking ? .tracking(safety: controllerSafety ?? ControllerOptions.trackingSafety, horizon: trackingHorizon)
+            : budgetAware ? .budgetAware(safety: controllerSafety ?? 2.5, antiWindup: !noAntiWindup) : .paper
         return s
     }
 

@@ -81,6 +81,26 @@ final class PruneCLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: url("out-strict/final").path))
     }
 
+    /// `--tracking`: the logged ŝ (before each step) equals the step's target t(k) from the second pruning step on,
+    /// and λ1 is the solved multiplier (λ2 stays 0).
+    func testTrackingControllerFollowsTheRamp() throws {
+        var args = base(with: ["--logging-steps": "1", "--epochs": "4"])
+        args[args.firstIndex(of: "--budget-aware")!] = "--tracking"
+        let out = url("out-tracking")
+        let (status, _, stderr) = try cofi(args + ["--out", out.path])
+        XCTAssertEqual(status, 0, stderr)
+        let lines = try String(contentsOf: out.appendingPathComponent("prune/metrics.jsonl"), encoding: .utf8)
+            .split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let steps = lines.filter { $0["event"] as? String == "train" }
+        XCTAssertGreaterThan(steps.count, 8)
+        for step in steps.dropFirst() {
+            let s = try XCTUnwrap(step["expected_sparsity"] as? Double), t = try XCTUnwrap(step["target_sparsity"] as? Double)
+            XCTAssertEqual(s, t, accuracy: 1e-4, "\(step)")
+            XCTAssertEqual(step["lambda_2"] as? Double, 0)
+            XCTAssertTrue((step["lambda_1"] as? Double)?.isFinite ?? false)
+        }
+    }
+
     func testPruneEndToEnd() throws {
         let out = url("out")
         let (status, stdout, stderr) = try cofi(base + ["--out", out.path])
