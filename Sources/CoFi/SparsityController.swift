@@ -234,9 +234,10 @@ public final class SparsityController {
     /// optimisers step, with the gates' gradients those of the task loss alone and the same on every rank).
     ///
     /// The gates take the paper's step — AdamW on g_task + λ·∂ŝ/∂log α, so each gate still weighs its task
-    /// gradient against the size it would remove — but λ is not learned by gradient ascent: it is solved for, by
-    /// bisection, so that the step lands ŝ exactly on t(k + 1) + (1 − 1/H)·(ŝ − t(k)) (`optimizer.proposedValues` previews
-    /// the step bit for bit, the clamp included). λ therefore does not remember past gaps: there is no wind-up,
+    /// gradient against the size it would remove — but λ is not learned by gradient ascent: it is solved for
+    /// (a bracket grown from the last λ, then regula falsi, to 1e-6 in ŝ; 4–8 previews a step) so that the step
+    /// lands ŝ on t(k + 1) + (1 − 1/H)·(ŝ − t(k)) (`optimizer.proposedValues` previews the step bit for bit, the
+    /// clamp included). λ therefore does not remember past gaps: there is no wind-up,
     /// and on the ramp ŝ follows t(k) step by step. When the gates cannot travel that far in one step (AdamW moves
     /// each by about its rate), the goal is cut to 90 % of the reachable move, so λ stays finite and the moments
     /// are not flooded. λ1 holds the λ used (logged and checkpointed), λ2 stays 0, and neither takes an
@@ -285,26 +286,36 @@ public final class SparsityController {
             defer { for ((_, p), v) in zip(params, saved) { p.assign(v) } }   // the next preview starts from here
             return 1 - l0.sizeModel.expectedSize(l0) / Double(l0.sizeModel.prunableSize)
         }
+        // λ = ±(e^|u| − 1): the search runs on u. ŝ after the step falls as λ rises (λ < 0 prunes).
         func lambda(_ u: Double) -> Float { Float(u < 0 ? -(exp(-u) - 1) : exp(u) - 1) }
-        // ŝ after the step falls as λ rises (λ < 0 prunes). Cut the goal to what the step can reach.
         let U = Self.lambdaSearchRange
-        // The aim: the goal, or 90 % of the way from λ = 0 to the farthest the step can reach when the goal is
-        // beyond it (the ends are looked at only when the goal is near them).
+        // The aim: the goal, or — when the goal is beyond the farthest the step can reach (λ = ∓e^U) — 90 % of the
+        // way there from λ = 0. The far end is looked at only on the side the goal lies.
         let previous = Double(lagrangian.lambda1.value.scalar)
         var aim = goal
         var most = Double.infinity, least = -Double.infinity
-        var u = previous < 0 ? -log1p(-previous) : log1p(previous)
-        u = min(max(u, -U), U)
-        var fu = sparsity(lambda(u)) - aim
+        var u = min(max(previous < 0 ? -log1p(-previous) : log1p(previous), -U), U)
+        let start = sparsity(lambda(u))
+        var fu = start - aim
         var evaluations = 1
         if fu < 0 {
             most = sparsity(lambda(-U))
             evaluations += 1
-            if aim > most { aim = sparsity(0) + 0.9 * (most - sparsity(0)); fu = sparsity(lambda(u)) - aim; evaluations += 3 }
+            if aim > most {
+                let free = sparsity(0)
+                aim = free + 0.9 * (most - free)
+                fu = start - aim
+                evaluations += 1
+            }
         } else if fu > 0 {
             least = sparsity(lambda(U))
             evaluations += 1
-            if aim < least { aim = sparsity(0) + 0.9 * (least - sparsity(0)); fu = sparsity(lambda(u)) - aim; evaluations += 3 }
+            if aim < least {
+                let free = sparsity(0)
+                aim = free + 0.9 * (least - free)
+                fu = start - aim
+                evaluations += 1
+            }
         }
         // A bracket sparsity(a) ≥ aim ≥ sparsity(b) grown from the last λ (steps of 0.05, doubling, in u), then
         // Illinois (regula falsi that halves the kept end's weight) until within 1e-6 of the aim.

@@ -20,6 +20,10 @@ import Training
 /// pure controller (Adam on log α is invariant to the scale of λ). On MiniLM at t = 0.9 with issue 5's 299-step
 /// warm-up, ρ ≈ 8 leaves the paper's rates at ŝ ≈ 0.86 after 1,196 pruning steps, never reaching the target — the
 /// behaviour the issue reports (0.842) — whereas ρ = 0 overshoots to 0.99 instead.
+///
+/// `taskNoise` σ > 0 adds Σ n_i·log α_i with fresh n_i uniform in [−σ, σ] every step: a task gradient that is not
+/// proportional to ∂ŝ/∂log α, as a real one is not. (With ρ alone the total gradient is (ρ + λ1)·∂ŝ/∂log α, so a
+/// controller that solves for λ meets a degenerate problem: at λ1 = −ρ every gradient vanishes at once.)
 enum ControllerSimulation {
     /// The state after one step.
     struct Point: Equatable, Sendable {
@@ -39,16 +43,24 @@ enum ControllerSimulation {
     static func run(shape: BertShape, target: SparsityTarget, steps: Int,
                            options: ControllerOptions = .paper, regLearningRate: Float = 0.01,
                            families: Set<GateFamily> = Set(GateFamily.allCases), taskPressure: Float = 0,
-                           seed: UInt64 = 57, every: Int = 50) -> [Point] {
+                           taskNoise: Float = 0, seed: UInt64 = 57, every: Int = 50) -> [Point] {
         var rng = Xoshiro256(seed: seed)
         let l0 = L0Module(shape: shape, configuration: L0Configuration(families: families), using: &rng)
         let controller = SparsityController(l0: l0, target: target, options: options)
         let adam = AdamW(groups: controller.optimizerGroups(regLearningRate: regLearningRate))
         var out: [Point] = []
+        var noise = Xoshiro256(seed: seed ^ 0x7A5C)
         for k in 0..<steps {
             adam.zeroGradients()
             let r = controller.regularization(pruningStep: k)
-            (taskPressure == 0 ? r.loss : r.loss + taskPressure * r.expectedSparsity).backward()
+            var loss = taskPressure == 0 ? r.loss : r.loss + taskPressure * r.expectedSparsity
+            if taskNoise > 0 {
+                for g in l0.gates {
+                    let n = (0..<g.variable.value.count).map { _ in taskNoise * (2 * noise.nextUniform() - 1) }
+                    loss = loss + (g.variable * Variable(Tensor(shape: g.variable.shape, scalars: n))).sum()
+                }
+            }
+            loss.backward()
             if options.tracking { controller.steerGates(pruningStep: k, optimizer: adam) }
             adam.step()
             controller.afterOptimizerStep()
