@@ -298,8 +298,13 @@ final class MPICLITests: XCTestCase {
         XCTAssertNotNil(a["layers"] as? NSArray)
         XCTAssertEqual(a["hiddenSize"] as? Int, b["hiddenSize"] as? Int)
         XCTAssertEqual(a["finalMetric"] as? Double ?? .nan, b["finalMetric"] as? Double ?? .nan, accuracy: 0.002)
-        XCTAssertEqual(o1.replacingOccurrences(of: url("one").path, with: "OUT"),
-                       o2.replacingOccurrences(of: url("two").path, with: "OUT"))
+        // The printed summaries agree except for the wall times (which round to different seconds on a busy machine).
+        func printed(_ text: String, _ run: String) -> String {
+            text.replacingOccurrences(of: url(run).path, with: "OUT").split(separator: "\n", omittingEmptySubsequences: false)
+                .filter { !$0.hasPrefix("wall time:") }.joined(separator: "\n")
+        }
+        XCTAssertEqual(printed(o1, "one"), printed(o2, "two"))
+        XCTAssertTrue(o1.contains("wall time:"), o1)
         // Rank 0 alone wrote the output; no scratch copy is left behind.
         let leftovers = scratch().subtracting(scratchBefore)
         XCTAssertEqual(leftovers, [], "scratch directories left: \(leftovers)")
