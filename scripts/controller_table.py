@@ -13,7 +13,8 @@ Per run (OUT of `cofi prune --out OUT`):
   band at       the first evaluation whose EXACT sparsity is within t ± epsilon (the default checkpoint gate)
   first try     yes when some evaluation met the gate and the run delivered a model from it (summary.json has no
                 gateMissed), else no
-  exact, dev    the delivered model's exact sparsity and fine-tuned dev metric (summary.json)
+  exact, dev    the delivered model's exact sparsity, its dev metric when pruned, and after fine-tuning ("—" when
+                the run fine-tuned for 0 epochs) (summary.json)
 
 It prints a Markdown table, one row per run, in the order given.
 """
@@ -81,16 +82,17 @@ def summarize(out, epsilon):
     worst = max((abs(e["metrics"]["expected_sparsity"] - t_at(e["step"])) for e in late), default=float("nan"))
     band = next((e["step"] for e in evals if abs(e["metrics"]["exact_sparsity"] - target) <= epsilon), None)
     summary_path = os.path.join(out, "summary.json")
-    exact = dev = None
+    exact = pruned = dev = None
     missed = True
     if os.path.isfile(summary_path):
         with open(summary_path, encoding="utf-8") as f:
             summary = json.load(f)
         exact = summary.get("exactSparsity")
+        pruned = summary.get("prunedMetric")
         dev = summary.get("finalMetric")
         missed = summary.get("gateMissed") is not None
     return {"run": out, "target": target, "controller": controller, "ramp": ramp, "worst": worst, "band": band,
-            "first_try": band is not None and not missed, "exact": exact, "dev": dev}
+            "first_try": band is not None and not missed, "exact": exact, "pruned": pruned, "dev": dev}
 
 
 def main():
@@ -100,13 +102,13 @@ def main():
     a = parser.parse_args()
     rows = [summarize(r, a.epsilon) for r in a.runs]
     print("| run | target | controller | ramp (steps) | max \\|ŝ − t\\| after 10 % of the ramp | band entered at step "
-          "| first try | exact sparsity | fine-tuned dev |")
-    print("| --- | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: |")
+          "| first try | exact sparsity | pruned dev | fine-tuned dev |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
     for r in rows:
         fmt = lambda v, d=4: "—" if v is None else f"{v:.{d}f}"
         print(f"| {r['run']} | {r['target']:.2f} | {r['controller']} | {r['ramp']} | {fmt(r['worst'])} | "
               f"{r['band'] if r['band'] is not None else 'never'} | {'yes' if r['first_try'] else 'no'} | "
-              f"{fmt(r['exact'])} | {fmt(r['dev'])} |")
+              f"{fmt(r['exact'])} | {fmt(r['pruned'])} | {fmt(r['dev'])} |")
 
 
 if __name__ == "__main__":
