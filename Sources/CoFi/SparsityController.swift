@@ -137,22 +137,37 @@ public final class SparsityController {
         guard target.warmupSteps > 0, target.target > target.start else { return requiredShift() }
         // ŝ after uniform shifts 0 … δ(t) in equal parts; the smallest rise of ŝ per part is the steepest stretch.
         let total = requiredShift()
-        let saved = l0.gates.map { $0.variable.value }
-        defer { for (g, v) in zip(l0.gates, saved) { g.variable.assign(v) } }
-        let lo = HardConcrete.logAlphaRange.lowerBound, hi = HardConcrete.logAlphaRange.upperBound
-        func sparsity(shift: Float) -> Float {
-            for (g, v) in zip(l0.gates, saved) { g.variable.assign(v.map { min(max(min(max($0, lo), hi) - shift, lo), hi) }) }
-            return Float(1 - l0.sizeModel.expectedSize(l0) / Double(l0.sizeModel.prunableSize))
-        }
-        var before = sparsity(shift: 0)
-        var slowest = Float.infinity
-        for j in 1...segments {
-            let now = sparsity(shift: total * Float(j) / Float(segments))
-            if now > target.start { slowest = min(slowest, (now - max(before, target.start)) / (total / Float(segments))) }
-            before = now
+        let slowest = withShiftedGates { sparsity -> Float in
+            var before = Float(sparsity(0))
+            var slowest = Float.infinity
+            for j in 1...segments {
+                let now = Float(sparsity(total * Float(j) / Float(segments)))
+                if now > target.start { slowest = min(slowest, (now - max(before, target.start)) / (total / Float(segments))) }
+                before = now
+            }
+            return slowest
         }
         guard slowest.isFinite, slowest > 0 else { return total }
         return (target.target - target.start) / slowest
+    }
+
+    /// Runs `body` with `sparsity(δ)`: ŝ after every log α (clamped to its range) is lowered by δ and clamped
+    /// again; the gates are restored afterwards.
+    private func withShiftedGates<R>(_ body: ((Float) -> Double) -> R) -> R {
+        let saved = l0.gates.map { $0.variable.value }
+        defer { for (g, v) in zip(l0.gates, saved) { g.variable.assign(v) } }
+        let lo = HardConcrete.logAlphaRange.lowerBound, hi = HardConcrete.logAlphaRange.upperBound
+        return body { shift in
+            for (g, v) in zip(self.l0.gates, saved) {
+                g.variable.assign(v.map { min(max(min(max($0, lo), hi) - shift, lo), hi) })
+            }
+            return self.currentSparsity()
+        }
+    }
+
+    /// ŝ = 1 − E[size]/M from the gates' current values, in Double.
+    private func currentSparsity() -> Double {
+        1 - l0.sizeModel.expectedSize(l0) / Double(l0.sizeModel.prunableSize)
     }
 
 
@@ -163,22 +178,18 @@ public final class SparsityController {
 
     /// δ(s) for any sparsity s (see `requiredShift()`).
     public func requiredShift(toReach goal: Float) -> Float {
-        let saved = l0.gates.map { $0.variable.value }
-        defer { for (g, v) in zip(l0.gates, saved) { g.variable.assign(v) } }
-        let lo = HardConcrete.logAlphaRange.lowerBound, hi = HardConcrete.logAlphaRange.upperBound
-        func sparsity(shift: Float) -> Double {
-            for (g, v) in zip(l0.gates, saved) { g.variable.assign(v.map { min(max(min(max($0, lo), hi) - shift, lo), hi) }) }
-            return 1 - l0.sizeModel.expectedSize(l0) / Double(l0.sizeModel.prunableSize)
+        let width = HardConcrete.logAlphaRange.upperBound - HardConcrete.logAlphaRange.lowerBound
+        return withShiftedGates { sparsity in
+            let t = Double(goal)
+            var a: Float = 0, b = width
+            if sparsity(a) >= t { return 0 }
+            if sparsity(b) < t { return b }
+            for _ in 0..<40 {
+                let m = (a + b) / 2
+                if sparsity(m) < t { a = m } else { b = m }
+            }
+            return b
         }
-        let t = Double(goal)
-        var a: Float = 0, b = hi - lo
-        if sparsity(shift: a) >= t { return 0 }
-        if sparsity(shift: b) < t { return b }
-        for _ in 0..<40 {
-            let m = (a + b) / 2
-            if sparsity(shift: m) < t { a = m } else { b = m }
-        }
-        return b
     }
 
     /// f = max(1, safety · δ(t) / (reg lr · W)), the factor both learning rates are multiplied by (1 for `.paper`).
@@ -284,7 +295,7 @@ public final class SparsityController {
                 p.assign(Tensor(shape: p.shape, scalars: v.map { min(max($0, lo), hi) }))
             }
             defer { for ((_, p), v) in zip(params, saved) { p.assign(v) } }   // the next preview starts from here
-            return 1 - l0.sizeModel.expectedSize(l0) / Double(l0.sizeModel.prunableSize)
+            return currentSparsity()
         }
         // λ = ±(e^|u| − 1): the search runs on u. ŝ after the step falls as λ rises (λ < 0 prunes).
         func lambda(_ u: Double) -> Float { Float(u < 0 ? -(exp(-u) - 1) : exp(u) - 1) }
