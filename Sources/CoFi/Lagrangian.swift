@@ -10,18 +10,62 @@ public struct SparsityTarget: Equatable, Codable, Sendable {
     public var warmupSteps: Int
     /// t_start (the reference's `start_sparsity`, 0).
     public var start: Float
+    /// How t rises from t_start to t_target over the warm-up.
+    public var shape: RampShape
 
-    public init(target: Float, warmupSteps: Int, start: Float = 0) {
+    public init(target: Float, warmupSteps: Int, start: Float = 0, shape: RampShape = .linear) {
         self.target = target
         self.warmupSteps = warmupSteps
         self.start = start
+        self.shape = shape
+    }
+
+    private enum CodingKeys: String, CodingKey { case target, warmupSteps, start, shape }
+
+    /// Values saved before the ramp had a shape decode as linear.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(target: try c.decode(Float.self, forKey: .target), warmupSteps: try c.decode(Int.self, forKey: .warmupSteps),
+                  start: try c.decode(Float.self, forKey: .start),
+                  shape: try c.decodeIfPresent(RampShape.self, forKey: .shape) ?? .linear)
     }
 
     /// t(k) for pruning step k ≥ 0.
     public func value(atPruningStep k: Int) -> Float {
         guard warmupSteps > 0 else { return target }
-        return (target - start) * min(1, Float(k) / Float(warmupSteps)) + start
+        return value(atProgress: min(1, Float(k) / Float(warmupSteps)))
     }
+
+    /// t at the fraction x ∈ [0, 1] of the warm-up.
+    public func value(atProgress x: Float) -> Float {
+        switch shape {
+        case .linear: return (target - start) * x + start
+        case .cubic: let r = 1 - x; return target - (target - start) * r * r * r
+        }
+    }
+
+    /// dt/dx, the rise of t per whole warm-up, at the point of the ramp where t = `sparsity` (clamped to the ramp).
+    public func slope(atSparsity sparsity: Float) -> Float {
+        switch shape {
+        case .linear: return target - start
+        case .cubic:
+            // t = target − Δ(1 − x)³ ⇒ dt/dx = 3Δ(1 − x)² with 1 − x = ((target − t)/Δ)^(1/3).
+            let delta = target - start
+            guard delta > 0 else { return 0 }
+            let rest = max(0, min(1, (target - sparsity) / delta))
+            return 3 * delta * Float(pow(Double(rest), 2.0 / 3.0))
+        }
+    }
+}
+
+/// How the target sparsity rises over the warm-up.
+public enum RampShape: String, Codable, CaseIterable, Sendable {
+    /// Linearly in the step (the paper).
+    case linear
+    /// t(k) = t − (t − t_start)(1 − k/W)³: the gradual-pruning schedule of Zhu & Gupta (2017, "To prune, or not to
+    /// prune"), used by movement pruning (Sanh et al., 2020). It removes fast while the network has slack and slows
+    /// to zero slope at the target, where each further structure costs the most accuracy.
+    case cubic
 }
 
 /// The Lagrangian sparsity constraint of cofi-spec §4: L_c = λ1·(ŝ − t) + λ2·(ŝ − t)², with λ1 and λ2 scalar

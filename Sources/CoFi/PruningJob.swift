@@ -185,7 +185,8 @@ extension PruningSettings {
          "teacher_layers": distillation.teacherLayers.map { $0.map(String.init).joined(separator: ",") } ?? "default",
          "epochs": "\(epochs)", "pre_pruning_epochs": "\(prePruningEpochs)", "warmup_epochs": "\(warmupEpochs)",
          "warmup_steps": warmupSteps.map { "\($0)" } ?? "none"]
-            // Only when on, so that runs saved before the tracking controller existed still resume.
+            // Only when on (not linear), so that runs saved before the tracking controller (the ramp shape) existed still resume.
             .merging(controller.tracking ? ["tracking_horizon": "\(controller.trackingHorizon)"] : [:]) { a, _ in a }
+            .merging(rampShape != .linear ? ["ramp": rampShape.rawValue] : [:]) { a, _ in a }
     }
 }

@@ -58,6 +58,8 @@ public struct PruningSettings: Codable, Equatable, Sendable {
     public var packTokens: Bool?
     public var distillation: DistillationConfig = DistillationConfig()
     public var controller: ControllerOptions = .paper
+    /// How the target rises over the warm-up (the paper: linearly).
+    public var rampShape: RampShape = .linear
 
     /// Tasks with at least this many training examples take the "large" recipe. The paper's small tasks have at
     /// most 8,551 examples (CoLA), its large ones at least 67,349 (SST-2); any threshold between splits them as
@@ -72,6 +74,26 @@ public struct PruningSettings: Codable, Equatable, Sendable {
                                 prePruningEpochs: large ? 1 : 4, warmupEpochs: large ? 2 : 20)
         s.evalSteps = large ? 500 : 50
         s.finetuneEvalSteps = s.evalSteps
+        return s
+    }
+
+    /// `cofi prune`'s default recipe for a run of `epochs` in all (nil: the paper's length): the paper's
+    /// (`paper(targetSparsity:trainExamples:)`) with the tracking controller, which reaches targets first try in any
+    /// budget (BENCHMARKS.md, issue 16). A budget shorter than the paper's is scaled: pre-pruning epochs in the
+    /// paper's proportion, rounded down (none below 25 epochs on a small task, 20 on a large one), and a warm-up of
+    /// two thirds of the pruning epochs (at least 1, at most the paper's), so that the target is held for the last
+    /// third: the evidence is the demo's 3-epoch budget (ramp over 2, hold 1), where the accuracy lost at the end of
+    /// the ramp is recovered while the target is held.
+    public static func recipe(targetSparsity: Float, trainExamples: Int, epochs: Int? = nil) -> PruningSettings {
+        var s = paper(targetSparsity: targetSparsity, trainExamples: trainExamples)
+        s.controller = .tracking()
+        guard let epochs else { return s }
+        if epochs > 0 && epochs < s.epochs {
+            let pre = epochs * s.prePruningEpochs / s.epochs
+            s.warmupEpochs = min(s.warmupEpochs, max(1, (2 * (epochs - pre) + 1) / 3))
+            s.prePruningEpochs = pre
+        }
+        s.epochs = epochs
         return s
     }
 
@@ -472,7 +494,8 @@ public final class PruningPipeline {
         let l0 = L0Module(shape: student.shape, using: &rng)
         let pruningEpochs = settings.epochs - settings.prePruningEpochs
         let target = SparsityTarget(target: settings.targetSparsity,
-                                    warmupSteps: settings.warmupSteps ?? settings.warmupEpochs * data.batchCount)
+                                    warmupSteps: settings.warmupSteps ?? settings.warmupEpochs * data.batchCount,
+                                    shape: settings.rampShape)
         let controller = SparsityController(l0: l0, target: target, options: settings.controller)
         let objective = PruningObjective(teacher: teacher, distillation: try loss(transformation), controller: controller,
                                          regLearningRate: settings.regLearningRate, seed: settings.seed)

@@ -130,25 +130,32 @@ public final class SparsityController {
     }
 
     /// For the tracking controller: the shift the gates would travel over the warm-up at the speed the steepest
-    /// stretch of the ramp asks (ŝ rises linearly, but each step of ŝ costs more log α near the target than at the
-    /// start: for MiniLM the last tenth of a 0.9 ramp needs about three times the average speed). `rateScale`
-    /// then paces the rates to that speed, so that ŝ can follow t(k) all the way. δ(t) when there is no ramp.
+    /// stretch of the ramp asks (each step of ŝ costs more log α near the target than at the start: for MiniLM the
+    /// last tenth of a linear 0.9 ramp needs about three times the average speed; a cubic ramp asks most at its
+    /// start). `rateScale` then paces the rates to that speed, so that ŝ can follow t(k) all the way. δ(t) when
+    /// there is no ramp.
     public func steepestShift(segments: Int = 40) -> Float {
         guard target.warmupSteps > 0, target.target > target.start else { return requiredShift() }
-        // ŝ after uniform shifts 0 … δ(t) in equal parts; the smallest rise of ŝ per part is the steepest stretch.
+        // ŝ after uniform shifts 0 … δ(t) in equal parts; on each part the ramp's rise per warm-up (dt/dx at the
+        // part's middle) over ŝ's rise per unit log α is the travel the whole warm-up would need at that speed.
         let total = requiredShift()
-        let slowest = withShiftedGates { sparsity -> Float in
+        let steepest = withShiftedGates { sparsity -> Float in
             var before = Float(sparsity(0))
-            var slowest = Float.infinity
+            var steepest: Float = 0
             for j in 1...segments {
                 let now = Float(sparsity(total * Float(j) / Float(segments)))
-                if now > target.start { slowest = min(slowest, (now - max(before, target.start)) / (total / Float(segments))) }
+                if now > target.start {
+                    let from = max(before, target.start)
+                    let rise = (now - from) / (total / Float(segments))
+                    let need = target.slope(atSparsity: (from + min(now, target.target)) / 2)
+                    steepest = rise > 0 ? max(steepest, need / rise) : .infinity
+                }
                 before = now
             }
-            return slowest
+            return steepest
         }
-        guard slowest.isFinite, slowest > 0 else { return total }
-        return (target.target - target.start) / slowest
+        guard steepest.isFinite, steepest > 0 else { return total }
+        return steepest
     }
 
     /// Runs `body` with `sparsity(δ)`: ŝ after every log α (clamped to its range) is lowered by δ and clamped

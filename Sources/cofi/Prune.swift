@@ -18,7 +18,10 @@ struct Prune: ParsableCommand {
             Defaults are the paper's recipe by task size: tasks with at least \(PruningSettings.largeTaskThreshold) \
             training examples are "large" (20 epochs in all, 1 pre-pruning, 2 warm-up, eval every 500 steps), \
             others "small" (100, 4, 20, eval every 50); 20 fine-tuning epochs; lr 2e-5, reg lr 0.01, batch 32, \
-            max length 128, temperature 2, α_ce 0.1, α_layer 0.9, layer mapping v4 (fixed), seed 57, ε 0.01.
+            max length 128, temperature 2, α_ce 0.1, α_layer 0.9, layer mapping v4 (fixed), seed 57, ε 0.01; \
+            with the tracking controller (--controller paper for the reference's). A shorter --epochs scales the \
+            stages: pre-pruning in the paper's proportion (rounded down: none below 25 small / 20 large epochs), \
+            warm-up two thirds of the pruning epochs (e.g. --epochs 3: none, 2, then 1 at the target).
             The student starts from the pre-trained model (as the paper); pass the teacher's directory as \
             --student to start from the teacher. Teacher and student must share the tokenizer and, for layer \
             distillation, the hidden size.
@@ -86,20 +89,28 @@ struct Prune: ParsableCommand {
     @Option(help: "Learning rate of log α (λ gets its negative).")
     var regLr: Float = 0.01
 
-    @Flag(help: "Budget-aware controller: scale the log α and λ rates to the warm-up, ramp from the initial ŝ, hold λ1 while ŝ closes the gap (see SparsityController).")
+    @Option(help: ArgumentHelp("Sparsity controller: tracking (λ solved at every step so that the gates' step lands ŝ on the target ramp; rates paced to the warm-up), budget-aware (rates paced to the warm-up, λ learned with anti-windup) or paper (the reference's rates, from 0).",
+                               valueName: "controller"))
+    var controller: String = ControllerKind.tracking.rawValue
+
+    @Flag(help: .hidden)
     var budgetAware = false
 
-    @Flag(help: "With --budget-aware: let λ1 integrate the gap at every step, as the paper (no anti-windup).")
-    var noAntiWindup = false
-
-    @Option(help: "With --budget-aware or --tracking: how many times the minimal gate travel the rates allow during the warm-up (larger: faster gates and λ; default 2.5, with --tracking 5).")
-    var controllerSafety: Float?
-
-    @Flag(help: "Tracking controller: solve λ at every step so that the gates' step lands ŝ on the target ramp (budget-aware rates and ramp; see SparsityController.steerGates).")
+    @Flag(help: .hidden)
     var tracking = false
 
-    @Option(help: "With --tracking: steps in which a gap between ŝ and the ramp is closed.")
+    @Flag(help: "With --controller budget-aware: let λ1 integrate the gap at every step, as the paper (no anti-windup).")
+    var noAntiWindup = false
+
+    @Option(help: "With --controller tracking or budget-aware: how many times the minimal gate travel the rates allow during the warm-up (larger: faster gates and λ; default 5 tracking, 2.5 budget-aware).")
+    var controllerSafety: Float?
+
+    @Option(help: "With --controller tracking: steps in which a gap between ŝ and the ramp is closed.")
     var trackingHorizon: Int = 10
+
+    @Option(help: ArgumentHelp("Shape of the target's rise over the warm-up: linear (the paper) or cubic (t − (t − t₀)(1 − k/W)³, Zhu & Gupta's gradual-pruning schedule: fast at first, slowing to the target).",
+                               valueName: "shape"))
+    var ramp: String?
 
     @Option(help: "Distillation temperature.")
     var temperature: Float = 2
@@ -159,6 +170,18 @@ struct Prune: ParsableCommand {
             throw ValidationError("--checkpoint-gate is '\(checkpointGate)'; expected one of "
                                   + CheckpointGate.allCases.map(\.rawValue).joined(separator: ", "))
         }
+        guard let kind = ControllerKind(rawValue: controller) else {
+            throw ValidationError("--controller is '\(controller)'; expected one of "
+                                  + ControllerKind.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        if budgetAware && tracking { throw ValidationError("--budget-aware and --tracking exclude each other") }
+        // The flags of earlier versions: --budget-aware (over the default) and --tracking (the default now).
+        if (budgetAware && kind == .paper) || (tracking && kind != .tracking) {
+            throw ValidationError("--controller \(controller) contradicts --\(budgetAware ? "budget-aware" : "tracking")")
+        }
+        if let ramp, RampShape(rawValue: ramp) == nil {
+            throw ValidationError("--ramp is '\(ramp)'; expected one of " + RampShape.allCases.map(\.rawValue).joined(separator: ", "))
+        }
         guard trackingHorizon >= 1 else {
             throw ValidationError("--tracking-horizon is \(trackingHorizon); expected a positive number of steps")
         }
@@ -180,16 +203,16 @@ struct Prune: ParsableCommand {
         return layers
     }
 
-    /// The paper's recipe for a task of `trainExamples`, with the flags given (validated by the job).
+    /// The default recipe (`PruningSettings.recipe`) for a task of `trainExamples`, with the flags given (validated by the job).
     func settings(trainExamples: Int) throws -> PruningSettings {
-        var s = PruningSettings.paper(targetSparsity: targetSparsity, trainExamples: trainExamples)
-        if let epochs { s.epochs = epochs }
+        var s = PruningSettings.recipe(targetSparsity: targetSparsity, trainExamples: trainExamples, epochs: epochs)
         if let prePruningEpochs { s.prePruningEpochs = prePruningEpochs }
         if let warmupEpochs { s.warmupEpochs = warmupEpochs }
         s.warmupSteps = warmupSteps
         if let evalSteps { s.evalSteps = evalSteps }
         s.finetuneEvalSteps = finetuneEvalSteps ?? s.evalSteps
         s.finetuneEpochs = finetuneEpochs
+        if let ramp { s.rampShape = RampShape(rawValue: ramp)! }
         s.sparsityEpsilon = sparsityEpsilon
         s.checkpointGate = CheckpointGate(rawValue: checkpointGate)!
         s.requireGate = requireGate
@@ -203,8 +226,11 @@ struct Prune: ParsableCommand {
         s.distillation = DistillationConfig(temperature: temperature, predictionWeight: alphaCe, layerWeight: alphaLayer,
                                             labelWeight: alphaLabel, mappingVersion: LayerMappingVersion(rawValue: layerMapping)!,
                                             teacherLayers: try teacherLayers.map(parsedTeacherLayers))
-        s.controller = tracking ? .tracking(safety: controllerSafety ?? ControllerOptions.trackingSafety, horizon: trackingHorizon)
-            : budgetAware ? .budgetAware(safety: controllerSafety ?? 2.5, antiWindup: !noAntiWindup) : .paper
+        switch budgetAware ? .budgetAware : ControllerKind(rawValue: controller)! {
+        case .tracking: s.controller = .tracking(safety: controllerSafety ?? ControllerOptions.trackingSafety, horizon: trackingHorizon)
+        case .budgetAware: s.controller = .budgetAware(safety: controllerSafety ?? 2.5, antiWindup: !noAntiWindup)
+        case .paper: s.controller = .paper
+        }
         return s
     }
 
@@ -235,4 +261,11 @@ struct Prune: ParsableCommand {
                   + outDir.appendingPathComponent("summary.json").path)
         }
     }
+}
+
+/// The values of `cofi prune --controller` (`ControllerOptions`).
+enum ControllerKind: String, CaseIterable {
+    case tracking
+    case budgetAware = "budget-aware"
+    case paper
 }

@@ -180,6 +180,9 @@ final class PruneCLITests: XCTestCase {
         var headless = base + ["--out", url("bad").path]
         headless[headless.firstIndex(of: url("teacher").path)!] = url("student").path
         try expectFailure(headless, "fine-tuned on the task")
+        try expectFailure(base(with: ["--epochs": "8"]) + ["--controller", "pid", "--out", url("bad").path],
+                          "--controller is 'pid'; expected one of tracking, budget-aware, paper")
+        try expectFailure(base + ["--controller", "paper", "--out", url("bad").path], "--controller paper contradicts --budget-aware")
         XCTAssertFalse(FileManager.default.fileExists(atPath: url("bad").path), "bad input must leave no output")
     }
 }

@@ -175,6 +175,23 @@ final class PruningStagesTests: XCTestCase {
         XCTAssertFalse(CheckpointGate.exactBand.admits(expected: 0.90, exact: 0.889, target: 0.9, epsilon: 0.01))
         XCTAssertEqual(PruningSettings(targetSparsity: 0.9, epochs: 2, prePruningEpochs: 0, warmupEpochs: 1).checkpointGate,
                        .exactBand)
+        // `cofi prune`'s default recipe: the paper's stages with the tracking controller; a shorter budget scaled.
+        func stages(_ examples: Int, _ epochs: Int?) -> [Int] {
+            let s = PruningSettings.recipe(targetSparsity: 0.9, trainExamples: examples, epochs: epochs)
+            XCTAssertEqual(s.controller, .tracking())
+            return [s.epochs, s.prePruningEpochs, s.warmupEpochs]
+        }
+        XCTAssertEqual(stages(9_568, nil), [100, 4, 20])
+        XCTAssertEqual(stages(9_568, 3), [3, 0, 2])
+        XCTAssertEqual(stages(9_568, 1), [1, 0, 1])
+        XCTAssertEqual(stages(9_568, 2), [2, 0, 1])
+        XCTAssertEqual(stages(9_568, 50), [50, 2, 20])
+        XCTAssertEqual(stages(9_568, 20), [20, 0, 13])
+        XCTAssertEqual(stages(9_568, 100), [100, 4, 20])
+        XCTAssertEqual(stages(9_568, 200), [200, 4, 20])
+        XCTAssertEqual(stages(67_349, 10), [10, 0, 2])
+        XCTAssertEqual(stages(67_349, 20), [20, 1, 2])
+        XCTAssertEqual(PruningSettings.paper(targetSparsity: 0.9, trainExamples: 9_568).controller, .paper)
         // The gap to the gate: 0 inside, the distance outside, NaN (never the closest) for a NaN sparsity.
         XCTAssertEqual(CheckpointGate.exactBand.gap(expected: 0.8, exact: 0.905, target: 0.9, epsilon: 0.01), 0)
         XCTAssertEqual(CheckpointGate.exactBand.gap(expected: 0.8, exact: 0.85, target: 0.9, epsilon: 0.01), 0.04, accuracy: 1e-12)

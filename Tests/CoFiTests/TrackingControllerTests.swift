@@ -23,10 +23,11 @@ final class TrackingControllerTests: XCTestCase {
             ("MiniLM-L6", S.miniLM, [0.95], [(300, 8)]),
             ("BERT-base", S.bertBase, [0.95], [(120, 8)]),
         ]
-        for (name, shape, targets, runs) in cases {
+        for ramp in RampShape.allCases {
+        for (name, shape, targets, runs) in cases where ramp == .linear || name == "MiniLM-L6" {
             for t in targets {
                 for (warmup, pressure) in runs {
-                    let target = SparsityTarget(target: t, warmupSteps: warmup)
+                    let target = SparsityTarget(target: t, warmupSteps: warmup, shape: ramp)
                     let steps = warmup + warmup / 2
                     let points = ControllerSimulation.run(shape: shape, target: target, steps: steps,
                                                           options: .tracking(), taskPressure: pressure,
@@ -35,13 +36,33 @@ final class TrackingControllerTests: XCTestCase {
                     let late = points.filter { $0.step * 10 >= warmup }
                     let worst = maxError(late.map { absDifference($0.expectedSparsity, $0.target) })
                     let over = maxError(points.map { max($0.expectedSparsity - t, 0) })
-                    XCTAssertLessThanOrEqual(worst, 0.01, "\(name) t \(t) W \(warmup) ρ \(pressure):\n"
+                    XCTAssertLessThanOrEqual(worst, 0.01, "\(name) \(ramp) t \(t) W \(warmup) ρ \(pressure):\n"
                                              + ControllerSimulation.format(points))
-                    XCTAssertLessThanOrEqual(over, 0.01, "\(name) t \(t) W \(warmup) ρ \(pressure)")
+                    XCTAssertLessThanOrEqual(over, 0.01, "\(name) \(ramp) t \(t) W \(warmup) ρ \(pressure)")
                     XCTAssertTrue(points.allSatisfy { $0.lambda1.isFinite && $0.expectedSparsity.isFinite })
                 }
             }
         }
+        }
+    }
+
+    /// The cubic ramp: t(k) = t − (t − t₀)(1 − k/W)³, its slope dt/dx = 3(t − t₀)(1 − x)² read back from t, and the
+    /// linear ramp's constant slope; decoding a target saved without a shape gives the linear ramp.
+    func testRampShapes() throws {
+        let cubic = SparsityTarget(target: 0.9, warmupSteps: 100, start: 0.1, shape: .cubic)
+        XCTAssertEqual(cubic.value(atPruningStep: 0), 0.1, accuracy: 1e-6)
+        XCTAssertEqual(cubic.value(atPruningStep: 50), 0.9 - 0.8 * 0.125, accuracy: 1e-6)
+        XCTAssertEqual(cubic.value(atPruningStep: 100), 0.9, accuracy: 1e-6)
+        XCTAssertEqual(cubic.value(atPruningStep: 500), 0.9, accuracy: 1e-6)
+        XCTAssertEqual(cubic.slope(atSparsity: 0.1), 2.4, accuracy: 1e-5)
+        XCTAssertEqual(cubic.slope(atSparsity: 0.8), 3 * 0.8 * 0.25, accuracy: 1e-5)
+        XCTAssertEqual(cubic.slope(atSparsity: 0.9), 0, accuracy: 1e-6)
+        let linear = SparsityTarget(target: 0.9, warmupSteps: 100, start: 0.1)
+        XCTAssertEqual(linear.value(atPruningStep: 25), 0.3, accuracy: 1e-6)
+        XCTAssertEqual(linear.slope(atSparsity: 0.85), 0.8, accuracy: 1e-6)
+        let old = try JSONDecoder().decode(SparsityTarget.self, from: Data(#"{"target":0.9,"warmupSteps":10,"start":0}"#.utf8))
+        XCTAssertEqual(old, SparsityTarget(target: 0.9, warmupSteps: 10))
+        XCTAssertEqual(try JSONDecoder().decode(SparsityTarget.self, from: JSONEncoder().encode(cubic)), cubic)
     }
 
     /// The step is the paper's (AdamW on g_task + λ·∂ŝ/∂log α) with the λ that lands ŝ on the goal: after the
