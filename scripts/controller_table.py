@@ -9,7 +9,8 @@ Per run (OUT of `cofi prune --out OUT`):
   controller    paper, budget-aware or tracking (the recorded run arguments)
   ramp          the warm-up W in pruning steps (warmup_steps, else warmup_epochs × steps per epoch)
   max |s-t|     the largest |ŝ − t(k)| over the evaluations after 10 % of the ramp, with t(k) the ramp
-                t0 + (t − t0)·min(1, k/W) and t0 the ramp's start (the step-0 target of the train log)
+                t0 + (t − t0)·c(min(1, k/W)), c(x) = x (linear) or 1 − (1 − x)³ (--ramp cubic), and t0 the
+                ramp's start (from the first logged step's target)
   band at       the first evaluation whose EXACT sparsity is within t ± epsilon (the default checkpoint gate)
   first try     yes when some evaluation met the gate and the run delivered a model from it (summary.json has no
                 gateMissed), else no
@@ -63,19 +64,25 @@ def summarize(out, epsilon):
         ramp = int(args.get("warmup_epochs", "0")) * per_epoch
     controller = ("tracking" if "tracking_horizon" in args
                   else "budget-aware" if args.get("budget_aware") == "true" else "paper")
+    shape = args.get("ramp", "linear")
+    if shape not in ("linear", "cubic"):
+        fail(f"{metrics}: ramp is {shape!r}; expected linear or cubic")
+    # The fraction of t - t0 the ramp has covered at progress x (cofi's SparsityTarget).
+    covered = (lambda x: x) if shape == "linear" else (lambda x: 1 - (1 - x) ** 3)
     trains = [e for e in events if e.get("event") == "train" and "target_sparsity" in e]
-    # t0: the ramp's start, from the first logged step's target (t(k) is linear in k up to the ramp's end).
+    # t0: the ramp's start, from the first logged step's target.
     t0 = None
     if trains:
         first = trains[0]
         k = first["step"] - 1 if first["step"] > 0 else 0
         tk = first["target_sparsity"]
-        t0 = tk if ramp == 0 or k == 0 else (tk - target * min(1, k / ramp)) / (1 - min(1, k / ramp))
+        c = covered(min(1, k / ramp)) if ramp else 1
+        t0 = tk if ramp == 0 or k == 0 else (tk - target * c) / (1 - c)
 
     def t_at(step):
         if ramp == 0 or t0 is None:
             return target
-        return t0 + (target - t0) * min(1.0, step / ramp)
+        return t0 + (target - t0) * covered(min(1.0, step / ramp))
 
     evals = [e for e in events if e.get("event") == "eval" and "expected_sparsity" in e.get("metrics", {})]
     late = [e for e in evals if e["step"] * 10 >= ramp]
@@ -91,7 +98,7 @@ def summarize(out, epsilon):
         pruned = summary.get("prunedMetric")
         dev = summary.get("finalMetric")
         missed = summary.get("gateMissed") is not None
-    return {"run": out, "target": target, "controller": controller, "ramp": ramp, "worst": worst, "band": band,
+    return {"run": out, "target": target, "controller": controller + ("" if shape == "linear" else f", {shape} ramp"), "ramp": ramp, "worst": worst, "band": band,
             "first_try": band is not None and not missed, "exact": exact, "pruned": pruned, "dev": dev}
 
 

@@ -19,7 +19,9 @@ struct Prune: ParsableCommand {
             training examples are "large" (20 epochs in all, 1 pre-pruning, 2 warm-up, eval every 500 steps), \
             others "small" (100, 4, 20, eval every 50); 20 fine-tuning epochs; lr 2e-5, reg lr 0.01, batch 32, \
             max length 128, temperature 2, α_ce 0.1, α_layer 0.9, layer mapping v4 (fixed), seed 57, ε 0.01; \
-            with the tracking controller (--controller paper for the reference's). A shorter --epochs scales the \
+            with three decisions of this project (BENCHMARKS.md, issue 16): the tracking controller (--controller \
+            paper for the reference's), the cubic ramp (--ramp linear for the paper's) and the compact model \
+            fine-tuned at lr \(PruningSettings.compactFinetuneLearningRate) (--finetune-lr 2e-5 for the paper's). A shorter --epochs scales the \
             stages: pre-pruning in the paper's proportion (rounded down: none below 25 small / 20 large epochs), \
             warm-up two thirds of the pruning epochs (e.g. --epochs 3: none, 2, then 1 at the target).
             The student starts from the pre-trained model (as the paper); pass the teacher's directory as \
@@ -83,8 +85,8 @@ struct Prune: ParsableCommand {
     @Option(name: [.customLong("learning-rate"), .customLong("lr")], help: "Model learning rate while pruning.")
     var learningRate: Float = 2e-5
 
-    @Option(help: "Constant learning rate of the compact model's fine-tuning.")
-    var finetuneLr: Float = 2e-5
+    @Option(help: "Constant learning rate of the compact model's fine-tuning (default \(PruningSettings.compactFinetuneLearningRate); the paper 2e-5).")
+    var finetuneLr: Float?
 
     @Option(help: "Learning rate of log α (λ gets its negative).")
     var regLr: Float = 0.01
@@ -108,7 +110,7 @@ struct Prune: ParsableCommand {
     @Option(help: "With --controller tracking: steps in which a gap between ŝ and the ramp is closed.")
     var trackingHorizon: Int = 10
 
-    @Option(help: ArgumentHelp("Shape of the target's rise over the warm-up: linear (the paper) or cubic (t − (t − t₀)(1 − k/W)³, Zhu & Gupta's gradual-pruning schedule: fast at first, slowing to the target).",
+    @Option(help: ArgumentHelp("Shape of the target's rise over the warm-up: cubic (the default: t − (t − t₀)(1 − k/W)³, Zhu & Gupta's gradual-pruning schedule, fast at first, slowing to the target) or linear (the paper).",
                                valueName: "shape"))
     var ramp: String?
 
@@ -217,7 +219,7 @@ struct Prune: ParsableCommand {
         s.checkpointGate = CheckpointGate(rawValue: checkpointGate)!
         s.requireGate = requireGate
         s.learningRate = learningRate
-        s.finetuneLearningRate = finetuneLr
+        if let finetuneLr { s.finetuneLearningRate = finetuneLr }
         s.regLearningRate = regLr
         s.batchSize = batchSize
         s.seed = seed

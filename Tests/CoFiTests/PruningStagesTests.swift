@@ -179,6 +179,8 @@ final class PruningStagesTests: XCTestCase {
         func stages(_ examples: Int, _ epochs: Int?) -> [Int] {
             let s = PruningSettings.recipe(targetSparsity: 0.9, trainExamples: examples, epochs: epochs)
             XCTAssertEqual(s.controller, .tracking())
+            XCTAssertEqual(s.finetuneLearningRate, PruningSettings.compactFinetuneLearningRate)
+            XCTAssertEqual(s.rampShape, .cubic)
             return [s.epochs, s.prePruningEpochs, s.warmupEpochs]
         }
         XCTAssertEqual(stages(9_568, nil), [100, 4, 20])
