@@ -271,11 +271,12 @@ final class MPICLITests: XCTestCase {
         try assertSameLosses(url("whole/metrics.jsonl"), metrics)
     }
 
+    /// With the default controller (tracking, cubic ramp): λ is solved from the reduced gradients on every rank.
     func testTwoRanksPruneAsOneProcess() throws {
         let args = ["prune", "--teacher", url("teacher").path, "--student", url("student").path,
                     "--train", url("train.csv").path, "--dev", url("dev.csv").path, "--max-length", "12",
                     "--batch-size", "5", "--target-sparsity", "0.5", "--epochs", "8", "--pre-pruning-epochs", "1",
-                    "--warmup-epochs", "2", "--finetune-epochs", "1", "--sparsity-epsilon", "0.05", "--budget-aware",
+                    "--warmup-epochs", "2", "--finetune-epochs", "1", "--sparsity-epsilon", "0.05",
                     "--eval-steps", "4", "--lr", "1e-3", "--logging-steps", "1", "--check-every", "3"]
         func scratch() -> Set<String> {
             Set(((try? FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory())) ?? [])
