@@ -207,7 +207,20 @@ final class PruningStagesTests: XCTestCase {
     /// A run stopped on request mid-pruning and resumed: the same losses, byte-identical weights, gates, summary
     /// and metrics as the uninterrupted run except for times, and stage times that add up over both processes.
     func testResumedPruningRepeatsTheUninterruptedRun() throws {
+        try assertResumeRepeatsTheUninterruptedRun(Self.settings())
+    }
+
+    /// The same with `cofi prune`'s default controller: the tracking controller's λ is solved afresh each step, and
+    /// the cubic ramp and the paced rates come back from the checkpoint.
+    func testResumedTrackingRunRepeatsTheUninterruptedRun() throws {
         var settings = Self.settings()
+        settings.controller = .tracking()
+        settings.rampShape = .cubic
+        try assertResumeRepeatsTheUninterruptedRun(settings)
+    }
+
+    private func assertResumeRepeatsTheUninterruptedRun(_ base: PruningSettings) throws {
+        var settings = base
         settings.finetuneEpochs = 0
         settings.evalSteps = nil
         struct Run {
