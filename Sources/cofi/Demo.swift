@@ -17,12 +17,11 @@ struct Demo: ParsableCommand {
             table: dev accuracy of teacher and compact model, encoder parameters before and after, exact \
             sparsity, latency and speedup, and where the outputs are.
             Budgets (max length 64): the default is sized to finish in about 15 minutes on 2 cores (15m23s measured on an AMD EPYC, Zen 4) — teacher 1 \
-            epoch; pruning from the teacher, 3 epochs (target warmed up over the first 2, budget-aware controller \
-            with anti-windup and controller safety 5, twice the default, so that the expected size keeps up with \
-            the 2-epoch ramp: inside the band from step 750 of 897); 1 fine-tuning \
-            epoch; 2 s per benchmark workload. --full runs the paper's recipe instead — teacher 3 \
-            epochs; the student from the pre-trained model with cofi prune's defaults for a small task (100 \
-            epochs: 4 pre-pruning, 20 warm-up; 20 fine-tuning epochs) — many hours on 2 cores.
+            epoch; pruning from the teacher with cofi prune's defaults for 3 epochs (the tracking controller on \
+            a cubic ramp over the first 2, the target held in the third); 1 fine-tuning epoch at lr 2e-4; 2 s per \
+            benchmark workload. --full runs the paper's recipe instead — teacher 3 epochs; the student from the \
+            pre-trained model, 100 epochs (4 pre-pruning, 20 warm-up, the reference's controller and linear ramp), \
+            20 fine-tuning epochs at lr 2e-5 — many hours on 2 cores.
             A finished step is not run again: run the same command to continue after an interruption (--force \
             starts over).
             """)
@@ -140,12 +139,8 @@ struct Demo: ParsableCommand {
 
     /// The demo's pruning recipe for a task of `trainExamples`: the paper's with --full, else the short budget.
     private func pruningSettings(trainExamples: Int) -> PruningSettings {
-        var s = PruningSettings.paper(targetSparsity: targetSparsity, trainExamples: trainExamples)
-        guard !full else { return s }
-        s.epochs = 3
-        s.prePruningEpochs = 0
-        s.warmupEpochs = 2
-        s.controller = .budgetAware(safety: 5)
+        guard !full else { return PruningSettings.paper(targetSparsity: targetSparsity, trainExamples: trainExamples) }
+        var s = PruningSettings.recipe(targetSparsity: targetSparsity, trainExamples: trainExamples, epochs: 3)
         s.finetuneEpochs = 1
         s.evalSteps = 50
         s.finetuneEvalSteps = 100
