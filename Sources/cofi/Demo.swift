@@ -16,7 +16,7 @@ struct Demo: ParsableCommand {
             model, report.md with figures); cofi bench of the compact model against the teacher. Ends with a \
             table: dev accuracy of teacher and compact model, encoder parameters before and after, exact \
             sparsity, latency and speedup, and where the outputs are.
-            Budgets (max length 64): the default is sized to finish in about 15 minutes on 2 cores (15m23s measured on an AMD EPYC, Zen 4) — teacher 1 \
+            Budgets (max length 64): the default is sized to finish in about 15 minutes on 2 cores (12m52s measured on an AMD EPYC, Zen 4) — teacher 1 \
             epoch; pruning from the teacher with cofi prune's defaults for 3 epochs (the tracking controller on \
             a cubic ramp over the first 2, the target held in the third); 1 fine-tuning epoch at lr 2e-4; 2 s per \
             benchmark workload. --full runs the paper's recipe instead — teacher 3 epochs; the student from the \
