@@ -46,7 +46,7 @@ public struct ControllerOptions: Equatable, Codable, Sendable {
     /// the ramp, and a gap shrinks by 1/H a step (about H steps to close it).
     public var trackingHorizon: Int
 
-    public init(budgetAware: Bool = false, safety: Float = 2.5, crossingSteps: Int? = nil, antiWindup: Bool = false,
+    public init(budgetAware: Bool = false, safety: Float = budgetAwareSafety, crossingSteps: Int? = nil, antiWindup: Bool = false,
                 windupHorizon: Int = 25, tracking: Bool = false, trackingHorizon: Int = 10) {
         self.budgetAware = budgetAware || tracking
         self.safety = safety
@@ -75,6 +75,9 @@ public struct ControllerOptions: Equatable, Codable, Sendable {
     /// The paper's formulation.
     public static let paper = ControllerOptions()
 
+    /// The budget-aware controller's default safety.
+    public static let budgetAwareSafety: Float = 2.5
+
     /// The tracking controller's default safety: in real training the gates move at well under their rate per step
     /// (the task gradient's sign changes), so at 2.5 the demo's 0.90 run fell 0.06 behind the steep end of the ramp;
     /// at 5 it held ŝ on t(k) at every evaluation (BENCHMARKS.md, issue 16).
@@ -88,7 +91,7 @@ public struct ControllerOptions: Equatable, Codable, Sendable {
 
     /// Rates paced to the warm-up (or to `crossingSteps`), ramp from the initial expected sparsity, and (unless
     /// `antiWindup` is false) conditional integration of λ1.
-    public static func budgetAware(safety: Float = 2.5, crossingSteps: Int? = nil, antiWindup: Bool = true,
+    public static func budgetAware(safety: Float = budgetAwareSafety, crossingSteps: Int? = nil, antiWindup: Bool = true,
                                    windupHorizon: Int = 25) -> ControllerOptions {
         ControllerOptions(budgetAware: true, safety: safety, crossingSteps: crossingSteps, antiWindup: antiWindup,
                           windupHorizon: windupHorizon)

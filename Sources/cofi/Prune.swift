@@ -93,7 +93,7 @@ struct Prune: ParsableCommand {
 
     @Option(help: ArgumentHelp("Sparsity controller: tracking (λ solved at every step so that the gates' step lands ŝ on the target ramp; rates paced to the warm-up), budget-aware (rates paced to the warm-up, λ learned with anti-windup) or paper (the reference's rates, from 0).",
                                valueName: "controller"))
-    var controller: String = ControllerKind.tracking.rawValue
+    var controller: String?
 
     @Flag(help: .hidden)
     var budgetAware = false
@@ -172,14 +172,14 @@ struct Prune: ParsableCommand {
             throw ValidationError("--checkpoint-gate is '\(checkpointGate)'; expected one of "
                                   + CheckpointGate.allCases.map(\.rawValue).joined(separator: ", "))
         }
-        guard let kind = ControllerKind(rawValue: controller) else {
+        if let controller, ControllerKind(rawValue: controller) == nil {
             throw ValidationError("--controller is '\(controller)'; expected one of "
                                   + ControllerKind.allCases.map(\.rawValue).joined(separator: ", "))
         }
         if budgetAware && tracking { throw ValidationError("--budget-aware and --tracking exclude each other") }
-        // The flags of earlier versions: --budget-aware (over the default) and --tracking (the default now).
-        if (budgetAware && kind == .paper) || (tracking && kind != .tracking) {
-            throw ValidationError("--controller \(controller) contradicts --\(budgetAware ? "budget-aware" : "tracking")")
+        // The flags of earlier versions, --budget-aware and --tracking, name a controller too.
+        if let controller, let legacy = legacyControllerFlag, controller != legacy.rawValue {
+            throw ValidationError("--controller \(controller) contradicts --\(legacy.rawValue)")
         }
         if let ramp, RampShape(rawValue: ramp) == nil {
             throw ValidationError("--ramp is '\(ramp)'; expected one of " + RampShape.allCases.map(\.rawValue).joined(separator: ", "))
@@ -194,6 +194,11 @@ struct Prune: ParsableCommand {
         for (name, v) in [("--eval-steps", evalSteps), ("--finetune-eval-steps", finetuneEvalSteps)] {
             if let v, v <= 0 { throw ValidationError("\(name) is \(v); expected a positive number") }
         }
+    }
+
+    /// The controller named by a flag of earlier versions (`--budget-aware`, `--tracking`), if one is given.
+    private var legacyControllerFlag: ControllerKind? {
+        budgetAware ? .budgetAware : tracking ? .tracking : nil
     }
 
     func parsedTeacherLayers(_ text: String) throws -> [Int] {
@@ -228,9 +233,10 @@ struct Prune: ParsableCommand {
         s.distillation = DistillationConfig(temperature: temperature, predictionWeight: alphaCe, layerWeight: alphaLayer,
                                             labelWeight: alphaLabel, mappingVersion: LayerMappingVersion(rawValue: layerMapping)!,
                                             teacherLayers: try teacherLayers.map(parsedTeacherLayers))
-        switch budgetAware ? .budgetAware : ControllerKind(rawValue: controller)! {
+        switch controller.flatMap(ControllerKind.init(rawValue:)) ?? legacyControllerFlag ?? .tracking {
         case .tracking: s.controller = .tracking(safety: controllerSafety ?? ControllerOptions.trackingSafety, horizon: trackingHorizon)
-        case .budgetAware: s.controller = .budgetAware(safety: controllerSafety ?? 2.5, antiWindup: !noAntiWindup)
+        case .budgetAware: s.controller = .budgetAware(safety: controllerSafety ?? ControllerOptions.budgetAwareSafety,
+                                                       antiWindup: !noAntiWindup)
         case .paper: s.controller = .paper
         }
         return s

@@ -81,16 +81,19 @@ final class PruneCLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: url("out-strict/final").path))
     }
 
-    /// `--tracking`: the logged ŝ (before each step) equals the step's target t(k) from the second pruning step on,
-    /// and λ1 is the solved multiplier (λ2 stays 0).
+    /// The default controller (tracking, cubic ramp): the logged ŝ (before each step) equals the step's target t(k)
+    /// from the second pruning step on, and λ1 is the solved multiplier (λ2 stays 0).
     func testTrackingControllerFollowsTheRamp() throws {
         var args = base(with: ["--logging-steps": "1", "--epochs": "4"])
-        args[args.firstIndex(of: "--budget-aware")!] = "--tracking"
+        args.remove(at: args.firstIndex(of: "--budget-aware")!)
         let out = url("out-tracking")
         let (status, _, stderr) = try cofi(args + ["--out", out.path])
         XCTAssertEqual(status, 0, stderr)
         let lines = try String(contentsOf: out.appendingPathComponent("prune/metrics.jsonl"), encoding: .utf8)
             .split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let arguments = try XCTUnwrap(lines.first { $0["event"] as? String == "start" }?["arguments"] as? [String: String])
+        XCTAssertEqual(arguments["ramp"], "cubic")
+        XCTAssertEqual(arguments["tracking_horizon"], "10")
         let steps = lines.filter { $0["event"] as? String == "train" }
         XCTAssertGreaterThan(steps.count, 8)
         for step in steps.dropFirst() {
@@ -183,6 +186,7 @@ final class PruneCLITests: XCTestCase {
         try expectFailure(base(with: ["--epochs": "8"]) + ["--controller", "pid", "--out", url("bad").path],
                           "--controller is 'pid'; expected one of tracking, budget-aware, paper")
         try expectFailure(base + ["--controller", "paper", "--out", url("bad").path], "--controller paper contradicts --budget-aware")
+        try expectFailure(base + ["--controller", "tracking", "--out", url("bad").path], "--controller tracking contradicts --budget-aware")
         XCTAssertFalse(FileManager.default.fileExists(atPath: url("bad").path), "bad input must leave no output")
     }
 }
