@@ -12,28 +12,61 @@ public struct SparsityTarget: Equatable, Codable, Sendable {
     public var start: Float
     /// How t rises from t_start to t_target over the warm-up.
     public var shape: RampShape
+    /// A ladder's intermediate rungs (ascending, below `target`): the ramp holds at each for `holdSteps` pruning
+    /// steps, inside the warm-up, so that each rung's band is visited long enough for evaluations to land in it. The
+    /// ramp itself then moves over the other `movingSteps` steps of the warm-up.
+    public var rungs: [Float]
+    public var holdSteps: Int
 
-    public init(target: Float, warmupSteps: Int, start: Float = 0, shape: RampShape = .linear) {
+    public init(target: Float, warmupSteps: Int, start: Float = 0, shape: RampShape = .linear, rungs: [Float] = [],
+                holdSteps: Int = 0) {
         self.target = target
         self.warmupSteps = warmupSteps
         self.start = start
         self.shape = shape
+        self.rungs = rungs
+        self.holdSteps = holdSteps
     }
 
-    private enum CodingKeys: String, CodingKey { case target, warmupSteps, start, shape }
+    private enum CodingKeys: String, CodingKey { case target, warmupSteps, start, shape, rungs, holdSteps }
 
-    /// Values saved before the ramp had a shape decode as linear.
+    /// Values saved before the ramp had a shape (rungs) decode as linear (without rungs).
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(target: try c.decode(Float.self, forKey: .target), warmupSteps: try c.decode(Int.self, forKey: .warmupSteps),
                   start: try c.decode(Float.self, forKey: .start),
-                  shape: try c.decodeIfPresent(RampShape.self, forKey: .shape) ?? .linear)
+                  shape: try c.decodeIfPresent(RampShape.self, forKey: .shape) ?? .linear,
+                  rungs: try c.decodeIfPresent([Float].self, forKey: .rungs) ?? [],
+                  holdSteps: try c.decodeIfPresent(Int.self, forKey: .holdSteps) ?? 0)
     }
+
+    /// The steps of the warm-up in which t moves (the warm-up less the holds at the intermediate rungs).
+    public var movingSteps: Int { max(1, warmupSteps - (holdSteps > 0 ? rungs.count * holdSteps : 0)) }
 
     /// t(k) for pruning step k ≥ 0.
     public func value(atPruningStep k: Int) -> Float {
         guard warmupSteps > 0 else { return target }
-        return value(atProgress: min(1, Float(k) / Float(warmupSteps)))
+        guard !rungs.isEmpty, holdSteps > 0 else { return value(atProgress: min(1, Float(k) / Float(warmupSteps))) }
+        let W = Float(movingSteps)
+        var moving = Float(k)
+        for r in rungs where r > start && r < target {
+            let reach = progress(atValue: r) * W
+            if moving <= reach { break }
+            if moving <= reach + Float(holdSteps) { return r }
+            moving -= Float(holdSteps)
+        }
+        return value(atProgress: min(1, moving / W))
+    }
+
+    /// The fraction x of the (moving) warm-up at which t = `value` (clamped to [0, 1]).
+    public func progress(atValue value: Float) -> Float {
+        let delta = target - start
+        guard delta > 0 else { return 1 }
+        let rest = max(0, min(1, (target - value) / delta))
+        switch shape {
+        case .linear: return 1 - rest
+        case .cubic: return 1 - Float(pow(Double(rest), 1.0 / 3.0))
+        }
     }
 
     /// t at the fraction x ∈ [0, 1] of the warm-up.

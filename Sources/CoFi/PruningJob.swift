@@ -118,7 +118,7 @@ public final class PruningJob: @unchecked Sendable {
         let s = settings
         let large = prepared.trainExamples >= PruningSettings.largeTaskThreshold
         pipeline.progress?.message(
-            "pruning \(studentDirectory.path) to sparsity \(s.targetSparsity) (ε \(s.sparsityEpsilon)) on \(prepared.taskName): "
+            "pruning \(studentDirectory.path) to " + Self.goal(s) + " on \(prepared.taskName): "
                 + "\(prepared.description) (\(large ? "large" : "small") task), "
                 + "metric \(prepared.evaluator.primaryName)\nteacher \(teacherDirectory.path); \(prepared.data.batchCount) steps per epoch, "
                 + "\(s.epochs) epochs (\(s.prePruningEpochs) pre-pruning, warm-up "
@@ -126,6 +126,18 @@ public final class PruningJob: @unchecked Sendable {
                 + "\(s.finetuneEpochs) fine-tuning epochs; lr \(s.learningRate), reg lr \(s.regLearningRate)"
                 + (s.controller.tracking ? " (tracking)" : s.controller.budgetAware ? " (budget-aware)" : "") + ", max length \(prepared.maxLength), seed \(s.seed)\noutput: \(output.path)")
         return try pipeline.run(resume: resume)
+    }
+
+    /// The run's target in words: the sparsity or latency, the rungs of a ladder, and ε.
+    static func goal(_ s: PruningSettings) -> String {
+        let ladder = s.rungs + [s.targetSparsity]
+        if let latency = s.latency {
+            return "latency " + latency.milliseconds.map { String(format: "%.3g ms", $0) }.joined(separator: ", ")
+                + " (± \(Int((latency.tolerance * 100).rounded())) % of the profile's prediction; dense "
+                + String(format: "%.3g ms", latency.denseMilliseconds) + ")"
+        }
+        return (ladder.count > 1 ? "the sparsity ladder " : "sparsity ") + ladder.map { "\($0)" }.joined(separator: ", ")
+            + " (ε \(s.sparsityEpsilon))"
     }
 
     /// Finishes the running step, saves the running stage's checkpoint and stops.
@@ -176,7 +188,7 @@ public enum PruningOutput {
 extension PruningSettings {
     /// The settings a resumed run must repeat, as `cofi prune` records them in each stage's trainer_state.json.
     public var runArguments: [String: String] {
-        ["target_sparsity": "\(targetSparsity)", "sparsity_epsilon": "\(sparsityEpsilon)",
+        var arguments: [String: String] = ["target_sparsity": "\(targetSparsity)", "sparsity_epsilon": "\(sparsityEpsilon)",
          "reg_lr": "\(regLearningRate)", "budget_aware": "\(controller.budgetAware)",
          "anti_windup": "\(controller.budgetAware && controller.antiWindup)", "controller_safety": "\(controller.safety)",
          "checkpoint_gate": checkpointGate.rawValue, "temperature": "\(distillation.temperature)",
@@ -186,7 +198,18 @@ extension PruningSettings {
          "epochs": "\(epochs)", "pre_pruning_epochs": "\(prePruningEpochs)", "warmup_epochs": "\(warmupEpochs)",
          "warmup_steps": warmupSteps.map { "\($0)" } ?? "none"]
             // Only when on (not linear), so that runs saved before the tracking controller (the ramp shape) existed still resume.
-            .merging(controller.tracking ? ["tracking_horizon": "\(controller.trackingHorizon)"] : [:]) { a, _ in a }
-            .merging(rampShape != .linear ? ["ramp": rampShape.rawValue] : [:]) { a, _ in a }
+        if controller.tracking { arguments["tracking_horizon"] = "\(controller.trackingHorizon)" }
+        // Only when not the default (not linear, no ladder, no latency), so that earlier runs still resume.
+        if rampShape != .linear { arguments["ramp"] = rampShape.rawValue }
+        if !rungs.isEmpty {
+            arguments["rungs"] = rungs.map { "\($0)" }.joined(separator: ",")
+            arguments["rung_hold_steps"] = rungHoldSteps.map { "\($0)" } ?? "default"
+        }
+        if let latency {
+            arguments["target_latency_ms"] = latency.milliseconds.map { "\($0)" }.joined(separator: ",")
+            arguments["latency_tolerance"] = "\(latency.tolerance)"
+            arguments["profile_dense_ms"] = String(format: "%.6g", latency.denseMilliseconds)
+        }
+        return arguments
     }
 }

@@ -109,8 +109,15 @@ public final class PruningObjective: TrainingObjective {
             // The Lagrangian does not depend on the batch: in a data-parallel run the lead rank alone adds it.
             if shard?.isLead ?? true { total = total + reg.loss }
             values["lagrangian"] = Double(reg.loss.value.scalar)
-            values["expected_sparsity"] = Double(reg.expectedSparsity.value.scalar)
-            values["target_sparsity"] = Double(reg.target)
+            if let latency = controller.measure as? LatencyModel {
+                // The controller's measure is the latency reduction; the log keeps ŝ the size's.
+                values["expected_sparsity"] = controller.l0.sizeModel.expectedValue(controller.l0)
+                values["expected_latency_ms"] = latency.latency(ofReduction: Double(reg.expectedSparsity.value.scalar))
+                values["target_latency_ms"] = latency.latency(ofReduction: Double(reg.target))
+            } else {
+                values["expected_sparsity"] = Double(reg.expectedSparsity.value.scalar)
+                values["target_sparsity"] = Double(reg.target)
+            }
             values["lambda_1"] = Double(controller.lagrangian.lambda1.value.scalar)
             values["lambda_2"] = Double(controller.lagrangian.lambda2.value.scalar)
             if controller.options.antiWindup { values["lambda_1_held"] = controller.lambda1Held ? 1 : 0 }

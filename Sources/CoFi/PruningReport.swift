@@ -100,6 +100,37 @@ public struct PruningReport {
             maxValue: 100)
 
         let prune: Set<String> = ["prune"]
+        if let target = s.targetLatencyMs {
+            let tol = pruneArguments["latency_tolerance"].flatMap(Double.init)
+            out["latency.svg"] = SVGChart(title: "Predicted latency while pruning", xLabel: "step", yLabel: "ms").lines(
+                [.init(name: "expected under the gates", points: series("expected_latency_ms", in: prune), color: c[0]),
+                 .init(name: "target ramp", points: series("target_latency_ms", in: prune), color: c[1], dashed: true),
+                 .init(name: "kept structure (evaluations)", points: series("predicted_latency_ms", in: prune, evals: true),
+                       color: c[2], markers: true)],
+                hLines: [("target \(SVGChart.label(target)) ms" + (tol.map { " ± \(Int(($0 * 100).rounded())) %" } ?? ""), target, "#555555")]
+                    + (tol.map { [("", target * (1 + $0), "#bbbbbb"), ("", target * (1 - $0), "#bbbbbb")] } ?? []),
+                vLines: boundaries.filter { $0.label == "prune" })
+        }
+        if let rungs = s.rungs {
+            let done = rungs.filter { $0.finalMetric != nil || $0.prunedMetric != nil }
+            func points(_ x: (RungSummary) -> Double?, _ y: (RungSummary) -> Double?) -> [(x: Double, y: Double)] {
+                done.compactMap { r in x(r).flatMap { xv in y(r).map { (xv, $0) } } }
+            }
+            let teacherLine = s.teacherMetric.map { [("teacher \(String(format: "%.4f", $0))", $0, c[6])] } ?? []
+            out["pareto_params.svg"] = SVGChart(title: "Ladder: dev \(s.metricName) against encoder parameters",
+                                                xLabel: "encoder parameters (millions)", yLabel: s.metricName).lines(
+                [.init(name: "fine-tuned", points: points({ $0.encoderParameters.map { Double($0) / 1e6 } }, \.finalMetric), color: c[0], markers: true),
+                 .init(name: "pruned, before fine-tuning", points: points({ $0.encoderParameters.map { Double($0) / 1e6 } }, \.prunedMetric),
+                       color: c[1], markers: true)],
+                hLines: teacherLine)
+            if done.contains(where: { $0.measuredLatencyMs != nil }) {
+                out["pareto_latency.svg"] = SVGChart(title: "Ladder: dev \(s.metricName) against measured latency",
+                                                     xLabel: "measured latency (ms)", yLabel: s.metricName).lines(
+                    [.init(name: "fine-tuned", points: points(\.measuredLatencyMs, \.finalMetric), color: c[0], markers: true),
+                     .init(name: "pruned, before fine-tuning", points: points(\.measuredLatencyMs, \.prunedMetric), color: c[1], markers: true)],
+                    hLines: teacherLine)
+            }
+        }
         var hLines: [(label: String, y: Double, color: String)] = []
         if let e = epsilon, e > 0 {
             hLines.append(("", s.targetSparsity + e, "#bbbbbb"))
@@ -161,6 +192,32 @@ public struct PruningReport {
                   "| dev \(s.metricName): teacher | \(f(s.teacherMetric)) |",
                   "| dev \(s.metricName): pruned (step \(s.prunedStep.map(String.init) ?? "–")) | \(f(s.prunedMetric)) |",
                   "| dev \(s.metricName): fine-tuned compact model | \(f(s.finalMetric)) |", ""]
+        if let target = s.targetLatencyMs {
+            lines.insert(contentsOf: ["| target latency (ms, as the profile predicts) | \(f(target, 3)) |",
+                                      "| predicted latency of the kept structure (ms) | \(f(s.predictedLatencyMs, 3)) |",
+                                      "| measured latency of final/ (ms) | \(f(s.measuredLatencyMs, 3)) |",
+                                      "| dense: predicted / measured teacher (ms) | \(f(s.denseLatencyMs, 3)) / \(f(s.measuredTeacherLatencyMs, 3)) |"],
+                         at: lines.count - 1)
+            lines += ["![latency](figures/latency.svg)", ""]
+        } else if let measured = s.measuredLatencyMs {
+            lines.insert("| measured latency of final/ (ms; teacher) | \(f(measured, 3)) (\(f(s.measuredTeacherLatencyMs, 3))) |", at: lines.count - 1)
+        }
+        if let rungs = s.rungs {
+            lines += ["## Ladder", "",
+                      "One pruning run, one compact model per rung (`rungs/<rung>/final`; the last rung's is `final/`). "
+                      + "Latencies: predicted by the profile, and measured on the saved model under the profile's conditions "
+                      + "(or one sequence of 128 tokens).", "",
+                      "| rung | exact sparsity | encoder params | dev \(s.metricName) pruned (step) | fine-tuned | predicted ms | measured ms | model |",
+                      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+            for r in rungs {
+                lines.append("| \(r.label) | \(f(r.exactSparsity)) | \(r.encoderParameters.map(String.init) ?? "–") | "
+                             + "\(f(r.prunedMetric)) (\(r.prunedStep.map(String.init) ?? "–")) | \(f(r.finalMetric)) | "
+                             + "\(f(r.predictedLatencyMs, 3)) | \(f(r.measuredLatencyMs, 3)) | "
+                             + (r.finalDirectory.map { "`\($0)`" } ?? "no evaluation landed in the band") + " |")
+            }
+            lines += ["", "![Pareto: parameters](figures/pareto_params.svg)", ""]
+            if rungs.contains(where: { $0.measuredLatencyMs != nil }) { lines += ["![Pareto: latency](figures/pareto_latency.svg)", ""] }
+        }
         lines += ["## Architecture", "", "![kept structure](figures/architecture.svg)", "",
                   "| layer | heads | FFN units | attention | FFN |", "| ---: | ---: | ---: | --- | --- |"]
         for (l, (a, b)) in zip(s.layers, s.originalLayers).enumerated() {
@@ -182,7 +239,7 @@ public struct PruningReport {
             }
         }
         lines += ["", "## Training", "", "![losses](figures/losses.svg)", "", "![metric](figures/metric.svg)", "",
-                  "Wall time: " + ["preprune", "prune", "compact", "finetune"].compactMap { k in
+                  "Wall time: " + ["preprune", "prune", "compact", "finetune", "rungs"].compactMap { k in
                       s.stageSeconds[k].map { "\(k) \(String(format: "%.0f", $0)) s" } }.joined(separator: ", ") + ".", ""]
         if !args.isEmpty {
             lines += ["## Arguments", "", "| argument | value |", "| --- | --- |"]

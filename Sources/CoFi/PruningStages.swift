@@ -60,6 +60,36 @@ public struct PruningSettings: Codable, Equatable, Sendable {
     public var controller: ControllerOptions = .paper
     /// How the target rises over the warm-up (the paper: linearly).
     public var rampShape: RampShape = .linear
+    /// A ladder (`--target-sparsity 0.6,0.75,0.9,0.95`): the rungs below `targetSparsity`, ascending, in the
+    /// measure's units. The ramp holds at each (`rungHoldSteps`), the best evaluation in each rung's band is kept,
+    /// and each is cut and fine-tuned into `rungs/<rung>/` besides the last rung's `final/`.
+    public var rungs: [Float] = []
+    /// Pruning steps the ramp holds at each intermediate rung (nil: one evaluation interval, or a quarter epoch
+    /// without step evaluations).
+    public var rungHoldSteps: Int?
+    /// A latency target (`--target-latency`): the controller drives the latency reduction 1 − latency/dense
+    /// latency that the profile predicts, and `targetSparsity` and `rungs` are latency reductions (see
+    /// `LatencyTarget`).
+    public var latency: LatencyTarget?
+
+    /// ε of the checkpoint gate at target (or rung) `t`: `sparsityEpsilon`, or with a latency target the relative
+    /// tolerance times the target latency, in latency-reduction units (tolerance·(1 − t)).
+    public func epsilon(at t: Float) -> Float {
+        guard let latency else { return sparsityEpsilon }
+        return Float(latency.tolerance) * (1 - t)
+    }
+
+    /// The measure the controller drives: the size model, or the profile's latency model.
+    public func measure(for l0: L0Module) -> PruningMeasure {
+        guard let latency else { return l0.sizeModel }
+        return LatencyModel(profile: latency.profile, shape: l0.shape, families: l0.configuration.families)
+    }
+
+    /// A rung's name (its directory under `rungs/`): the sparsity with two decimals, or the latency in ms.
+    public func rungLabel(_ t: Float) -> String {
+        guard let latency else { return String(format: "%.2f", t) }
+        return String(format: "%.3gms", latency.denseMilliseconds * Double(1 - t))
+    }
 
     /// Tasks with at least this many training examples take the "large" recipe. The paper's small tasks have at
     /// most 8,551 examples (CoLA), its large ones at least 67,349 (SST-2); any threshold between splits them as
@@ -117,7 +147,23 @@ public struct PruningSettings: Codable, Equatable, Sendable {
     public func validate() throws {
         func fail(_ s: String) -> PruningError { PruningError(s) }
         guard targetSparsity.isFinite, targetSparsity > 0, targetSparsity < 1 else {
-            throw fail("target sparsity is \(targetSparsity); expected a number strictly between 0 and 1")
+            throw fail(latency == nil ? "target sparsity is \(targetSparsity); expected a number strictly between 0 and 1"
+                       : "the target latency reduction is \(targetSparsity); expected a number strictly between 0 and 1")
+        }
+        let ladder = rungs + [targetSparsity]
+        for (a, b) in zip(ladder, ladder.dropFirst()) where !(a < b) {
+            throw fail(latency == nil
+                ? "the rungs \(ladder.map { "\($0)" }.joined(separator: ",")) are out of order or repeated; list each target sparsity once, ascending (e.g. 0.6,0.75,0.9,0.95)"
+                : "the latency rungs \(ladder.map { rungLabel($0) }.joined(separator: ",")) are out of order or repeated; list each target latency once, descending (e.g. 6,3,1.5)")
+        }
+        if let bad = rungs.first(where: { !($0 > 0 && $0 < 1) }) {
+            throw fail("rung \(bad) is not strictly between 0 and 1")
+        }
+        if let rungHoldSteps, rungHoldSteps < 1 { throw fail("rung hold steps is \(rungHoldSteps); expected 1 or more") }
+        if let latency {
+            guard latency.tolerance.isFinite, latency.tolerance > 0, latency.tolerance < 1 else {
+                throw fail("latency tolerance is \(latency.tolerance); expected a fraction strictly between 0 and 1")
+            }
         }
         guard sparsityEpsilon.isFinite, sparsityEpsilon >= 0, sparsityEpsilon < targetSparsity else {
             throw fail("sparsity epsilon is \(sparsityEpsilon); expected a number from 0 to below the target")
@@ -233,18 +279,28 @@ final class MaskedEvaluator: Evaluator {
 
     func evaluate(model: BertModel) throws -> EvaluationResult {
         guard let controller = objective.controller else { return try inner.evaluate(model: model) }
-        let masks = controller.l0.deterministicMasks()
+        let l0 = controller.l0
+        let masks = l0.deterministicMasks()
         let compact = try model.compacted(masks: masks)
         var result = try inner.evaluate(model: compact.model)
-        let s = withoutGradients { controller.l0.expectedSparsity().value.scalar }
-        let exact = controller.l0.sizeModel.exactSize(of: masks).sparsity
+        // The gate works in the controller's measure (sparsity, or latency reduction); the log always has the sizes.
+        let s = Float(controller.measure.expectedValue(l0))
+        let exact = controller.measure.exactValue(of: masks, in: l0)
         lastExpectedSparsity = Double(s)
         lastExactSparsity = exact
         result.eligibleForBest = settings.checkpointGate.admits(expected: Double(s), exact: exact,
                                                                 target: Double(settings.targetSparsity),
-                                                                epsilon: Double(settings.sparsityEpsilon))
-        result.metrics.append((name: "expected_sparsity", value: Double(s)))
-        result.metrics.append((name: "exact_sparsity", value: exact))
+                                                                epsilon: Double(settings.epsilon(at: settings.targetSparsity)))
+        if let latency = controller.measure as? LatencyModel {
+            result.metrics.append((name: "expected_sparsity", value: l0.sizeModel.expectedValue(l0)))
+            result.metrics.append((name: "exact_sparsity", value: l0.sizeModel.exactSize(of: masks).sparsity))
+            result.metrics.append((name: "expected_latency_ms", value: latency.latency(ofReduction: Double(s))))
+            result.metrics.append((name: "predicted_latency_ms", value: latency.latency(ofReduction: exact)))
+        } else {
+            result.metrics.append((name: "expected_sparsity", value: Double(s)))
+            result.metrics.append((name: "exact_sparsity", value: exact))
+        }
+        try keepRungs(result, model: model, expected: Double(s), exact: exact)
         if result.improves(on: bestSoFar) {
             bestSoFar = result.primary
             if let gatesURL {
@@ -252,7 +308,7 @@ final class MaskedEvaluator: Evaluator {
             }
         } else if bestSoFar == nil, !result.eligibleForBest, let closestURL, result.primary.isFinite {
             let gap = settings.checkpointGate.gap(expected: Double(s), exact: exact, target: Double(settings.targetSparsity),
-                                                  epsilon: Double(settings.sparsityEpsilon))
+                                                  epsilon: Double(settings.epsilon(at: settings.targetSparsity)))
             if gap.isFinite, closestGap.map({ gap < $0 }) ?? true {
                 var state = trainerState()
                 let step = state?.globalStep
@@ -271,6 +327,35 @@ final class MaskedEvaluator: Evaluator {
             }
         }
         return result
+    }
+
+    /// Where a ladder's intermediate rungs keep their best evaluation (`prune/rungs/<rung>/`); nil: nowhere.
+    var rungsURL: URL?
+    /// The best metric kept so far per intermediate rung (restored from `rung.json` on resume).
+    var rungBest: [Float: Double] = [:]
+
+    /// A ladder: an evaluation whose exact measure lies in an intermediate rung's band (rung ± ε, exact, whatever
+    /// the run's checkpoint gate) becomes that rung's checkpoint when its metric is the rung's best so far.
+    private func keepRungs(_ result: EvaluationResult, model: BertModel, expected: Double, exact: Double) throws {
+        guard let rungsURL, result.primary.isFinite else { return }
+        for rung in settings.rungs {
+            let eps = Double(settings.epsilon(at: rung))
+            guard CheckpointGate.exactBand.admits(expected: expected, exact: exact, target: Double(rung), epsilon: eps),
+                  rungBest[rung].map({ result.primary > $0 }) ?? true else { continue }
+            var state = trainerState()
+            state?.bestMetric = result.primary
+            state?.bestMetricName = result.primaryName
+            let step = state?.globalStep
+            state?.bestStep = step
+            let record = ClosestEvaluation(step: step ?? 0, metricName: result.primaryName, metric: result.primary,
+                                           expectedSparsity: expected, exactSparsity: exact, gap: 0)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try TrainingCheckpoint.write(to: rungsURL.appendingPathComponent(settings.rungLabel(rung)), model: model,
+                                         export: export, state: state, objectiveTensors: objective.checkpointTensors,
+                                         extraFiles: [ClosestEvaluation.file: try encoder.encode(record)])
+            rungBest[rung] = result.primary
+        }
     }
 }
 
@@ -306,6 +391,15 @@ public struct PruningSummary: Codable, Sendable {
     /// outside it the delivered model's evaluation was (`CheckpointGate.gap`). Nil when the gate was met.
     public var gateMissed: String?
     public var gateGap: Double?
+    /// With `--target-latency`: the target, the profile's prediction for the dense student and for the delivered
+    /// structure (ms), and the measured latency of `final/` and of the teacher (`PruningPipeline.latencyMeter`).
+    public var targetLatencyMs: Double?
+    public var denseLatencyMs: Double?
+    public var predictedLatencyMs: Double?
+    public var measuredLatencyMs: Double?
+    public var measuredTeacherLatencyMs: Double?
+    /// A ladder's rungs, ascending, the last being this run's own target (nil: one target).
+    public var rungs: [RungSummary]?
 
     /// Lines for the terminal: the shape per layer, the sizes and the metrics.
     public var text: String {
@@ -328,6 +422,30 @@ public struct PruningSummary: Codable, Sendable {
     }
 }
 
+/// One rung of a ladder in `summary.json`: its target (in the measure's units; `targetLatencyMs` for latency
+/// rungs), the kept checkpoint, the cut shape and sizes, the metrics before and after fine-tuning, and its
+/// latency predicted by the profile and measured. A rung no evaluation landed in has only its target.
+public struct RungSummary: Codable, Sendable {
+    public var target: Double
+    public var label: String
+    public var targetLatencyMs: Double?
+    public var prunedStep: Int?
+    public var prunedMetric: Double?
+    public var finalMetric: Double?
+    public var exactSparsity: Double?
+    public var encoderParameters: Int?
+    public var hiddenSize: Int?
+    public var layers: [PruningSummary.Layer]?
+    public var predictedLatencyMs: Double?
+    public var measuredLatencyMs: Double?
+    public var finalDirectory: String?
+
+    public init(target: Double, label: String) {
+        self.target = target
+        self.label = label
+    }
+}
+
 /// The whole CoFi run (see `PruningSettings` for the stages and the output layout).
 public final class PruningPipeline {
     public let teacher: BertModel
@@ -343,6 +461,9 @@ public final class PruningPipeline {
     /// Data-parallel training of every stage (`Trainer.parallel`); every rank runs the whole pipeline alike, the
     /// others on a private copy of the output directory (see `PruningJob`).
     public var parallel: DataParallel?
+    /// Times a saved model directory's forward pass (ms), for the report's measured latencies (the CLI passes the
+    /// runtime's benchmark under the latency profile's conditions); nil: no measured latencies.
+    public var latencyMeter: ((URL) throws -> Double)?
     /// Called after every step of every stage with the stage name and the objective's scalars (tests, CLI).
     public var onStep: ((String, StepRecord, [String: Double]) throws -> Void)?
     /// The layer transformation, trained through pre-pruning and pruning.
@@ -368,6 +489,18 @@ public final class PruningPipeline {
         guard teacher.shape.vocabSize == student.shape.vocabSize else {
             throw PruningError("the teacher's vocabulary has \(teacher.shape.vocabSize) tokens, the student's "
                                + "\(student.shape.vocabSize); both must read the same token ids (same tokenizer)")
+        }
+        if !settings.rungs.isEmpty {
+            let warmup = settings.warmupSteps ?? settings.warmupEpochs * data.batchCount
+            let hold = settings.rungHoldSteps ?? settings.evalSteps ?? max(1, data.batchCount / 4)
+            guard settings.rungs.count * hold < warmup else {
+                throw PruningError("a ladder of \(settings.rungs.count + 1) rungs held \(hold) steps at each of the first \(settings.rungs.count) "
+                    + "needs a warm-up of more than \(settings.rungs.count * hold) steps, and this one has \(warmup); "
+                    + "warm up longer (--warmup-epochs) or hold shorter (--rung-hold-steps)")
+            }
+        }
+        if let latency = settings.latency, let why = latency.profile.incompatibility(with: student.shape, pooled: head.usesPooler) {
+            throw PruningError("the latency profile cannot predict this student's latency: \(why)")
         }
         if settings.distillation.layerWeight != 0 {
             guard teacher.shape.hiddenSize == student.shape.hiddenSize else {
@@ -449,7 +582,7 @@ public final class PruningPipeline {
         // 3. Fold and cut the best checkpoint.
         let t2 = clockNow()
         let pruned = try compactBest(best, gates: gatesURL, of: pruning, step: prunedState.globalStep,
-                                     closest: closest != nil, in: out)
+                                     closest: closest != nil, into: out.appendingPathComponent("pruned"))
         seconds["compact"] = clockNow() - t2
         progress?.message("pruned model (step \(prunedState.globalStep), dev \(evaluator.primaryName) "
                           + String(format: "%.4f", prunedState.bestMetric ?? .nan) + "): \(pruned.directory.path)")
@@ -460,11 +593,35 @@ public final class PruningPipeline {
             seconds["finetune"] = stageWallSeconds["finetune"]
         }
         let finalDir = try saveFinal(pruned.compact, in: out)
+        var last = rungSummary(settings.targetSparsity, pruned: pruned, of: pruning, step: prunedState.globalStep,
+                               prunedMetric: prunedState.bestMetric, finalMetric: finalMetric, finalDirectory: finalDir)
+
+        // 5. A ladder: each intermediate rung's best evaluation, cut and fine-tuned as the last rung was.
+        var rungs: [RungSummary] = []
+        let t3 = clockNow()
+        for rung in settings.rungs {
+            rungs.append(try finishRung(rung, of: pruning, in: out, resume: resume))
+        }
+        if !settings.rungs.isEmpty {
+            seconds["rungs"] = settings.rungs.reduce(clockNow() - t3) { total, rung in
+                total + (stageWallSeconds["rungs/\(settings.rungLabel(rung))/finetune"] ?? 0)
+            }
+        }
+        try measureLatency(&last)
+        for i in rungs.indices where rungs[i].finalDirectory != nil { try measureLatency(&rungs[i]) }
 
         var summary = summarize(pruned, of: pruning, teacherMetric: teacherMetric, prunedState: prunedState,
                                 finalMetric: finalMetric, stageSeconds: seconds, finalDirectory: finalDir)
         summary.gateMissed = closest.map { _ in gateDescription }
         summary.gateGap = closest?.gap
+        summary.targetLatencyMs = settings.latency?.milliseconds.last
+        summary.denseLatencyMs = settings.latency?.denseMilliseconds
+        summary.predictedLatencyMs = last.predictedLatencyMs
+        summary.measuredLatencyMs = last.measuredLatencyMs
+        if let measure = latencyMeter, let teacherDir = arguments["teacher"] {
+            summary.measuredTeacherLatencyMs = try? measure(URL(fileURLWithPath: teacherDir))
+        }
+        if !settings.rungs.isEmpty { summary.rungs = rungs + [last] }
         try write(summary, to: out)
         return summary
     }
@@ -502,10 +659,12 @@ public final class PruningPipeline {
         var rng = Xoshiro256(seed: settings.seed)
         let l0 = L0Module(shape: student.shape, using: &rng)
         let pruningEpochs = settings.epochs - settings.prePruningEpochs
-        let target = SparsityTarget(target: settings.targetSparsity,
-                                    warmupSteps: settings.warmupSteps ?? settings.warmupEpochs * data.batchCount,
-                                    shape: settings.rampShape)
-        let controller = SparsityController(l0: l0, target: target, options: settings.controller)
+        let warmup = settings.warmupSteps ?? settings.warmupEpochs * data.batchCount
+        let hold = settings.rungs.isEmpty ? 0 : rungHoldSteps
+        let target = SparsityTarget(target: settings.targetSparsity, warmupSteps: warmup, shape: settings.rampShape,
+                                    rungs: settings.rungs, holdSteps: hold)
+        let controller = SparsityController(l0: l0, target: target, options: settings.controller,
+                                            measure: settings.measure(for: l0))
         let objective = PruningObjective(teacher: teacher, distillation: try loss(transformation), controller: controller,
                                          regLearningRate: settings.regLearningRate, seed: settings.seed)
         let gatesURL = stageDirectory("prune")?.appendingPathComponent("best_gates.safetensors")
@@ -516,10 +675,16 @@ public final class PruningPipeline {
             masked.trainerState = { [weak self] in self?.currentTrainer?.state }
             let resumes = resume && (isDone("prune") || FileManager.default.fileExists(
                 atPath: closest.deletingLastPathComponent().appendingPathComponent("checkpoint/\(TrainingCheckpoint.stateFile)").path))
+            let rungs = closest.deletingLastPathComponent().appendingPathComponent("rungs")
+            masked.rungsURL = settings.rungs.isEmpty ? nil : rungs
             if resumes {
                 masked.closestGap = ClosestEvaluation.read(closest)?.gap
+                for rung in settings.rungs {
+                    masked.rungBest[rung] = ClosestEvaluation.read(rungs.appendingPathComponent(settings.rungLabel(rung)))?.metric
+                }
             } else {
                 try? FileManager.default.removeItem(at: closest)
+                try? FileManager.default.removeItem(at: rungs)
             }
         }
         if controller.rateScale(regLearningRate: settings.regLearningRate) != 1 {
@@ -533,6 +698,9 @@ public final class PruningPipeline {
                      evaluator: masked, resume: resume)
         return PruningStage(l0: l0, objective: objective, evaluator: masked, gatesURL: gatesURL)
     }
+
+    /// Pruning steps the ramp holds at each intermediate rung of a ladder.
+    var rungHoldSteps: Int { settings.rungHoldSteps ?? settings.evalSteps ?? max(1, data.batchCount / 4) }  // as checked in init
 
     /// What the checkpoint gate admits, in words.
     private var gateDescription: String {
@@ -577,20 +745,72 @@ public final class PruningPipeline {
         parallel == nil ? PruningError(message) : ClusterError(message)
     }
 
+    /// An intermediate rung of a ladder: its best evaluation (`prune/rungs/<rung>/`) cut into `rungs/<rung>/pruned`,
+    /// fine-tuned in `rungs/<rung>/finetune` as the last rung is, and saved to `rungs/<rung>/final`. A rung whose band
+    /// no evaluation landed in gets no model and a warning.
+    private func finishRung(_ rung: Float, of pruning: PruningStage, in out: URL, resume: Bool) throws -> RungSummary {
+        let label = settings.rungLabel(rung)
+        let checkpoint = out.appendingPathComponent("prune/rungs/\(label)")
+        let dir = out.appendingPathComponent("rungs/\(label)")
+        guard let record = ClosestEvaluation.read(checkpoint) else {
+            progress?.message("WARNING: rung \(label): no evaluation landed in its band (± " + String(format: "%.4f", settings.epsilon(at: rung))
+                              + "), so it has no model; hold longer at each rung (--rung-hold-steps) or evaluate more often")
+            return RungSummary(target: Double(rung), label: label)
+        }
+        let pruned = try compactBest(checkpoint, gates: checkpoint.appendingPathComponent(TrainingCheckpoint.objectiveFile),
+                                     of: pruning, step: record.step, closest: false,
+                                     into: dir.appendingPathComponent("pruned"), target: rung)
+        progress?.message("rung \(label): pruned model (step \(record.step), dev \(evaluator.primaryName) "
+                          + String(format: "%.4f", record.metric) + "): \(pruned.directory.path)")
+        var finalMetric: Double?
+        if settings.finetuneEpochs > 0 {
+            finalMetric = try finetune(pruned.compact, in: out, stage: "rungs/\(label)/finetune", resume: resume)
+        }
+        let finalDir = try saveFinal(pruned.compact, in: dir)
+        return rungSummary(rung, pruned: pruned, of: pruning, step: record.step, prunedMetric: record.metric,
+                           finalMetric: finalMetric, finalDirectory: finalDir)
+    }
+
+    /// One rung's line of a ladder's summary (the last rung's too).
+    private func rungSummary(_ rung: Float, pruned: PrunedModel, of pruning: PruningStage, step: Int, prunedMetric: Double?,
+                             finalMetric: Double?, finalDirectory: URL) -> RungSummary {
+        var r = RungSummary(target: Double(rung), label: settings.rungLabel(rung))
+        r.targetLatencyMs = settings.latency.map { $0.denseMilliseconds * Double(1 - rung) }
+        r.prunedStep = step
+        r.prunedMetric = prunedMetric
+        r.finalMetric = finalMetric
+        r.exactSparsity = pruned.compact.layout?.sparsity ?? pruning.l0.sizeModel.exactSize(of: pruned.masks).sparsity
+        r.encoderParameters = pruned.compact.model.shape.encoderParameters
+        r.hiddenSize = pruned.compact.model.shape.hiddenSize
+        r.layers = pruned.compact.model.shape.layers.map { .init(heads: $0.heads, ffnUnits: $0.ffnWidth) }
+        if let latency = settings.latency { r.predictedLatencyMs = latency.profile.predict(pruned.compact.model.shape) }
+        r.finalDirectory = finalDirectory.path
+        return r
+    }
+
+    /// The measured latency of a rung's final model (`latencyMeter`), reported beside the prediction.
+    private func measureLatency(_ rung: inout RungSummary) throws {
+        guard let meter = latencyMeter, let dir = rung.finalDirectory else { return }
+        rung.measuredLatencyMs = try meter(URL(fileURLWithPath: dir))
+        if let ms = rung.measuredLatencyMs {
+            progress?.message("rung \(rung.label): measured latency " + String(format: "%.3f", ms) + " ms"
+                + (rung.predictedLatencyMs.map { " (predicted " + String(format: "%.3f", $0) + " ms)" } ?? ""))
+        }
+    }
+
     /// Stage 3: loads the best checkpoint (weights and gates), folds and cuts it with its deterministic masks, and
     /// saves the compact model with the tokenizer to `pruned/`.
     private func compactBest(_ best: URL, gates gatesURL: URL, of pruning: PruningStage, step: Int, closest: Bool,
-                             in out: URL) throws -> PrunedModel {
+                             into prunedDir: URL, target: Float? = nil) throws -> PrunedModel {
         try TrainingCheckpoint.loadWeights(into: student, from: best.appendingPathComponent("model.safetensors"))
         try pruning.objective.restore(checkpointTensors: TrainingCheckpoint.readTensors(gatesURL))
         let masks = pruning.l0.deterministicMasks()
         let expected = Double(withoutGradients { pruning.l0.expectedSparsity().value.scalar })
-        let source = CompactSource(sourceModel: arguments["student"], targetSparsity: Double(settings.targetSparsity),
+        let source = CompactSource(sourceModel: arguments["student"], targetSparsity: Double(target ?? settings.targetSparsity),
                                    expectedSparsity: expected, note: closest
                                        ? "cofi prune: no evaluation met the checkpoint gate; the closest, at step \(step)"
                                        : "cofi prune: best of the pruning stage at step \(step)")
         let compact = try student.compacted(masks: masks, source: source)
-        let prunedDir = out.appendingPathComponent("pruned")
         try compact.save(to: prunedDir, config: export.config(for: compact.model))
         try copyTokenizer(to: prunedDir)
         return PrunedModel(compact: compact, masks: masks, expectedSparsity: expected, directory: prunedDir)
@@ -598,23 +818,23 @@ public final class PruningPipeline {
 
     /// Stage 4: fine-tunes `compact` in place with distillation (no masks) at a constant lr, and leaves it with the
     /// weights of `finetune/best/`; returns their dev metric.
-    private func finetune(_ compact: CompactModel, in out: URL, resume: Bool) throws -> Double? {
+    private func finetune(_ compact: CompactModel, in out: URL, stage: String = "finetune", resume: Bool) throws -> Double? {
         let keptHidden = compact.layout?.keptHidden ?? Array(0..<compact.model.shape.hiddenSize)
         let ft = PruningObjective(teacher: teacher, distillation: try loss(transformation?.keepingInputs(keptHidden)),
                                   seed: settings.seed)
-        let trainer = try runStage("finetune", objective: ft, model: compact.model,
+        let trainer = try runStage(stage, objective: ft, model: compact.model,
                                    configuration: configuration(epochs: settings.finetuneEpochs,
                                                                 lr: settings.finetuneLearningRate, schedule: .constant,
                                                                 evalSteps: settings.finetuneEvalSteps),
                                    evaluator: evaluator, resume: resume)
-        let ftBest = out.appendingPathComponent("finetune/best")
+        let ftBest = out.appendingPathComponent(stage).appendingPathComponent("best")
         try TrainingCheckpoint.loadWeights(into: compact.model, from: ftBest.appendingPathComponent("model.safetensors"))
         return try TrainingCheckpoint.readState(ftBest).bestMetric ?? trainer?.state.bestMetric
     }
 
     /// Saves the compact model as it now is, with the tokenizer, to `final/`; returns that directory.
-    private func saveFinal(_ compact: CompactModel, in out: URL) throws -> URL {
-        let finalDir = out.appendingPathComponent("final")
+    private func saveFinal(_ compact: CompactModel, in out: URL, name: String = "final") throws -> URL {
+        let finalDir = out.appendingPathComponent(name)
         try CompactModel(model: compact.model, layout: compact.layout).save(to: finalDir, config: export.config(for: compact.model))
         try copyTokenizer(to: finalDir)
         return finalDir
@@ -712,7 +932,7 @@ public final class PruningPipeline {
         args["stage"] = name
         let trainer = try Trainer(model: model, data: data, configuration: configuration, objective: objective,
                                   evaluator: evaluator, output: output, export: export, arguments: args)
-        if name == "finetune" { trainer.learningRateOption = "--finetune-lr" }
+        if name.hasSuffix("finetune") { trainer.learningRateOption = "--finetune-lr" }
         trainer.parallel = parallel
         if let output, resume, FileManager.default.fileExists(atPath: output.checkpoint.appendingPathComponent(TrainingCheckpoint.stateFile).path) {
             try trainer.resume(from: output.checkpoint)
@@ -751,7 +971,11 @@ public final class PruningPipeline {
         var line = "[\(name)] step \(record.step)/\(totalSteps) loss " + String(format: "%.4f", record.loss)
         if let p = scalars["distill_pred"] { line += " pred " + String(format: "%.4f", p) }
         if let l = scalars["distill_layer"] { line += " layer " + String(format: "%.4f", l) }
-        if let s = scalars["expected_sparsity"], let t = scalars["target_sparsity"] {
+        if let e = scalars["expected_latency_ms"], let t = scalars["target_latency_ms"] {
+            line += " E[lat] " + String(format: "%.3f", e) + " / t " + String(format: "%.3f", t) + " ms ŝ "
+                + String(format: "%.4f", scalars["expected_sparsity"] ?? .nan)
+            line += " λ1 " + String(format: "%.4f", scalars["lambda_1"] ?? 0)
+        } else if let s = scalars["expected_sparsity"], let t = scalars["target_sparsity"] {
             line += " ŝ " + String(format: "%.4f", s) + " / t " + String(format: "%.4f", t)
             line += " λ1 " + String(format: "%.4f", scalars["lambda_1"] ?? 0)
                 + " λ2 " + String(format: "%.4f", scalars["lambda_2"] ?? 0)

@@ -111,6 +111,9 @@ public final class SparsityController {
     public let lagrangian: Lagrangian
     public private(set) var target: SparsityTarget
     public let options: ControllerOptions
+    /// What is driven to the target: the expected sparsity (`l0.sizeModel`, the paper) or another measure such as
+    /// the latency reduction of `LatencyModel`.
+    public let measure: PruningMeasure
     /// δ(t) measured when the controller was built (the tracking controller: `steepestShift()`; 0 with `.paper`);
     /// `rateScale` uses this value, so a resumed run keeps the rates it started with.
     public private(set) var shiftAtStart: Float = 0
@@ -121,13 +124,14 @@ public final class SparsityController {
 
     /// With `.budgetAware` the target ramp starts at the current ŝ and δ(t) is measured from the current log α.
     public init(l0: L0Module, lagrangian: Lagrangian = Lagrangian(), target: SparsityTarget,
-                options: ControllerOptions = .paper) {
+                options: ControllerOptions = .paper, measure: PruningMeasure? = nil) {
         self.l0 = l0
         self.lagrangian = lagrangian
         self.options = options
         self.target = target
+        self.measure = measure ?? l0.sizeModel
         if options.budgetAware {
-            self.target.start = min(target.target, withoutGradients { l0.expectedSparsity().value.scalar })
+            self.target.start = min(target.target, Float(self.measure.expectedValue(l0)))
             self.shiftAtStart = options.tracking ? steepestShift() : requiredShift()
         }
     }
@@ -175,10 +179,8 @@ public final class SparsityController {
         }
     }
 
-    /// ŝ = 1 − E[size]/M from the gates' current values, in Double.
-    private func currentSparsity() -> Double {
-        1 - l0.sizeModel.expectedSize(l0) / Double(l0.sizeModel.prunableSize)
-    }
+    /// The measure's expected value (ŝ = 1 − E[size]/M by default) from the gates' current values, in Double.
+    private func currentSparsity() -> Double { measure.expectedValue(l0) }
 
 
     /// δ(t): the uniform decrease of every log α, from the current values clamped to their range (and again after
@@ -205,7 +207,7 @@ public final class SparsityController {
     /// f = max(1, safety · δ(t) / (reg lr · W)), the factor both learning rates are multiplied by (1 for `.paper`).
     public func rateScale(regLearningRate: Float) -> Float {
         guard options.budgetAware else { return 1 }
-        let steps = options.crossingSteps ?? target.warmupSteps
+        let steps = options.crossingSteps ?? (target.warmupSteps > 0 ? target.movingSteps : 0)
         guard steps > 0, regLearningRate > 0 else { return 1 }
         return max(1, options.safety * shiftAtStart / (regLearningRate * Float(steps)))
     }
@@ -226,7 +228,7 @@ public final class SparsityController {
     /// controller L_c is a constant (its value with the last λ, for the log): the gates' share of the constraint is
     /// added by `steerGates` after the backward pass.
     public func regularization(pruningStep k: Int) -> (loss: Variable, expectedSparsity: Variable, target: Float) {
-        let s = l0.expectedSparsity()
+        let s = measure.expectedVariable(l0)
         let t = target.value(atPruningStep: k)
         let now = s.value.scalar
         lambda1Held = false
@@ -272,7 +274,7 @@ public final class SparsityController {
             task[name] = p.grad?.scalars ?? [Float](repeating: 0, count: p.value.count)
             p.grad = nil
         }
-        let s = l0.expectedSparsity()
+        let s = measure.expectedVariable(l0)
         s.backward()
         var cost: [String: [Float]] = [:]
         for (name, p) in params {

@@ -107,7 +107,7 @@ public struct ModelBenchmark {
     }
 
     /// Keeps an engine call's outputs observable.
-    private static func observe(_ out: [SequenceOutput]) {
+    static func observe(_ out: [SequenceOutput]) {
         Benchmark.sink += out.first?.logits.first ?? out.first?.startLogits.first ?? 0
     }
 

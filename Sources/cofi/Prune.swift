@@ -1,6 +1,9 @@
 import ArgumentParser
+import BERT
 import CoFi
 import Foundation
+import Platform
+import Runtime
 import Tasks
 import Training
 
@@ -54,8 +57,22 @@ struct Prune: ParsableCommand {
     @Option(help: "Output directory.")
     var out: String
 
-    @Option(help: "Fraction of the prunable encoder size to remove, in (0, 1).")
-    var targetSparsity: Float
+    @Option(help: ArgumentHelp("Fraction of the prunable encoder size to remove, in (0, 1); an ascending list (0.6,0.75,0.9,0.95) is a ladder: one run, a compact model per rung (OUT/rungs/<rung>/final; the last rung's in OUT/final).",
+                               valueName: "t[,t…]"))
+    var targetSparsity: String?
+
+    @Option(help: ArgumentHelp("Target latency (ms) of one forward pass as --profile predicts it, under the profile's batch, sequence length and threads; a descending list is a ladder of latencies.",
+                               valueName: "ms[,ms…]"))
+    var targetLatency: String?
+
+    @Option(help: "Latency profile of this machine (made by cofi profile): required by --target-latency; with --target-sparsity it adds the predicted latency to the report.")
+    var profile: String?
+
+    @Option(help: "With --target-latency: the checkpoint gate admits a structure whose predicted latency is within ± this fraction of the target.")
+    var latencyTolerance: Double = LatencyTarget.defaultTolerance
+
+    @Option(help: "With a ladder: pruning steps the target ramp holds at each rung before the last (default: --eval-steps, so that an evaluation lands there).")
+    var rungHoldSteps: Int?
 
     @Option(help: "ε of the checkpoint gate.")
     var sparsityEpsilon: Float = 0.01
@@ -160,9 +177,25 @@ struct Prune: ParsableCommand {
         try taskOptions.validate(training: true)
         guard evalBatchSize > 0 else { throw ValidationError("--eval-batch-size is \(evalBatchSize); expected a positive number") }
         if resume && force { throw ValidationError("--resume and --force exclude each other") }
-        guard targetSparsity.isFinite && targetSparsity > 0 && targetSparsity < 1 else {
-            throw ValidationError("--target-sparsity is \(targetSparsity); expected a number strictly between 0 and 1")
+        switch (targetSparsity, targetLatency) {
+        case (nil, nil): throw ValidationError("give --target-sparsity or --target-latency")
+        case (_?, _?): throw ValidationError("--target-sparsity and --target-latency exclude each other: give one (a list of either makes a ladder)")
+        case (let text?, nil):
+            for t in try Self.list(text, option: "--target-sparsity") where !(t > 0 && t < 1) {
+                throw ValidationError("--target-sparsity has \(t); expected numbers strictly between 0 and 1")
+            }
+        case (nil, let text?):
+            for ms in try Self.list(text, option: "--target-latency") where !(ms > 0) {
+                throw ValidationError("--target-latency has \(ms); expected positive milliseconds")
+            }
+            if profile == nil {
+                throw ValidationError("--target-latency needs --profile FILE, the latency profile of this machine (make one with cofi profile --model \(student) --out FILE)")
+            }
         }
+        guard latencyTolerance.isFinite && latencyTolerance > 0 && latencyTolerance < 1 else {
+            throw ValidationError("--latency-tolerance is \(latencyTolerance); expected a fraction strictly between 0 and 1")
+        }
+        if let rungHoldSteps, rungHoldSteps < 1 { throw ValidationError("--rung-hold-steps is \(rungHoldSteps); expected a positive number") }
         guard LayerMappingVersion(rawValue: layerMapping) != nil else {
             throw ValidationError("--layer-mapping is \"\(layerMapping)\"; expected one of "
                                   + LayerMappingVersion.allCases.map(\.rawValue).joined(separator: ", "))
@@ -196,6 +229,16 @@ struct Prune: ParsableCommand {
         }
     }
 
+    /// The numbers of a comma-separated list option.
+    static func list(_ text: String, option: String) throws -> [Double] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        let values = parts.compactMap { Double($0) }
+        guard !parts.isEmpty, values.count == parts.count, values.allSatisfy(\.isFinite) else {
+            throw ValidationError("\(option) is \"\(text)\"; expected a number or a comma-separated list of numbers")
+        }
+        return values
+    }
+
     /// The controller named by a flag of earlier versions (`--budget-aware`, `--tracking`), if one is given.
     private var legacyControllerFlag: ControllerKind? {
         budgetAware ? .budgetAware : tracking ? .tracking : nil
@@ -211,8 +254,12 @@ struct Prune: ParsableCommand {
     }
 
     /// The default recipe (`PruningSettings.recipe`) for a task of `trainExamples`, with the flags given (validated by the job).
-    func settings(trainExamples: Int) throws -> PruningSettings {
-        var s = PruningSettings.recipe(targetSparsity: targetSparsity, trainExamples: trainExamples, epochs: epochs)
+    func settings(trainExamples: Int, latency: LatencyTarget?) throws -> PruningSettings {
+        let ladder = try latency?.reductions ?? Self.list(targetSparsity ?? "", option: "--target-sparsity").map { Float($0) }
+        var s = PruningSettings.recipe(targetSparsity: ladder.last!, trainExamples: trainExamples, epochs: epochs)
+        s.rungs = Array(ladder.dropLast())
+        s.rungHoldSteps = rungHoldSteps
+        s.latency = latency
         if let prePruningEpochs { s.prePruningEpochs = prePruningEpochs }
         if let warmupEpochs { s.warmupEpochs = warmupEpochs }
         s.warmupSteps = warmupSteps
@@ -252,11 +299,20 @@ struct Prune: ParsableCommand {
     private func runPruning() throws {
         let outDir = absoluteURL(out)
         let session = try parallelOptions.start()
+        let (latency, profiled) = try latencyTarget(lead: session.isLead)
         try session.run { parallel in
             let job = try PruningJob(teacher: absoluteURL(teacher), student: absoluteURL(student),
                                      task: taskOptions.selection(evalBatchSize: evalBatchSize), out: outDir,
-                                     mode: resume ? .resume : (force ? .force : .fresh), settings: settings(trainExamples:),
+                                     mode: resume ? .resume : (force ? .force : .fresh),
+                                     settings: { try settings(trainExamples: $0, latency: latency) },
                                      progress: ProgressReporter(lineEvery: loggingSteps), parallel: parallel)
+            if session.isLead, latency != nil || profiled != nil || targetSparsity?.contains(",") == true {
+                // Measured latencies of the delivered models (and the teacher), under the profile's conditions.
+                let c = profiled?.conditions
+                var bench = ModelBenchmark(warmup: 3, budget: 2, threads: c?.threads)
+                bench.policy = RepeatPolicy(warmup: 3, repeats: nil, budget: 2, bounds: 20...1000)
+                job.pipeline.latencyMeter = { try bench.latency(of: $0, batch: c?.batch ?? 1, length: c?.sequenceLength ?? 128) }
+            }
             let interrupt = InterruptHandler(note: session.isLead
                 ? "\ninterrupted: stopping after this step and saving the stage's checkpoint\n" : "") {
                 [weak job] in job?.requestStop()
@@ -267,6 +323,40 @@ struct Prune: ParsableCommand {
             print(summary.text)
             print("compact model: \(outDir.appendingPathComponent("final").path); summary: "
                   + outDir.appendingPathComponent("summary.json").path)
+        }
+    }
+}
+
+extension Prune {
+    /// With --target-latency: the target checked against the profile and the student's dense shape (the reachable
+    /// range is an error, other conditions than this machine's a warning); and the profile read, when given.
+    func latencyTarget(lead: Bool) throws -> (LatencyTarget?, LatencyProfile?) {
+        guard let profile else { return (nil, nil) }
+        let read = try LatencyProfile.read(absoluteURL(profile))
+        let here = (processor: Processor.modelName, kernels: KernelFamily.selected.family.rawValue)
+        var differences: [String] = []
+        if read.conditions.processor != here.processor {
+            differences.append("it was measured on '\(read.conditions.processor)', this machine is '\(here.processor)'")
+        }
+        if read.conditions.kernels != here.kernels {
+            differences.append("it was measured with the \(read.conditions.kernels) kernels, this run uses \(here.kernels)")
+        }
+        if lead && !differences.isEmpty {
+            FileHandle.standardError.write(Data(("warning: the latency profile \(profile) may not predict this machine: "
+                + differences.joined(separator: "; ") + " (measure one here with cofi profile)\n").utf8))
+        }
+        let studentModel = try BertModel.load(directory: absoluteURL(student))
+        if read.model.hiddenSize != studentModel.shape.hiddenSize || read.model.layers != studentModel.shape.layers, lead {
+            FileHandle.standardError.write(Data(("warning: the latency profile \(profile) was measured on a model of another shape "
+                + "(hidden \(read.model.hiddenSize), \(read.model.layers.count) layers) than the student (hidden "
+                + "\(studentModel.shape.hiddenSize), \(studentModel.shape.layers.count) layers); its per-sublayer costs are used as they are\n").utf8))
+        }
+        guard let targetLatency else { return (nil, read) }
+        let ms = try Self.list(targetLatency, option: "--target-latency")
+        do {
+            return (try LatencyTarget(milliseconds: ms, tolerance: latencyTolerance, profile: read, student: studentModel.shape), read)
+        } catch let e as PruningError {
+            throw ValidationError("--target-latency: \(e.description)")
         }
     }
 }
