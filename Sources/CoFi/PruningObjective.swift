@@ -25,6 +25,8 @@ public final class PruningObjective: TrainingObjective {
     public let controller: SparsityController?
     public let seed: UInt64
     private let optimizers: [(name: String, optimizer: AdamW)]
+    /// The teacher's outputs shared by a ladder's fine-tuning stages (nil: computed every step).
+    public var teacherCache: TeacherOutputCache?
     private var last: [String: Double] = [:]
 
     /// - Parameters:
@@ -63,11 +65,14 @@ public final class PruningObjective: TrainingObjective {
         // Both models run on the same tokens: the real ones when the run packs them (then layer distillation
         // compares the real tokens' states; project decision, cofi-spec §5 compares every padded position).
         let packs = mode.packsTokens
-        let teacherOut = withoutGradients { () -> BertOutput in
-            var inference = ForwardMode.inference
-            inference.packsTokens = packs
-            return teacher(batch.inputs, mode: &inference)
+        func runTeacher() -> BertOutput {
+            withoutGradients { () -> BertOutput in
+                var inference = ForwardMode.inference
+                inference.packsTokens = packs
+                return teacher(batch.inputs, mode: &inference)
+            }
         }
+        let teacherOut = teacherCache?.output(step: step, indices: batch.indices, packs: packs, compute: runTeacher) ?? runTeacher()
         var masks: MaskSet?
         if let controller {
             var rng = Xoshiro256(seed: Self.maskSeed(seed, step: step))

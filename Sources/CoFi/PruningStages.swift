@@ -469,6 +469,9 @@ public final class PruningPipeline {
     /// The layer transformation, trained through pre-pruning and pruning.
     public let transformation: LayerTransformation?
     private var currentTrainer: Trainer?
+    /// A ladder's fine-tuning stages share the teacher's outputs (`TeacherOutputCache`), within this budget.
+    public var teacherCacheBytes = TeacherOutputCache.defaultBudget
+    public private(set) lazy var finetuneTeacherCache = TeacherOutputCache(byteBudget: teacherCacheBytes)
     /// Wall seconds of each training stage over every process that worked on it, as `runStage` finds them.
     private var stageWallSeconds: [String: Double] = [:]
     private let stopLock = NSLock()
@@ -822,6 +825,7 @@ public final class PruningPipeline {
         let keptHidden = compact.layout?.keptHidden ?? Array(0..<compact.model.shape.hiddenSize)
         let ft = PruningObjective(teacher: teacher, distillation: try loss(transformation?.keepingInputs(keptHidden)),
                                   seed: settings.seed)
+        ft.teacherCache = settings.rungs.isEmpty ? nil : finetuneTeacherCache
         let trainer = try runStage(stage, objective: ft, model: compact.model,
                                    configuration: configuration(epochs: settings.finetuneEpochs,
                                                                 lr: settings.finetuneLearningRate, schedule: .constant,

@@ -35,10 +35,17 @@ final class LadderTests: XCTestCase {
 
     func testALadderDeliversAModelPerRungAndResumesToTheSameBytes() throws {
         let settings = Self.ladderSettings()
-        func run(_ out: URL, stopAt: (String, Int)? = nil, resume: Bool = false) throws -> PruningSummary? {
+        func run(_ out: URL, stopAt: (String, Int)? = nil, resume: Bool = false, cache: Bool = true) throws -> PruningSummary? {
             let f = P.fixture()
             let pipeline = try PruningPipeline(teacher: f.teacher, student: f.student, data: f.data, evaluator: f.evaluator,
                                                settings: settings, output: out)
+            if !cache { pipeline.teacherCacheBytes = 0 }
+            defer {
+                let c = pipeline.finetuneTeacherCache
+                print("teacher cache: \(c.hits) hits, \(c.misses) misses, \(c.bytes) bytes")
+                if cache && stopAt == nil && !resume { XCTAssertEqual(c.hits, 2 * c.misses, "three rungs fine-tuned on one teacher pass") }
+                if !cache { XCTAssertEqual(c.hits, 0) }
+            }
             var measured: [String] = []
             pipeline.latencyMeter = { url in measured.append(url.path); return Double(measured.count) }
             pipeline.onStep = { [weak pipeline] stage, record, _ in
@@ -74,11 +81,12 @@ final class LadderTests: XCTestCase {
         XCTAssertTrue(report.contains("## Ladder"), report)
         XCTAssertTrue(FileManager.default.fileExists(atPath: whole.appendingPathComponent("figures/pareto_latency.svg").path))
 
-        // Stopped in the pruning stage past the first rung, then in the second rung's fine-tuning: the same bytes.
+        // Stopped in the pruning stage past the first rung, then in the second rung's fine-tuning, without the
+        // teacher cache: the same bytes (the cache changes nothing but the time).
         let out = try temporaryDirectory()
-        XCTAssertNil(try run(out, stopAt: ("prune", 20)))
-        XCTAssertNil(try run(out, stopAt: ("rungs/0.50/finetune", 2), resume: true))
-        _ = try XCTUnwrap(try run(out, resume: true))
+        XCTAssertNil(try run(out, stopAt: ("prune", 20), cache: false))
+        XCTAssertNil(try run(out, stopAt: ("rungs/0.50/finetune", 2), resume: true, cache: false))
+        _ = try XCTUnwrap(try run(out, resume: true, cache: false))
         for file in ["rungs/0.30/final/model.safetensors", "rungs/0.50/final/model.safetensors", "final/model.safetensors",
                      "prune/rungs/0.30/model.safetensors", "prune/rungs/0.50/objective.safetensors"] {
             XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent(file)),
