@@ -409,7 +409,20 @@ public struct PruningSummary: Codable, Sendable {
         }
         lines.append("hidden dims \(hiddenSize) of \(originalHiddenSize)")
         lines.append("encoder parameters \(encoderParametersBefore) → \(encoderParametersAfter); exact sparsity "
-                     + String(format: "%.4f", exactSparsity) + " (target " + String(format: "%.2f", targetSparsity) + ")")
+                     + String(format: "%.4f", exactSparsity)
+                     + (targetLatencyMs == nil ? " (target " + String(format: "%.2f", targetSparsity) + ")" : ""))
+        if let target = targetLatencyMs {
+            func ms(_ v: Double?) -> String { v.map { String(format: "%.3f ms", $0) } ?? "–" }
+            lines.append("latency: target \(ms(target)), predicted \(ms(predictedLatencyMs)), measured \(ms(measuredLatencyMs)) "
+                         + "(dense: predicted \(ms(denseLatencyMs)), teacher measured \(ms(measuredTeacherLatencyMs)))")
+        }
+        for r in rungs ?? [] {
+            func f(_ v: Double?, _ d: Int = 4) -> String { v.map { String(format: "%.\(d)f", $0) } ?? "–" }
+            lines.append("rung \(r.label): exact sparsity \(f(r.exactSparsity)), encoder parameters \(r.encoderParameters.map(String.init) ?? "–"), "
+                         + "dev \(metricName) pruned \(f(r.prunedMetric)) → fine-tuned \(f(r.finalMetric)), latency predicted "
+                         + "\(f(r.predictedLatencyMs, 3)) / measured \(f(r.measuredLatencyMs, 3)) ms"
+                         + (r.finalDirectory.map { ": \($0)" } ?? ": no evaluation landed in its band"))
+        }
         func m(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "–" }
         lines.append("dev \(metricName): teacher \(m(teacherMetric)), pruned \(m(prunedMetric)), fine-tuned \(m(finalMetric))")
         lines.append("wall time: " + ["preprune", "prune", "compact", "finetune"].compactMap { k in
@@ -707,7 +720,11 @@ public final class PruningPipeline {
 
     /// What the checkpoint gate admits, in words.
     private var gateDescription: String {
-        settings.checkpointGate == .expected
+        if let latency = settings.latency {
+            return "predicted latency within " + String(format: "%.4g", latency.milliseconds.last!) + " ms ± "
+                + String(format: "%g", latency.tolerance * 100) + " %"
+        }
+        return settings.checkpointGate == .expected
             ? "ŝ ≥ \(settings.targetSparsity) − ε \(settings.sparsityEpsilon)"
             : "exact sparsity within \(settings.targetSparsity) ± ε \(settings.sparsityEpsilon)"
     }

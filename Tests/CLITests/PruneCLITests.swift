@@ -189,4 +189,87 @@ final class PruneCLITests: XCTestCase {
         try expectFailure(base + ["--controller", "tracking", "--out", url("bad").path], "--controller tracking contradicts --budget-aware")
         XCTAssertFalse(FileManager.default.fileExists(atPath: url("bad").path), "bad input must leave no output")
     }
+
+    /// Issue 17 from the command line: a ladder of two sparsities delivers a compact model per rung with measured
+    /// latencies in the summary and the report; a latency target with a profile runs, warning that the profile was
+    /// measured elsewhere; and the bad input of both is refused before anything is written.
+    func testLadderAndLatencyTargets() throws {
+        let ladder = base(with: ["--target-sparsity": "0.3,0.5", "--eval-steps": "1"]).filter { $0 != "--budget-aware" }
+            + ["--rung-hold-steps", "3", "--out", url("ladder").path]
+        let (status, stdout, stderr) = try cofi(ladder)
+        XCTAssertEqual(status, 0, stderr)
+        print(stdout)
+        let summary = try JSONDecoder().decode(LadderSummary.self, from: Data(contentsOf: url("ladder/summary.json")))
+        XCTAssertEqual(summary.rungs.map(\.label), ["0.30", "0.50"])
+        for r in summary.rungs {
+            XCTAssertEqual(r.exactSparsity ?? .nan, r.target, accuracy: 0.05 + 1e-9, r.label)
+            XCTAssertGreaterThan(r.measuredLatencyMs ?? 0, 0, r.label)
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: url("ladder/rungs/0.30/final/model.safetensors").path))
+        let report = try String(contentsOf: url("ladder/report.md"), encoding: .utf8)
+        XCTAssertTrue(report.contains("## Ladder"), report)
+
+        // A latency target under a profile of this model (made up, and "measured" on another processor).
+        let student = try BertModel.load(directory: url("student"))
+        typealias B = LatencyProfile.Bilinear
+        let profile = LatencyProfile(
+            conditions: .init(batch: 1, sequenceLength: 12, threads: 1, processor: "another processor", kernels: "generic"),
+            model: student.shape, pooled: true, base: .init(c0: 0.05, cD: 0.001),
+            attention: B(c0: 0.02, cD: 0.001, cN: 0.01, cND: 0.001), lastAttention: B(c0: 0.01, cD: 0.0005, cN: 0.005, cND: 0.0005),
+            ffn: B(c0: 0.01, cD: 0.001, cN: 0.001, cND: 0.0001), clsFFN: B(c0: 0.005, cD: 0.0002, cN: 0.0001, cND: 0.00001))
+        try profile.write(to: url("profile.json"))
+        let dense = profile.predict(student.shape)
+        var latency = base + ["--out", url("latency").path, "--profile", url("profile.json").path, "--latency-tolerance", "0.1"]
+        let t = latency.firstIndex(of: "--target-sparsity")!
+        latency.replaceSubrange(t...(t + 1), with: ["--target-latency", String(format: "%.4f", dense / 2)])
+        let (s2, out2, err2) = try cofi(latency)
+        XCTAssertEqual(s2, 0, err2)
+        XCTAssertTrue(err2.contains("warning: the latency profile") && err2.contains("another processor"), err2)
+        print(out2)
+        let latencySummary = try JSONDecoder().decode(LadderSummary.self, from: Data(contentsOf: url("latency/summary.json")))
+        XCTAssertEqual(latencySummary.targetLatencyMs ?? .nan, dense / 2, accuracy: 1e-3)
+        XCTAssertNotNil(latencySummary.predictedLatencyMs)
+        XCTAssertNotNil(latencySummary.measuredLatencyMs)
+
+        func expectFailure(_ args: [String], _ fragment: String, line: UInt = #line) throws {
+            let (status, _, stderr) = try cofi(args)
+            XCTAssertNotEqual(status, 0, line: line)
+            XCTAssertTrue(stderr.contains(fragment), "expected '\(fragment)' in: \(stderr)", line: line)
+        }
+        let bad = ["--out", url("bad").path]
+        try expectFailure(base(with: ["--target-sparsity": "0.5,0.3"]) + bad, "out of order or repeated")
+        try expectFailure(base(with: ["--target-sparsity": "0.5,0.5"]) + bad, "out of order or repeated")
+        try expectFailure(base(with: ["--target-sparsity": "0.5,x"]) + bad, "comma-separated list of numbers")
+        try expectFailure(base + ["--target-latency", "2"] + bad, "exclude each other")
+        var noProfile = base + bad
+        noProfile.replaceSubrange(t...(t + 1), with: ["--target-latency", "2"])
+        try expectFailure(noProfile, "--target-latency needs --profile")
+        var unreachable = noProfile + ["--profile", url("profile.json").path]
+        unreachable[unreachable.firstIndex(of: "--target-latency")! + 1] = String(format: "%.4f", dense * 2)
+        try expectFailure(unreachable, "cannot be reached")
+        try expectFailure(noProfile + ["--profile", url("train.csv").path], "not a latency profile")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: url("bad").path), "bad input must leave no output")
+    }
+}
+
+/// The fields of summary.json these tests read.
+private struct LadderSummary: Decodable {
+    struct Rung: Decodable {
+        var target: Double
+        var label: String
+        var exactSparsity: Double?
+        var measuredLatencyMs: Double?
+    }
+    var rungs: [Rung] = []
+    var targetLatencyMs: Double?
+    var predictedLatencyMs: Double?
+    var measuredLatencyMs: Double?
+    enum CodingKeys: String, CodingKey { case rungs, targetLatencyMs, predictedLatencyMs, measuredLatencyMs }
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        rungs = try c.decodeIfPresent([Rung].self, forKey: .rungs) ?? []
+        targetLatencyMs = try c.decodeIfPresent(Double.self, forKey: .targetLatencyMs)
+        predictedLatencyMs = try c.decodeIfPresent(Double.self, forKey: .predictedLatencyMs)
+        measuredLatencyMs = try c.decodeIfPresent(Double.self, forKey: .measuredLatencyMs)
+    }
 }
