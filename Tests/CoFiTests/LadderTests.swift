@@ -11,17 +11,17 @@ import XCTest
 final class LadderTests: XCTestCase {
     typealias P = PruningStagesTests
 
+    /// `PruningStagesTests.settings()` with the tracking controller on a cubic ramp, a ladder 0.3 / 0.5 / 0.7 held 4
+    /// steps at each rung, a 6-epoch warm-up and an evaluation every step.
     static func ladderSettings() -> PruningSettings {
-        var s = PruningSettings(targetSparsity: 0.7, epochs: 11, prePruningEpochs: 1, warmupEpochs: 6)
+        var s = P.settings()
+        s.targetSparsity = 0.7
+        s.warmupEpochs = 6
         s.controller = .tracking()
         s.rampShape = .cubic
         s.rungs = [0.3, 0.5]
         s.rungHoldSteps = 4
-        s.sparsityEpsilon = 0.05
-        s.finetuneEpochs = 1
         s.evalSteps = 1
-        s.learningRate = 1e-3
-        s.finetuneLearningRate = 1e-3
         s.loggingSteps = 4
         return s
     }
