@@ -135,6 +135,7 @@ public final class PruningJob: @unchecked Sendable {
             return "latency " + latency.milliseconds.map { String(format: "%.3g ms", $0) }.joined(separator: ", ")
                 + " (± \(Int((latency.tolerance * 100).rounded())) % of the profile's prediction; dense "
                 + String(format: "%.3g ms", latency.denseMilliseconds) + ")"
+                + (s.sizeTarget.map { " and sparsity \($0) (ε \(s.sparsityEpsilon))" } ?? "")
         }
         return (ladder.count > 1 ? "the sparsity ladder " : "sparsity ") + ladder.map { "\($0)" }.joined(separator: ", ")
             + " (ε \(s.sparsityEpsilon))"
@@ -210,6 +211,7 @@ extension PruningSettings {
             arguments["latency_tolerance"] = "\(latency.tolerance)"
             arguments["profile_dense_ms"] = String(format: "%.6g", latency.denseMilliseconds)
         }
+        if let sizeTarget { arguments["size_target"] = "\(sizeTarget)" }
         return arguments
     }
 }

@@ -119,6 +119,10 @@ public final class PruningObjective: TrainingObjective {
                 values["expected_sparsity"] = controller.l0.sizeModel.expectedValue(controller.l0)
                 values["expected_latency_ms"] = latency.latency(ofReduction: Double(reg.expectedSparsity.value.scalar))
                 values["target_latency_ms"] = latency.latency(ofReduction: Double(reg.target))
+                if let second = controller.secondary {
+                    values["target_sparsity"] = Double(second.target.value(atPruningStep: step))
+                    values["lambda_size"] = Double(controller.secondaryLambda)
+                }
             } else {
                 values["expected_sparsity"] = Double(reg.expectedSparsity.value.scalar)
                 values["target_sparsity"] = Double(reg.target)
@@ -155,6 +159,7 @@ public final class PruningObjective: TrainingObjective {
         let lambda = controller.steerGates(pruningStep: step, optimizer: l0.optimizer)
         last["lambda_1"] = Double(lambda)
         last["lambda_2"] = 0
+        if controller.secondary != nil { last["lambda_size"] = Double(controller.secondaryLambda) }
     }
 
     public func afterOptimizerStep(step: Int) { controller?.afterOptimizerStep() }

@@ -71,6 +71,9 @@ public struct PruningSettings: Codable, Equatable, Sendable {
     /// latency that the profile predicts, and `targetSparsity` and `rungs` are latency reductions (see
     /// `LatencyTarget`).
     public var latency: LatencyTarget?
+    /// With a latency target: a size target driven at the same time (the tracking controller solves a second
+    /// multiplier), the gate then asks both (the exact sparsity within this ± `sparsityEpsilon` too).
+    public var sizeTarget: Float?
 
     /// ε of the checkpoint gate at target (or rung) `t`: `sparsityEpsilon`, or with a latency target the relative
     /// tolerance times the target latency, in latency-reduction units (tolerance·(1 − t)).
@@ -160,6 +163,14 @@ public struct PruningSettings: Codable, Equatable, Sendable {
             throw fail("rung \(bad) is not strictly between 0 and 1")
         }
         if let rungHoldSteps, rungHoldSteps < 1 { throw fail("rung hold steps is \(rungHoldSteps); expected 1 or more") }
+        if let sizeTarget {
+            guard latency != nil else { throw fail("a second size target goes with a latency target only") }
+            guard sizeTarget.isFinite, sizeTarget > 0, sizeTarget < 1 else {
+                throw fail("the size target is \(sizeTarget); expected a number strictly between 0 and 1")
+            }
+            guard controller.tracking else { throw fail("a latency and a size target together need the tracking controller") }
+            guard rungs.isEmpty else { throw fail("a ladder takes one kind of target: a list of sparsities or a list of latencies") }
+        }
         if let latency {
             guard latency.tolerance.isFinite, latency.tolerance > 0, latency.tolerance < 1 else {
                 throw fail("latency tolerance is \(latency.tolerance); expected a fraction strictly between 0 and 1")
@@ -291,6 +302,12 @@ final class MaskedEvaluator: Evaluator {
         result.eligibleForBest = settings.checkpointGate.admits(expected: Double(s), exact: exact,
                                                                 target: Double(settings.targetSparsity),
                                                                 epsilon: Double(settings.epsilon(at: settings.targetSparsity)))
+        // A size target beside the latency target: its exact sparsity must be in its band too.
+        let sizeGap = settings.sizeTarget.map { t in
+            CheckpointGate.exactBand.gap(expected: 0, exact: l0.sizeModel.exactSize(of: masks).sparsity, target: Double(t),
+                                         epsilon: Double(settings.sparsityEpsilon))
+        } ?? 0
+        if sizeGap != 0 { result.eligibleForBest = false }
         if let latency = controller.measure as? LatencyModel {
             result.metrics.append((name: "expected_sparsity", value: l0.sizeModel.expectedValue(l0)))
             result.metrics.append((name: "exact_sparsity", value: l0.sizeModel.exactSize(of: masks).sparsity))
@@ -307,8 +324,8 @@ final class MaskedEvaluator: Evaluator {
                 try SafetensorsWriter.write(objective.checkpointTensors, to: gatesURL)
             }
         } else if bestSoFar == nil, !result.eligibleForBest, let closestURL, result.primary.isFinite {
-            let gap = settings.checkpointGate.gap(expected: Double(s), exact: exact, target: Double(settings.targetSparsity),
-                                                  epsilon: Double(settings.epsilon(at: settings.targetSparsity)))
+            let gap = max(sizeGap, settings.checkpointGate.gap(expected: Double(s), exact: exact, target: Double(settings.targetSparsity),
+                                                               epsilon: Double(settings.epsilon(at: settings.targetSparsity))))
             if gap.isFinite, closestGap.map({ gap < $0 }) ?? true {
                 var state = trainerState()
                 let step = state?.globalStep
@@ -394,6 +411,8 @@ public struct PruningSummary: Codable, Sendable {
     /// With `--target-latency`: the target, the profile's prediction for the dense student and for the delivered
     /// structure (ms), and the measured latency of `final/` and of the teacher (`PruningPipeline.latencyMeter`).
     public var targetLatencyMs: Double?
+    /// A size target driven together with the latency target.
+    public var sizeTarget: Double?
     public var denseLatencyMs: Double?
     public var predictedLatencyMs: Double?
     public var measuredLatencyMs: Double?
@@ -631,6 +650,7 @@ public final class PruningPipeline {
         summary.gateMissed = closest.map { _ in gateDescription }
         summary.gateGap = closest?.gap
         summary.targetLatencyMs = settings.latency?.milliseconds.last
+        summary.sizeTarget = settings.sizeTarget.map(Double.init)
         summary.denseLatencyMs = settings.latency?.denseMilliseconds
         summary.predictedLatencyMs = last.predictedLatencyMs
         summary.measuredLatencyMs = last.measuredLatencyMs
@@ -680,7 +700,8 @@ public final class PruningPipeline {
         let target = SparsityTarget(target: settings.targetSparsity, warmupSteps: warmup, shape: settings.rampShape,
                                     rungs: settings.rungs, holdSteps: hold)
         let controller = SparsityController(l0: l0, target: target, options: settings.controller,
-                                            measure: settings.measure(for: l0))
+                                            measure: settings.measure(for: l0),
+                                            secondary: settings.sizeTarget.map { (l0.sizeModel, $0) })
         let objective = PruningObjective(teacher: teacher, distillation: try loss(transformation), controller: controller,
                                          regLearningRate: settings.regLearningRate, seed: settings.seed)
         let gatesURL = stageDirectory("prune")?.appendingPathComponent("best_gates.safetensors")
@@ -723,6 +744,7 @@ public final class PruningPipeline {
         if let latency = settings.latency {
             return "predicted latency within " + String(format: "%.4g", latency.milliseconds.last!) + " ms ± "
                 + String(format: "%g", latency.tolerance * 100) + " %"
+                + (settings.sizeTarget.map { " and exact sparsity within \($0) ± ε \(settings.sparsityEpsilon)" } ?? "")
         }
         return settings.checkpointGate == .expected
             ? "ŝ ≥ \(settings.targetSparsity) − ε \(settings.sparsityEpsilon)"

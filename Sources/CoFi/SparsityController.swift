@@ -114,6 +114,11 @@ public final class SparsityController {
     /// What is driven to the target: the expected sparsity (`l0.sizeModel`, the paper) or another measure such as
     /// the latency reduction of `LatencyModel`.
     public let measure: PruningMeasure
+    /// A second target driven at the same time (with the tracking controller only): a size target beside a
+    /// latency target. Its ramp has the same warm-up and shape and starts at the measure's initial value.
+    public private(set) var secondary: (measure: PruningMeasure, target: SparsityTarget)?
+    /// The multiplier of the secondary target at the last step (logged and checkpointed).
+    public private(set) var secondaryLambda: Float = 0
     /// δ(t) measured when the controller was built (the tracking controller: `steepestShift()`; 0 with `.paper`);
     /// `rateScale` uses this value, so a resumed run keeps the rates it started with.
     public private(set) var shiftAtStart: Float = 0
@@ -124,12 +129,22 @@ public final class SparsityController {
 
     /// With `.budgetAware` the target ramp starts at the current ŝ and δ(t) is measured from the current log α.
     public init(l0: L0Module, lagrangian: Lagrangian = Lagrangian(), target: SparsityTarget,
-                options: ControllerOptions = .paper, measure: PruningMeasure? = nil) {
+                options: ControllerOptions = .paper, measure: PruningMeasure? = nil,
+                secondary: (measure: PruningMeasure, target: Float)? = nil) {
         self.l0 = l0
         self.lagrangian = lagrangian
         self.options = options
         self.target = target
         self.measure = measure ?? l0.sizeModel
+        if let secondary {
+            precondition(options.tracking, "a secondary target needs the tracking controller")
+            var ramp = target
+            ramp.target = secondary.target
+            ramp.rungs = []
+            ramp.holdSteps = 0
+            ramp.start = min(secondary.target, Float(secondary.measure.expectedValue(l0)))
+            self.secondary = (secondary.measure, ramp)
+        }
         if options.budgetAware {
             self.target.start = min(target.target, Float(self.measure.expectedValue(l0)))
             self.shiftAtStart = options.tracking ? steepestShift() : requiredShift()
@@ -274,20 +289,27 @@ public final class SparsityController {
             task[name] = p.grad?.scalars ?? [Float](repeating: 0, count: p.value.count)
             p.grad = nil
         }
-        let s = measure.expectedVariable(l0)
-        s.backward()
-        var cost: [String: [Float]] = [:]
-        for (name, p) in params {
-            cost[name] = p.grad?.scalars ?? [Float](repeating: 0, count: p.value.count)
+        // ∂m/∂log α of the measure (and of the secondary one).
+        func costs(_ m: PruningMeasure) -> (value: Double, cost: [String: [Float]]) {
+            let s = m.expectedVariable(l0)
+            s.backward()
+            var cost: [String: [Float]] = [:]
+            for (name, p) in params {
+                cost[name] = p.grad?.scalars ?? [Float](repeating: 0, count: p.value.count)
+                p.grad = nil
+            }
+            return (Double(s.value.scalar), cost)
         }
-        let now = Double(s.value.scalar)
+        let (now, cost) = costs(measure)
         let H = max(1, options.trackingHorizon)
-        let goal = Double(target.value(atPruningStep: k + 1))
-            + (1 - 1 / Double(H)) * (now - Double(target.value(atPruningStep: k)))
+        func goal(_ ramp: SparsityTarget, _ now: Double) -> Double {
+            Double(ramp.value(atPruningStep: k + 1)) + (1 - 1 / Double(H)) * (now - Double(ramp.value(atPruningStep: k)))
+        }
+        let second = secondary.map { (costs($0.measure), $0.target) }
 
         let lo = HardConcrete.logAlphaRange.lowerBound, hi = HardConcrete.logAlphaRange.upperBound
         let saved = params.map { $0.1.value }
-        func gradients(_ lambda: Float) -> [String: [Float]] {
+        func gradients(_ lambda: Float, _ lambda2: Float) -> [String: [Float]] {
             var g: [String: [Float]] = [:]
             for (name, _) in params {
                 var out = task[name]!
@@ -296,66 +318,97 @@ public final class SparsityController {
                         for i in o.indices { o[i] += lambda * c[i] }
                     }
                 }
+                if let c2 = second?.0.cost[name], lambda2 != 0 {
+                    for i in out.indices { out[i] += lambda2 * c2[i] }
+                }
                 g[name] = out
             }
             return g
         }
-        func sparsity(_ lambda: Float) -> Double {
-            let proposed = optimizer.proposedValues(group: group, gradients: gradients(lambda))
+        // The measures after the step the gates would take with (λ, λ2).
+        func measures(_ lambda: Float, _ lambda2: Float) -> (Double, Double) {
+            let proposed = optimizer.proposedValues(group: group, gradients: gradients(lambda, lambda2))
             for (name, p) in params {
                 let v = proposed[name]!
                 p.assign(Tensor(shape: p.shape, scalars: v.map { min(max($0, lo), hi) }))
             }
             defer { for ((_, p), v) in zip(params, saved) { p.assign(v) } }   // the next preview starts from here
-            return currentSparsity()
+            return (currentSparsity(), secondary.map { $0.measure.expectedValue(l0) } ?? 0)
         }
-        // λ = ±(e^|u| − 1): the search runs on u. ŝ after the step falls as λ rises (λ < 0 prunes).
+        let chosen: Float, chosen2: Float
+        if let second {
+            // Two targets: λ2 is solved so that, with λ re-solved for the first target at every trial, the second
+            // lands on its goal too.
+            let previous2 = Double(secondaryLambda)
+            var inner = Double(lagrangian.lambda1.value.scalar)
+            chosen2 = Self.solve(goal: goal(second.1, second.0.value), previous: previous2) { lambda2 in
+                let lambda = Self.solve(goal: goal(self.target, now), previous: inner) { measures($0, lambda2).0 }
+                inner = Double(lambda)
+                return measures(lambda, lambda2).1
+            }
+            chosen = Self.solve(goal: goal(target, now), previous: inner) { measures($0, chosen2).0 }
+        } else {
+            chosen2 = 0
+            chosen = Self.solve(goal: goal(target, now), previous: Double(lagrangian.lambda1.value.scalar)) { measures($0, 0).0 }
+        }
+        let g = gradients(chosen, chosen2)
+        for (name, p) in params { p.grad = Tensor(shape: p.shape, scalars: g[name]!) }
+        lagrangian.lambda1.assign(Tensor(scalar: chosen))
+        lagrangian.lambda2.assign(Tensor(scalar: 0))
+        secondaryLambda = chosen2
+        for (_, p) in lagrangian.parameters { p.grad = nil }
+        return chosen
+    }
+
+    /// The λ of the tracking controller's step: `value(λ)` is the measure after the step with multiplier λ (it falls
+    /// as λ rises; λ < 0 prunes). The aim is `goal` or — when the goal is beyond the farthest the step can reach
+    /// (λ = ∓e^U) — 90 % of the way there from λ = 0, so λ stays finite and the moments are not flooded. The search
+    /// runs on u with λ = ±(e^|u| − 1): a bracket grown from the previous λ (steps of 0.05, doubling), then Illinois
+    /// (regula falsi that halves the kept end's weight) until within 1e-6 of the aim.
+    static func solve(goal: Double, previous: Double, _ value: (Float) -> Double) -> Float {
         func lambda(_ u: Double) -> Float { Float(u < 0 ? -(exp(-u) - 1) : exp(u) - 1) }
-        let U = Self.lambdaSearchRange
-        // The aim: the goal, or — when the goal is beyond the farthest the step can reach (λ = ∓e^U) — 90 % of the
-        // way there from λ = 0. The far end is looked at only on the side the goal lies.
-        let previous = Double(lagrangian.lambda1.value.scalar)
+        let U = lambdaSearchRange
+        // The far end is looked at only on the side the goal lies.
         var aim = goal
         var most = Double.infinity, least = -Double.infinity
         var u = min(max(previous < 0 ? -log1p(-previous) : log1p(previous), -U), U)
-        let start = sparsity(lambda(u))
+        let start = value(lambda(u))
         var fu = start - aim
         var evaluations = 1
         if fu < 0 {
-            most = sparsity(lambda(-U))
+            most = value(lambda(-U))
             evaluations += 1
             if aim > most {
-                let free = sparsity(0)
+                let free = value(0)
                 aim = free + 0.9 * (most - free)
                 fu = start - aim
                 evaluations += 1
             }
         } else if fu > 0 {
-            least = sparsity(lambda(U))
+            least = value(lambda(U))
             evaluations += 1
             if aim < least {
-                let free = sparsity(0)
+                let free = value(0)
                 aim = free + 0.9 * (least - free)
                 fu = start - aim
                 evaluations += 1
             }
         }
-        // A bracket sparsity(a) ≥ aim ≥ sparsity(b) grown from the last λ (steps of 0.05, doubling, in u), then
-        // Illinois (regula falsi that halves the kept end's weight) until within 1e-6 of the aim.
+        // A bracket value(a) ≥ aim ≥ value(b) grown from the last λ, then Illinois.
         var a = u, b = u, fa = fu, fb = fu
         var delta = 0.05
         if fu > 0 {
             while fb > 0 && b < U {
                 a = b; fa = fb
                 b = min(b + delta, U); delta *= 2
-                fb = b == U ? least - aim : sparsity(lambda(b)) - aim
+                fb = b == U ? least - aim : value(lambda(b)) - aim
                 evaluations += 1
             }
         } else {
             while fa < 0 && a > -U {
                 b = a; fb = fa
                 a = max(a - delta, -U); delta *= 2
-                fa = a == -U ? most - aim : sparsity(lambda(a)) - aim
+                fa = a == -U ? most - aim : value(lambda(a)) - aim
                 evaluations += 1
             }
         }
@@ -363,7 +416,7 @@ public final class SparsityController {
         while abs(fu) >= 1e-6 && abs(b - a) > 1e-9 && evaluations < 80 {
             u = fa == fb ? (a + b) / 2 : (a * fb - b * fa) / (fb - fa)
             if !(u > min(a, b) && u < max(a, b)) { u = (a + b) / 2 }
-            fu = sparsity(lambda(u)) - aim
+            fu = value(lambda(u)) - aim
             evaluations += 1
             if fu > 0 {
                 a = u; fa = fu
@@ -375,13 +428,7 @@ public final class SparsityController {
                 side = -1
             }
         }
-        let chosen = lambda(u)
-        let g = gradients(chosen)
-        for (name, p) in params { p.grad = Tensor(shape: p.shape, scalars: g[name]!) }
-        lagrangian.lambda1.assign(Tensor(scalar: chosen))
-        lagrangian.lambda2.assign(Tensor(scalar: 0))
-        for (_, p) in lagrangian.parameters { p.grad = nil }
-        return chosen
+        return lambda(u)
     }
 
     /// Everything a checkpoint needs: every log α (`l0.…_log_alpha`), λ1 and λ2 (`l0.lambda_1`, `l0.lambda_2`),
@@ -394,6 +441,10 @@ public final class SparsityController {
         s["controller.shift_at_start"] = Tensor(shape: [1], scalars: [shiftAtStart])
         if let previousExpectedSparsity {
             s["controller.previous_expected_sparsity"] = Tensor(shape: [1], scalars: [previousExpectedSparsity])
+        }
+        if let secondary {
+            s["controller.secondary_start"] = Tensor(shape: [1], scalars: [secondary.target.start])
+            s["controller.secondary_lambda"] = Tensor(shape: [1], scalars: [secondaryLambda])
         }
         return s
     }
@@ -409,5 +460,13 @@ public final class SparsityController {
         target.start = start.scalars[0]
         shiftAtStart = shift.scalars[0]
         previousExpectedSparsity = s["controller.previous_expected_sparsity"].flatMap { $0.count == 1 ? $0.scalars[0] : nil }
+        if secondary != nil {
+            guard let start = s["controller.secondary_start"], start.count == 1,
+                  let lambda = s["controller.secondary_lambda"], lambda.count == 1 else {
+                throw L0Error("state lacks 'controller.secondary_start' or 'controller.secondary_lambda' (a run with a second target)")
+            }
+            secondary!.target.start = start.scalars[0]
+            secondaryLambda = lambda.scalars[0]
+        }
     }
 }

@@ -57,7 +57,7 @@ struct Prune: ParsableCommand {
     @Option(help: "Output directory.")
     var out: String
 
-    @Option(help: ArgumentHelp("Fraction of the prunable encoder size to remove, in (0, 1); an ascending list (0.6,0.75,0.9,0.95) is a ladder: one run, a compact model per rung (OUT/rungs/<rung>/final; the last rung's in OUT/final).",
+    @Option(help: ArgumentHelp("Fraction of the prunable encoder size to remove, in (0, 1); an ascending list (0.6,0.75,0.9,0.95) is a ladder: one run, a compact model per rung (OUT/rungs/<rung>/final; the last rung's in OUT/final). With --target-latency, one value: a size target driven together with the latency.",
                                valueName: "t[,t…]"))
     var targetSparsity: String?
 
@@ -179,7 +179,15 @@ struct Prune: ParsableCommand {
         if resume && force { throw ValidationError("--resume and --force exclude each other") }
         switch (targetSparsity, targetLatency) {
         case (nil, nil): throw ValidationError("give --target-sparsity or --target-latency")
-        case (_?, _?): throw ValidationError("--target-sparsity and --target-latency exclude each other: give one (a list of either makes a ladder)")
+        case (let sparsity?, let latency?):
+            let (a, b) = (try Self.list(sparsity, option: "--target-sparsity"), try Self.list(latency, option: "--target-latency"))
+            guard a.count == 1, b.count == 1 else {
+                throw ValidationError("a ladder takes one kind of target: a list of --target-sparsity or of --target-latency, not both")
+            }
+            guard a[0] > 0 && a[0] < 1, b[0] > 0 else {
+                throw ValidationError("--target-sparsity must be strictly between 0 and 1 and --target-latency positive")
+            }
+            if profile == nil { throw ValidationError("--target-latency needs --profile FILE, the latency profile of this machine") }
         case (let text?, nil):
             for t in try Self.list(text, option: "--target-sparsity") where !(t > 0 && t < 1) {
                 throw ValidationError("--target-sparsity has \(t); expected numbers strictly between 0 and 1")
@@ -260,6 +268,7 @@ struct Prune: ParsableCommand {
         s.rungs = Array(ladder.dropLast())
         s.rungHoldSteps = rungHoldSteps
         s.latency = latency
+        if latency != nil, let targetSparsity { s.sizeTarget = try Float(Self.list(targetSparsity, option: "--target-sparsity")[0]) }
         if let prePruningEpochs { s.prePruningEpochs = prePruningEpochs }
         if let warmupEpochs { s.warmupEpochs = warmupEpochs }
         s.warmupSteps = warmupSteps

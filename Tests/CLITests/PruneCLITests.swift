@@ -240,7 +240,8 @@ final class PruneCLITests: XCTestCase {
         try expectFailure(base(with: ["--target-sparsity": "0.5,0.3"]) + bad, "out of order or repeated")
         try expectFailure(base(with: ["--target-sparsity": "0.5,0.5"]) + bad, "out of order or repeated")
         try expectFailure(base(with: ["--target-sparsity": "0.5,x"]) + bad, "comma-separated list of numbers")
-        try expectFailure(base + ["--target-latency", "2"] + bad, "exclude each other")
+        try expectFailure(base(with: ["--target-sparsity": "0.3,0.5"]) + ["--target-latency", "2"] + bad, "a ladder takes one kind of target")
+        try expectFailure(base + ["--target-latency", "2"] + bad, "--target-latency needs --profile")
         var noProfile = base + bad
         noProfile.replaceSubrange(t...(t + 1), with: ["--target-latency", "2"])
         try expectFailure(noProfile, "--target-latency needs --profile")

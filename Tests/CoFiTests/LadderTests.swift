@@ -121,6 +121,49 @@ final class LadderTests: XCTestCase {
         XCTAssertTrue(report.contains("predicted latency"), report)
     }
 
+    /// A latency target and a size target at once: the tracking controller solves two multipliers per step, and at
+    /// the end of the ramp both expected values sit on their targets; the delivered structure meets both gates.
+    func testALatencyAndASizeTargetTogether() throws {
+        let f = P.fixture()
+        let profile = LatencyModelTests.profile(pooled: true, model: f.student.shape)
+        var s = Self.ladderSettings()
+        s.rungs = []
+        let dense = profile.predict(f.student.shape)
+        let latency = try LatencyTarget(milliseconds: [dense * 0.6], tolerance: 0.05, profile: profile, student: f.student.shape)
+        s.latency = latency
+        s.targetSparsity = latency.reductions.last!
+        s.sizeTarget = 0.6
+        s.sparsityEpsilon = 0.06
+        try s.validate()
+        let out = try temporaryDirectory()
+        let pipeline = try PruningPipeline(teacher: f.teacher, student: f.student, data: f.data, evaluator: f.evaluator,
+                                           settings: s, output: out)
+        var last: [String: Double] = [:]
+        var lambdas: [Double] = []
+        pipeline.onStep = { stage, _, scalars in
+            guard stage == "prune" else { return }
+            last = scalars
+            lambdas.append(scalars["lambda_size"] ?? .nan)
+        }
+        let summary = try pipeline.run()
+        print(summary.text)
+        print("last step:", last)
+        XCTAssertEqual(last["expected_latency_ms"]!, dense * 0.6, accuracy: dense * 0.6 * 0.01)
+        XCTAssertEqual(last["expected_sparsity"]!, 0.6, accuracy: 0.01)
+        XCTAssertTrue(lambdas.contains { $0 != 0 && $0.isFinite }, "the size multiplier works")
+        XCTAssertNil(summary.gateMissed, "both gates met")
+        XCTAssertEqual(summary.exactSparsity, 0.6, accuracy: 0.06 + 1e-9)
+        XCTAssertEqual(summary.predictedLatencyMs ?? .nan, dense * 0.6, accuracy: dense * 0.6 * 0.05 + 1e-9)
+        XCTAssertEqual(summary.sizeTarget ?? .nan, 0.6, accuracy: 1e-6)
+        // Only with a latency target, the tracking controller and no ladder.
+        var bad = s
+        bad.controller = .budgetAware()
+        XCTAssertThrowsError(try bad.validate()) { XCTAssertTrue("\($0)".contains("tracking controller"), "\($0)") }
+        bad = s
+        bad.latency = nil
+        XCTAssertThrowsError(try bad.validate()) { XCTAssertTrue("\($0)".contains("latency target only"), "\($0)") }
+    }
+
     func testRungsOutOfOrderAndLaddersTooLongForTheWarmUpAreRefused() throws {
         var s = Self.ladderSettings()
         s.rungs = [0.5, 0.3]
