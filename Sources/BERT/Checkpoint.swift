@@ -141,6 +141,19 @@ extension BertModel {
         return model
     }
 
+    /// A model of `shape` whose parameters `make(name, shape)` gives, asked for by canonical name in the order of
+    /// `namedParameters` (as `assemble(tensors:)` takes them from a table): how `cofi profile` builds the synthetic
+    /// models it times without materialising a table first. Throws `CheckpointError` for a tensor of another
+    /// shape, and whatever `make` throws.
+    public static func assemble(config: BertConfig, shape: BertShape, task: TaskHeadKind?,
+                                make: (_ name: String, _ shape: [Int]) throws -> Tensor) throws -> BertModel {
+        try build(config: config, shape: shape, task: task) { name, expected, _ in
+            let t = try make(name, expected)
+            guard t.shape == expected else { throw CheckpointError("assemble: tensor '\(name)' has shape \(t.shape), expected \(expected)") }
+            return t
+        }
+    }
+
     /// What a parameter is, for initialisation.
     enum ParameterKind { case weight, bias, normWeight, normBias }
 

@@ -155,24 +155,35 @@ public struct LatencyProfile: Codable, Equatable, Sendable {
         public init(n: Int, hidden: Int, ms: Double) { self.n = n; self.hidden = hidden; self.ms = ms }
     }
 
-    /// The least-squares fit of c0 + cD·D + cN·n + cND·n·D to `samples`, in relative error (each residual divided
-    /// by its measured cost, so small sublayers weigh as much as large ones). Needs at least two widths and two
-    /// counts; throws otherwise.
-    public static func fitBilinear(_ samples: [Sample]) throws -> Bilinear {
+    /// How a fit weighs its samples' squared residuals.
+    public enum FitWeighting: String, Codable, Sendable {
+        /// By 1/cost²: the squared relative errors, so small sublayers weigh as much as large ones.
+        case relative
+        /// By 1/cost: the squared relative errors weighted by each sample's cost, so the large sublayers that
+        /// make up most of a model's latency are fitted best while the small ones still count relatively
+        /// (`cofi profile`: a kink the bilinear form cannot follow, such as one head's attention staying on one
+        /// thread, then bends the fit at the cheap end instead of biasing every large sublayer).
+        case proportional
+    }
+
+    /// The least-squares fit of c0 + cD·D + cN·n + cND·n·D to `samples`, in relative error (by default each
+    /// residual divided by its measured cost, so small sublayers weigh as much as large ones; see `FitWeighting`).
+    /// Needs at least two widths and two counts; throws otherwise.
+    public static func fitBilinear(_ samples: [Sample], weighting: FitWeighting = .relative) throws -> Bilinear {
         let rows = samples.map { [1, Double($0.hidden), Double($0.n), Double($0.n * $0.hidden)] }
-        let c = try leastSquares(rows: rows, values: samples.map(\.ms))
+        let c = try leastSquares(rows: rows, values: samples.map(\.ms), weighting: weighting)
         return Bilinear(c0: c[0], cD: c[1], cN: c[2], cND: c[3])
     }
 
     /// The least-squares fit of c0 + cD·D (the `n` of the samples is ignored), in relative error.
-    public static func fitLinear(_ samples: [Sample]) throws -> Linear {
-        let c = try leastSquares(rows: samples.map { [1, Double($0.hidden)] }, values: samples.map(\.ms))
+    public static func fitLinear(_ samples: [Sample], weighting: FitWeighting = .relative) throws -> Linear {
+        let c = try leastSquares(rows: samples.map { [1, Double($0.hidden)] }, values: samples.map(\.ms), weighting: weighting)
         return Linear(c0: c[0], cD: c[1])
     }
 
-    /// Weighted least squares (weights 1/value², i.e. relative residuals) by the normal equations, solved by
-    /// Gaussian elimination with partial pivoting.
-    static func leastSquares(rows: [[Double]], values: [Double]) throws -> [Double] {
+    /// Weighted least squares (weights 1/value², i.e. relative residuals, or 1/value, see `FitWeighting`) by the
+    /// normal equations, solved by Gaussian elimination with partial pivoting.
+    static func leastSquares(rows: [[Double]], values: [Double], weighting: FitWeighting = .relative) throws -> [Double] {
         let k = rows.first?.count ?? 0
         guard rows.count >= k, k > 0 else { throw LatencyProfileError("a fit of \(k) coefficients needs at least \(k) samples, got \(rows.count)") }
         guard values.allSatisfy({ $0.isFinite && $0 > 0 }) else {
@@ -180,7 +191,7 @@ public struct LatencyProfile: Codable, Equatable, Sendable {
         }
         var a = [[Double]](repeating: [Double](repeating: 0, count: k + 1), count: k)
         for (r, v) in zip(rows, values) {
-            let w = 1 / (v * v)
+            let w = weighting == .relative ? 1 / (v * v) : 1 / v
             for i in 0..<k {
                 for j in 0..<k { a[i][j] += w * r[i] * r[j] }
                 a[i][k] += w * r[i] * v
