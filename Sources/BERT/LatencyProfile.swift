@@ -99,6 +99,42 @@ public struct LatencyProfile: Codable, Equatable, Sendable {
     public var clsFFN: Bilinear
     /// Predicted against measured latency of random heterogeneous shapes, measured after the fit.
     public var checks: [Check]
+    /// The calibration against whole shapes applied to the fitted costs (nil: none; see `calibrated`).
+    public var calibration: Calibration?
+
+    /// measured ≈ offset + scale × (sum of the fitted sublayer costs), fitted on whole random shapes (`cofi profile`):
+    /// a whole heterogeneous model runs somewhat slower than the sum of its parts timed alone (row strides of the
+    /// widest layer, threads meeting), which this corrects without leaving the bilinear form.
+    public struct Calibration: Codable, Equatable, Sendable {
+        public var offset: Double
+        public var scale: Double
+        /// How many shapes it was fitted on.
+        public var shapes: Int
+        public init(offset: Double, scale: Double, shapes: Int) { self.offset = offset; self.scale = scale; self.shapes = shapes }
+    }
+
+    /// This profile with every cost multiplied by `scale` and `offset` added to the base, so that
+    /// `predict` = offset + scale × the uncalibrated prediction for every shape; the calibration is recorded.
+    public func calibrated(offset: Double, scale: Double, shapes: Int) -> LatencyProfile {
+        func s(_ b: Bilinear) -> Bilinear { Bilinear(c0: b.c0 * scale, cD: b.cD * scale, cN: b.cN * scale, cND: b.cND * scale) }
+        var p = self
+        p.base = Linear(c0: base.c0 * scale + offset, cD: base.cD * scale)
+        p.attention = s(attention)
+        p.lastAttention = s(lastAttention)
+        p.ffn = s(ffn)
+        p.clsFFN = s(clsFFN)
+        p.calibration = Calibration(offset: offset, scale: scale, shapes: shapes)
+        return p
+    }
+
+    /// The fit measured ≈ offset + scale × predicted over whole shapes, in relative error.
+    public static func fitCalibration(predicted: [Double], measured: [Double]) throws -> (offset: Double, scale: Double) {
+        let c = try leastSquares(rows: predicted.map { [1, $0] }, values: measured)
+        guard c.allSatisfy(\.isFinite), c[1] > 0 else {
+            throw LatencyProfileError("the calibration against whole shapes gives offset \(c[0]), scale \(c[1]); expected a positive scale")
+        }
+        return (c[0], c[1])
+    }
 
     public init(conditions: Conditions, model: BertShape, pooled: Bool, base: Linear, attention: Bilinear,
                 lastAttention: Bilinear, ffn: Bilinear, clsFFN: Bilinear, checks: [Check] = []) {

@@ -633,12 +633,13 @@ public final class PruningPipeline {
 
         // 5. A ladder: each intermediate rung's best evaluation, cut and fine-tuned as the last rung was.
         var rungs: [RungSummary] = []
-        let t3 = clockNow()
+        var rungCompaction = 0.0
         for rung in settings.rungs {
-            rungs.append(try finishRung(rung, of: pruning, in: out, resume: resume))
+            rungs.append(try finishRung(rung, of: pruning, in: out, resume: resume, compactionSeconds: &rungCompaction))
         }
         if !settings.rungs.isEmpty {
-            seconds["rungs"] = settings.rungs.reduce(clockNow() - t3) { total, rung in
+            // The rungs' fine-tuning stages over every process that worked on them, and this process's compaction.
+            seconds["rungs"] = settings.rungs.reduce(rungCompaction) { total, rung in
                 total + (stageWallSeconds["rungs/\(settings.rungLabel(rung))/finetune"] ?? 0)
             }
         }
@@ -790,7 +791,8 @@ public final class PruningPipeline {
     /// An intermediate rung of a ladder: its best evaluation (`prune/rungs/<rung>/`) cut into `rungs/<rung>/pruned`,
     /// fine-tuned in `rungs/<rung>/finetune` as the last rung is, and saved to `rungs/<rung>/final`. A rung whose band
     /// no evaluation landed in gets no model and a warning.
-    private func finishRung(_ rung: Float, of pruning: PruningStage, in out: URL, resume: Bool) throws -> RungSummary {
+    private func finishRung(_ rung: Float, of pruning: PruningStage, in out: URL, resume: Bool,
+                            compactionSeconds: inout Double) throws -> RungSummary {
         let label = settings.rungLabel(rung)
         let checkpoint = out.appendingPathComponent("prune/rungs/\(label)")
         let dir = out.appendingPathComponent("rungs/\(label)")
@@ -799,9 +801,11 @@ public final class PruningPipeline {
                               + "), so it has no model; hold longer at each rung (--rung-hold-steps) or evaluate more often")
             return RungSummary(target: Double(rung), label: label)
         }
+        let t0 = clockNow()
         let pruned = try compactBest(checkpoint, gates: checkpoint.appendingPathComponent(TrainingCheckpoint.objectiveFile),
                                      of: pruning, step: record.step, closest: false,
                                      into: dir.appendingPathComponent("pruned"), target: rung)
+        compactionSeconds += clockNow() - t0
         progress?.message("rung \(label): pruned model (step \(record.step), dev \(evaluator.primaryName) "
                           + String(format: "%.4f", record.metric) + "): \(pruned.directory.path)")
         var finalMetric: Double?

@@ -52,6 +52,9 @@ public struct LatencyProfiler {
     public var weighting = LatencyProfile.FitWeighting.proportional
     /// Random shapes timed after the fit, and their seed.
     public var checks = 20
+    /// Random whole shapes (another seed than the checks') the sum of parts is calibrated on
+    /// (`LatencyProfile.calibrated`); 0: no calibration.
+    public var calibrationShapes = 20
     public var seed: UInt64 = 17
     /// Progress lines (stderr in `cofi profile`).
     public var note: (String) -> Void
@@ -201,6 +204,23 @@ public struct LatencyProfiler {
             let r = samples.map { abs(b(n: Double($0.n), hidden: Double($0.hidden)) - $0.ms) / $0.ms }
             note("\(name) fit: \(samples.count) timed costs, mean |residual| "
                  + "\(String(format: "%.1f", 100 * r.reduce(0, +) / Double(r.count))) %, max \(String(format: "%.1f", 100 * r.max()!)) %")
+        }
+
+        if calibrationShapes >= 2 {
+            let shapes = Self.checkShapes(dense: dense, heads: H, units: I, count: calibrationShapes, seed: seed &+ 0x9E37)
+            var predicted: [Double] = [], measured: [Double] = []
+            for shape in shapes {
+                predicted.append(profile.predict(hidden: shape.hidden, heads: shape.heads, ffnUnits: shape.ffnUnits))
+                measured.append(try timer([shape])[0])
+            }
+            do {
+                let c = try LatencyProfile.fitCalibration(predicted: predicted, measured: measured)
+                profile = profile.calibrated(offset: c.offset, scale: c.scale, shapes: shapes.count)
+                note("calibration on \(shapes.count) whole shapes: measured ≈ \(String(format: "%.4f", c.offset)) ms + "
+                     + "\(String(format: "%.4f", c.scale)) × the sum of the parts")
+            } catch let e as LatencyProfileError {
+                note("no calibration: \(e.description)")
+            }
         }
 
         let shapes = Self.checkShapes(dense: dense, heads: H, units: I, count: checks, seed: seed)

@@ -16,9 +16,14 @@ struct Profile: ParsableCommand {
             and takes differences of them, amortized over several identical layers, to isolate each sublayer's \
             cost: the embeddings and head (base), attention before the last attention layer (all rows), the last \
             attention layer (keys and values on all rows, the rest on the [CLS] rows), FFNs before it (all rows) \
-            and at or after it ([CLS] rows; a span head has no such cut). Widths D, ¾D, ½D, ¼D; 1, 2, H/2, H heads; \
-            1, I/16, I/8, I/4, I/2, I FFN units. Each cost is fitted as c0 + cD·D + cN·n + cND·n·D ms (n heads or \
+            and at or after it ([CLS] rows; a span head has no such cut). Widths D, ¾D, ½D, ¼D; 1, 2, H/4, H/2, ¾H, H \
+            heads; 1, I/16, I/8, I/4, I/2, ¾I, I FFN units (pruned widths that are whole 32-wide panels moved half a \
+            panel down). Each cost is fitted as c0 + cD·D + cN·n + cND·n·D ms (n heads or \
             units, D the hidden width), the base as c0 + cD·D.
+
+            A whole heterogeneous model runs somewhat slower than the sum of its parts timed alone (row strides of \
+            the widest layer, threads meeting), so --calibration random whole shapes (another seed) then fit \
+            measured ≈ offset + scale × the sum, and every cost is scaled by it (the offset goes to the base).
 
             Then --checks random pruned shapes are timed whole and compared with the prediction; the table and the \
             error distribution are printed and kept in the file. Progress goes to stderr. The profile holds for \
@@ -40,6 +45,9 @@ struct Profile: ParsableCommand {
     @Option(help: "Random shapes timed after the fit to check the prediction.")
     var checks: Int = 20
 
+    @Option(help: "Random whole shapes the sum of the sublayer costs is calibrated on (0: none).")
+    var calibration: Int = 20
+
     @Option(help: "Timed calls per timing (the median is kept).")
     var repeats: Int = 21
 
@@ -51,6 +59,7 @@ struct Profile: ParsableCommand {
         guard seqLen >= 1 else { throw ValidationError("--seq-len is \(seqLen); expected a positive number of tokens") }
         if let threads, threads < 1 { throw ValidationError("--threads is \(threads); expected a positive number") }
         guard checks >= 0 else { throw ValidationError("--checks is \(checks); expected 0 or more") }
+        guard calibration == 0 || calibration >= 2 else { throw ValidationError("--calibration is \(calibration); expected 0 or at least 2 shapes") }
         guard repeats >= 1 else { throw ValidationError("--repeats is \(repeats); expected a positive number") }
     }
 
@@ -67,6 +76,7 @@ struct Profile: ParsableCommand {
         var profiler = LatencyProfiler(batch: batch, sequenceLength: seqLen, threads: threads, checks: checks,
                                        note: Self.note)
         profiler.repeats = repeats
+        profiler.calibrationShapes = calibration
         let start = Benchmark.now()
         let profile = try profiler.profile(directory: modelURL)
         let seconds = Benchmark.now() - start
@@ -109,6 +119,10 @@ struct Profile: ParsableCommand {
                      "  " + Benchmark.pad("base", 15) + terms(p.base.c0, [(p.base.cD, "D")])]
         for (name, b) in [("attention", p.attention), ("last attention", p.lastAttention), ("FFN", p.ffn), ("[CLS] FFN", p.clsFFN)] {
             lines.append("  " + Benchmark.pad(name, 15) + terms(b.c0, [(b.cD, "D"), (b.cN, "n"), (b.cND, "n·D")]))
+        }
+        if let c = p.calibration {
+            lines.append("calibrated on \(c.shapes) whole shapes: measured ≈ " + String(format: "%.4f", c.offset) + " ms + "
+                         + String(format: "%.4f", c.scale) + " × the sum of the parts (included above)")
         }
         lines.append("predicted dense model: \(String(format: "%.3f", p.predict(p.model))) ms")
         if !p.checks.isEmpty {

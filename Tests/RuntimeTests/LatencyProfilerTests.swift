@@ -89,9 +89,11 @@ final class LatencyProfilerTests: XCTestCase {
             let truth = Self.known(pooled: pooled)
             let timer = ExactTimer(truth)
             var profiler = LatencyProfiler(checks: 5)
+            profiler.calibrationShapes = 0
             var notes: [String] = []
             profiler.note = { notes.append($0) }
             let got = try profiler.measure(dense: Self.miniLM, pooled: pooled, conditions: Self.conditions, timer: timer.time)
+            XCTAssertNil(got.calibration)
             XCTAssertEqual(got.pooled, pooled)
             XCTAssertEqual(got.model, Self.miniLM)
             XCTAssertEqual(got.conditions, Self.conditions)
@@ -110,6 +112,32 @@ final class LatencyProfilerTests: XCTestCase {
             XCTAssertEqual(clsLayouts.isEmpty, !pooled)
             XCTAssertTrue(notes.contains { $0.hasPrefix("D=80 heads=6:") }, notes.joined(separator: "\n"))
         }
+    }
+
+    /// Whole shapes that run 8 % slower than the sum of their parts, plus 0.02 ms: the calibration finds both, and
+    /// the calibrated profile predicts the checks exactly; `calibrated` is offset + scale × the prediction.
+    func testCalibrationAgainstWholeShapes() throws {
+        let truth = Self.known(pooled: true)
+        let layers = Self.miniLM.layers.count
+        // The grid's layouts have 1, 4, 5, 16, 17, 64 or 65 layers; the calibration and check shapes the dense 6.
+        let timer: LatencyProfiler.Timer = { group in
+            group.map { l in
+                let parts = truth.predict(hidden: l.hidden, heads: l.heads, ffnUnits: l.ffnUnits)
+                return l.heads.count == layers ? 0.02 + 1.08 * parts : parts
+            }
+        }
+        var profiler = LatencyProfiler(checks: 5)
+        let got = try profiler.measure(dense: Self.miniLM, pooled: true, conditions: Self.conditions, timer: timer)
+        let c = try XCTUnwrap(got.calibration)
+        XCTAssertEqual(c.offset, 0.02, accuracy: 1e-9)
+        XCTAssertEqual(c.scale, 1.08, accuracy: 1e-9)
+        XCTAssertEqual(c.shapes, 20)
+        for check in got.checks { XCTAssertEqual(check.relativeError, 0, accuracy: 1e-9) }
+        profiler.calibrationShapes = 0
+        let raw = try profiler.measure(dense: Self.miniLM, pooled: true, conditions: Self.conditions, timer: timer)
+        XCTAssertTrue(raw.checks.allSatisfy { $0.relativeError < -0.05 }, "uncalibrated: the parts' sum is short")
+        let shape = Self.miniLM
+        XCTAssertEqual(truth.calibrated(offset: 0.3, scale: 1.5, shapes: 2).predict(shape), 0.3 + 1.5 * truth.predict(shape), accuracy: 1e-12)
     }
 
     /// Cheap sublayers are amortized over more layers: the [CLS] FFN of one unit costs microseconds.
