@@ -205,9 +205,12 @@ public struct LatencyTarget: Codable, Equatable, Sendable {
     /// The profile's prediction for the dense student.
     public var denseMilliseconds: Double
 
-    /// The default tolerance of the checkpoint gate (3 %: the gate is on the profile's prediction, whose own error
-    /// on whole shapes is reported by `cofi profile`).
-    public static let defaultTolerance = 0.03
+    /// The default tolerance of the checkpoint gate, 5 %: the gate is on the profile's prediction for the kept
+    /// structure, whose own error on whole shapes `cofi profile` reports. The controller drives the EXPECTED latency
+    /// under the gates to the target, and the deterministic structure's predicted latency settles a few per cent
+    /// below it (whole sublayers and the [CLS] cut fall where the expectation still counts them in part: 3.41
+    /// against 3.55 ms on the 4× run of BENCHMARKS.md), so a 3 % gate admitted one evaluation of the whole hold.
+    public static let defaultTolerance = 0.05
 
     /// Checks the targets against what the student's shape can reach under `profile` and makes the target.
     /// Errors name the reachable range.
