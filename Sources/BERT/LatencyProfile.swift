@@ -211,6 +211,25 @@ public struct LatencyProfile: Codable, Equatable, Sendable {
         return Bilinear(c0: c[0], cD: c[1], cN: c[2], cND: c[3])
     }
 
+    /// `fitBilinear` that drops outliers: while the worst sample's relative residual exceeds `maxRelativeResidual`,
+    /// it is set aside and the rest refitted (at most a sixth of the samples, never below 6). A timing glitch — a
+    /// difference of two noisy timings that comes out near zero — otherwise dominates a fit weighted by 1/cost: one
+    /// 0.013 ms sample among 0.1–0.4 ms ones turned the last attention layer's per-head cost to a sixth of its
+    /// measured value (BENCHMARKS.md, issue 17).
+    public static func fitBilinearRejectingOutliers(_ samples: [Sample], weighting: FitWeighting = .relative,
+                                                    maxRelativeResidual: Double = 0.35) throws -> (fit: Bilinear, dropped: [Sample]) {
+        var kept = samples, dropped: [Sample] = []
+        while true {
+            let fit = try fitBilinear(kept, weighting: weighting)
+            let residuals = kept.map { abs(fit(n: Double($0.n), hidden: Double($0.hidden)) - $0.ms) / $0.ms }
+            guard let worst = residuals.indices.max(by: { residuals[$0] < residuals[$1] }),
+                  residuals[worst] > maxRelativeResidual, kept.count > 6, dropped.count < samples.count / 6 else {
+                return (fit, dropped)
+            }
+            dropped.append(kept.remove(at: worst))
+        }
+    }
+
     /// The least-squares fit of c0 + cD·D (the `n` of the samples is ignored), in relative error.
     public static func fitLinear(_ samples: [Sample], weighting: FitWeighting = .relative) throws -> Linear {
         let c = try leastSquares(rows: samples.map { [1, Double($0.hidden)] }, values: samples.map(\.ms), weighting: weighting)

@@ -187,7 +187,13 @@ public struct LatencyProfiler {
         }
 
         func fit(_ name: String, _ samples: [LatencyProfile.Sample]) throws -> LatencyProfile.Bilinear {
-            do { return try LatencyProfile.fitBilinear(samples, weighting: weighting) } catch let e as LatencyProfileError {
+            do {
+                let r = try LatencyProfile.fitBilinearRejectingOutliers(samples, weighting: weighting)
+                for d in r.dropped {
+                    note("\(name) fit: set aside the timing of \(d.n) at D=\(d.hidden), \(String(format: "%.3f", d.ms)) ms (an outlier)")
+                }
+                return r.fit
+            } catch let e as LatencyProfileError {
                 throw LatencyProfileError("cannot fit the \(name) costs from \(samples.count) positive timings: \(e.description); "
                                           + "the machine may be too noisy — try more --repeats or a quieter machine")
             }

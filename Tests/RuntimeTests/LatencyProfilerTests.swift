@@ -140,6 +140,28 @@ final class LatencyProfilerTests: XCTestCase {
         XCTAssertEqual(truth.calibrated(offset: 0.3, scale: 1.5, shapes: 2).predict(shape), 0.3 + 1.5 * truth.predict(shape), accuracy: 1e-12)
     }
 
+    /// One timing glitch among exact samples (a cost measured at a thirtieth of its value, as the real profile's
+    /// last attention layer at D=272, 9 heads): the plain fit weighted by 1/cost is pulled far off, the fit that sets
+    /// outliers aside recovers the coefficients and names the glitch.
+    func testAnOutlierIsSetAside() throws {
+        let truth = LatencyProfile.Bilinear(c0: 0.003, cD: 0.0001, cN: 0.004, cND: 0.00008)
+        var samples: [LatencyProfile.Sample] = []
+        for D in [384, 272, 176, 80] {
+            for n in [1, 2, 3, 6, 9, 12] { samples.append(.init(n: n, hidden: D, ms: truth(n: Double(n), hidden: Double(D)))) }
+        }
+        let glitch = samples.firstIndex { $0.n == 9 && $0.hidden == 272 }!
+        samples[glitch].ms /= 30
+        let plain = try LatencyProfile.fitBilinear(samples, weighting: .proportional)
+        let at12 = truth(n: 12, hidden: 382)
+        XCTAssertGreaterThan(abs(plain(n: 12, hidden: 382) - at12) / at12, 0.1, "the glitch pulls the plain fit off")
+        let robust = try LatencyProfile.fitBilinearRejectingOutliers(samples, weighting: .proportional)
+        XCTAssertEqual(robust.dropped, [samples[glitch]])
+        assertClose(robust.fit, truth, "robust")
+        // Exact samples lose nothing.
+        samples[glitch].ms *= 30
+        XCTAssertEqual(try LatencyProfile.fitBilinearRejectingOutliers(samples, weighting: .proportional).dropped, [])
+    }
+
     /// Cheap sublayers are amortized over more layers: the [CLS] FFN of one unit costs microseconds.
     func testCheapSublayersGrowK() throws {
         let timer = ExactTimer(Self.known(pooled: true))
