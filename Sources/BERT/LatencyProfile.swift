@@ -253,7 +253,9 @@ public struct LatencyProfile: Codable, Equatable, Sendable {
             }
         }
         for col in 0..<k {
-            guard let p = (col..<k).max(by: { abs(a[$0][col]) < abs(a[$1][col]) }), abs(a[p][col]) > 1e-12 * max(1, abs(a[col][col])) else {
+            // The pivot and the scale it is judged by must be numbers: `max(1, .nan)` is 1, which would let a NaN through.
+            guard let p = (col..<k).max(by: { abs(a[$0][col]) < abs(a[$1][col]) }), a[p][col].isFinite, a[col][col].isFinite,
+                  abs(a[p][col]) > 1e-12 * max(1, abs(a[col][col])) else {
                 throw LatencyProfileError("the samples do not determine the fit (too few distinct widths or counts)")
             }
             a.swapAt(col, p)
@@ -262,7 +264,11 @@ public struct LatencyProfile: Codable, Equatable, Sendable {
                 for j in col...k { a[r][j] -= f * a[col][j] }
             }
         }
-        return (0..<k).map { a[$0][k] / a[$0][$0] }
+        let solution = (0..<k).map { a[$0][k] / a[$0][$0] }
+        guard solution.allSatisfy(\.isFinite) else {
+            throw LatencyProfileError("the fit's coefficients are not finite numbers: \(solution)")
+        }
+        return solution
     }
 
     // MARK: File

@@ -527,7 +527,7 @@ public final class PruningPipeline {
         }
         if !settings.rungs.isEmpty {
             let warmup = settings.warmupSteps ?? settings.warmupEpochs * data.batchCount
-            let hold = settings.rungHoldSteps ?? settings.evalSteps ?? max(1, data.batchCount / 4)
+            let hold = Self.rungHoldSteps(settings, stepsPerEpoch: data.batchCount)
             guard settings.rungs.count * hold < warmup else {
                 throw PruningError("a ladder of \(settings.rungs.count + 1) rungs held \(hold) steps at each of the first \(settings.rungs.count) "
                     + "needs a warm-up of more than \(settings.rungs.count * hold) steps, and this one has \(warmup); "
@@ -738,7 +738,11 @@ public final class PruningPipeline {
     }
 
     /// Pruning steps the ramp holds at each intermediate rung of a ladder.
-    var rungHoldSteps: Int { settings.rungHoldSteps ?? settings.evalSteps ?? max(1, data.batchCount / 4) }  // as checked in init
+    var rungHoldSteps: Int { Self.rungHoldSteps(settings, stepsPerEpoch: data.batchCount) }
+    /// `settings.rungHoldSteps`, or one evaluation interval, or a quarter epoch without step evaluations.
+    static func rungHoldSteps(_ settings: PruningSettings, stepsPerEpoch: Int) -> Int {
+        settings.rungHoldSteps ?? settings.evalSteps ?? max(1, stepsPerEpoch / 4)
+    }
 
     /// What the checkpoint gate admits, in words.
     private var gateDescription: String {

@@ -186,9 +186,11 @@ public struct LatencyProfiler {
             }
         }
 
+        var setAside: [String: [LatencyProfile.Sample]] = [:]
         func fit(_ name: String, _ samples: [LatencyProfile.Sample]) throws -> LatencyProfile.Bilinear {
             do {
                 let r = try LatencyProfile.fitBilinearRejectingOutliers(samples, weighting: weighting)
+                setAside[name] = r.dropped
                 for d in r.dropped {
                     note("\(name) fit: set aside the timing of \(d.n) at D=\(d.hidden), \(String(format: "%.3f", d.ms)) ms (an outlier)")
                 }
@@ -205,8 +207,11 @@ public struct LatencyProfiler {
             lastAttention: pooled ? try fit("last attention", lastAttention) : fullAttention,
             ffn: fullFFN, clsFFN: pooled ? try fit("[CLS] FFN", clsFFN) : fullFFN)
 
-        for (name, samples, b) in [("attention", attention, profile.attention), ("last attention", lastAttention, profile.lastAttention),
-                                   ("FFN", ffn, profile.ffn), ("[CLS] FFN", clsFFN, profile.clsFFN)] where !samples.isEmpty {
+        for (name, all, b) in [("attention", attention, profile.attention), ("last attention", lastAttention, profile.lastAttention),
+                               ("FFN", ffn, profile.ffn), ("[CLS] FFN", clsFFN, profile.clsFFN)] where !all.isEmpty {
+            // The residuals of the samples the fit kept (the ones set aside were named above).
+            let samples = all.filter { !(setAside[name] ?? []).contains($0) }
+            guard !samples.isEmpty else { continue }
             let r = samples.map { abs(b(n: Double($0.n), hidden: Double($0.hidden)) - $0.ms) / $0.ms }
             note("\(name) fit: \(samples.count) timed costs, mean |residual| "
                  + "\(String(format: "%.1f", 100 * r.reduce(0, +) / Double(r.count))) %, max \(String(format: "%.1f", 100 * r.max()!)) %")

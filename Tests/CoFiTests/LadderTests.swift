@@ -26,6 +26,19 @@ final class LadderTests: XCTestCase {
         return s
     }
 
+    /// `ladderSettings` without rungs, driven to `fraction` of the dense latency a made-up profile of the fixture's
+    /// student predicts (gate ± 5 %); with the profile and that dense latency.
+    static func latencySettings(_ f: P.Fixture, fraction: Double) throws -> (PruningSettings, LatencyProfile, Double) {
+        let profile = LatencyModelTests.profile(pooled: true, model: f.student.shape)
+        var s = ladderSettings()
+        s.rungs = []
+        let dense = profile.predict(f.student.shape)
+        let latency = try LatencyTarget(milliseconds: [dense * fraction], tolerance: 0.05, profile: profile, student: f.student.shape)
+        s.latency = latency
+        s.targetSparsity = latency.reductions.last!
+        return (s, profile, dense)
+    }
+
     func temporaryDirectory() throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cofi-ladder-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -96,13 +109,7 @@ final class LadderTests: XCTestCase {
 
     func testALatencyTargetLandsThePredictedLatencyInTheGate() throws {
         let f = P.fixture()
-        let profile = LatencyModelTests.profile(pooled: true, model: f.student.shape)
-        var s = Self.ladderSettings()
-        s.rungs = []
-        let dense = profile.predict(f.student.shape)
-        let latency = try LatencyTarget(milliseconds: [dense * 0.5], tolerance: 0.05, profile: profile, student: f.student.shape)
-        s.latency = latency
-        s.targetSparsity = latency.reductions.last!
+        let (s, profile, dense) = try Self.latencySettings(f, fraction: 0.5)
         let out = try temporaryDirectory()
         let pipeline = try PruningPipeline(teacher: f.teacher, student: f.student, data: f.data, evaluator: f.evaluator,
                                            settings: s, output: out)
@@ -125,13 +132,7 @@ final class LadderTests: XCTestCase {
     /// the end of the ramp both expected values sit on their targets; the delivered structure meets both gates.
     func testALatencyAndASizeTargetTogether() throws {
         let f = P.fixture()
-        let profile = LatencyModelTests.profile(pooled: true, model: f.student.shape)
-        var s = Self.ladderSettings()
-        s.rungs = []
-        let dense = profile.predict(f.student.shape)
-        let latency = try LatencyTarget(milliseconds: [dense * 0.6], tolerance: 0.05, profile: profile, student: f.student.shape)
-        s.latency = latency
-        s.targetSparsity = latency.reductions.last!
+        var (s, _, dense) = try Self.latencySettings(f, fraction: 0.6)
         s.sizeTarget = 0.6
         s.sparsityEpsilon = 0.06
         try s.validate()
