@@ -3,7 +3,8 @@
 // Layers (each imports only the ones above it, each named in its dependencies; no re-exports):
 // Formats (JSON values and strings, file-format errors), Platform (processor features, kernel family), CBLAS/Accelerate
 // and PackedGEMM (packed products; its kernels: GEMMAVX512, GEMMAVX2, GEMMNEON, GEMMGeneric, each compiling GEMMTiles/Tiles.swift) → Tensor →
-// BERT → Tasks → Runtime (inference, model directories, benchmarks) → Serving (HTTP), and Tasks → Training → CoFi;
+// BERT → Tasks → Runtime (inference, model directories, benchmarks) → Serving (HTTP), BERT → ONNXExport (ONNX
+// graphs, with SwiftProtobuf), and Tasks → Training → CoFi;
 // all → cofi (CLI), cofi-bench. TestSupport (tests only) → Tensor. With the MPI trait only: CMPI (Open MPI's C API)
 // → Cluster (the MPI process group) → cofi.
 import PackageDescription
@@ -67,6 +68,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.24.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", providers: [.apt(["libopenblas-dev"])]),
@@ -104,6 +106,11 @@ let package = Package(
                                                 .product(name: "CoreMetrics", package: "swift-metrics"),
                                                 .product(name: "Prometheus", package: "swift-prometheus")],
                 exclude: ["README.md"]),
+        // The ONNX exporter: onnx.proto (ONNX 1.23's, opset 17 is within it) compiled once to onnx.pb.swift by
+        // protoc + protoc-gen-swift 1.39.0 (the command is in Sources/ONNXExport/README.md) and committed, so a build
+        // needs only the SwiftProtobuf runtime.
+        .target(name: "ONNXExport", dependencies: ["BERT", "Tensor", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                exclude: ["README.md", "onnx.proto"]),
         .target(name: "Training", dependencies: ["Tasks", "BERT", "Tensor", "Formats", "Platform",
                                                  .product(name: "Crypto", package: "swift-crypto")], exclude: ["README.md"],
                 swiftSettings: simdFlags),
@@ -111,7 +118,7 @@ let package = Package(
                 swiftSettings: simdFlags),
         .executableTarget(
             name: "cofi",
-            dependencies: ["Formats", "Platform", "Tensor", "BERT", "Tasks", "Runtime", "Serving", "Training", "CoFi",
+            dependencies: ["Formats", "Platform", "Tensor", "BERT", "Tasks", "Runtime", "Serving", "Training", "CoFi", "ONNXExport",
                            .target(name: "Cluster", condition: .when(traits: ["MPI"])),
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")],
@@ -132,6 +139,8 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CoFiTests", dependencies: ["CoFi", "Training", "Tasks", "BERT", "Tensor", "TestSupport"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "ONNXExportTests", dependencies: ["ONNXExport", "Runtime", "BERT", "Tensor",
+                                                           .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "CLITests", dependencies: ["cofi", "Runtime", "Training", "Tasks", "BERT", "Tensor"]),
     ],
     swiftLanguageModes: [.v5]

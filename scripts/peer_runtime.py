@@ -23,10 +23,12 @@ Implementations, each in its own child process (so peak RSS is that implementati
   onnxruntime    the same module exported by `torch.onnx.export` (dynamo exporter, dynamic batch and sequence
                  axes), CPUExecutionProvider, intra_op_num_threads 2, inter_op_num_threads 1, all graph
                  optimizations (ORT_ENABLE_ALL); the child imports onnxruntime and numpy only
+  ort-cofi       ONNX Runtime, set up the same way, on the file `cofi export` writes for a model directory (needs
+                 --cofi BIN; skipped for the named shapes and without --cofi): what a user deploys from cofi
 
 Checks before any timing (the run stops if one fails):
   - ONNX Runtime's logits equal PyTorch's within 1e-4 (absolute) at B=1 T=32, B=1 T=384, B=32 T=128 and on the
-    first padded dev batch;
+    first padded dev batch, for both ONNX files (torch's export and cofi's);
   - for a model directory, each implementation's dev accuracy (from its own timed dev passes) is printed next to
     the other's; they must agree, and should equal what `cofi eval --model DIR --task movie-snippets
     --max-length 64` reports.
@@ -77,7 +79,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 WORKLOADS = ["latency_b1_t32", "latency_b1_t128", "latency_b1_t384", "throughput_b32_t128", "dev_throughput"]
-IMPLS = ["pytorch", "onnxruntime"]
+IMPLS = ["pytorch", "onnxruntime", "ort-cofi"]
 NAMED = ["bert-base", "minilm-l6", "cofi-s95"]
 INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
 THREADS = 2
@@ -264,28 +266,37 @@ def prepare(name: str, spec: str, args, work_dir: str) -> dict:
 
     check = {"model": name, "spec": spec, "kind": kind, "shape": {k: shape[k] for k in ("hidden", "head_dim", "heads", "ffn")},
              "dev_texts": len(texts), "dev_real_tokens": sum(lengths), "dev_padded_tokens": sum(padded)}
-    if "onnxruntime" in args.impls:
+    cofi_onnx = None
+    if "ort-cofi" in args.impls and args.cofi and os.path.isdir(spec):
+        cofi_onnx = os.path.join(work_dir, f"{safe}.cofi.onnx")
         t0 = time.perf_counter()
-        export_onnx(model, onnx_path)
-        log(f"{name}: exported {onnx_path} ({os.path.getsize(onnx_path) / 2**20:.1f} MiB, {time.perf_counter() - t0:.1f} s)")
-        sess = ort_session(onnx_path)
+        subprocess.run([args.cofi, "export", "--model", spec, "--onnx", cofi_onnx], check=True, stdout=subprocess.DEVNULL)
+        log(f"{name}: cofi export wrote {cofi_onnx} ({os.path.getsize(cofi_onnx) / 2**20:.1f} MiB, "
+            f"{time.perf_counter() - t0:.1f} s)")
+    exports = [(key, path) for key, path in (("ort", onnx_path), ("cofi_export", cofi_onnx))
+               if path is not None and (key != "ort" or "onnxruntime" in args.impls)]
+    if exports:
         longest = min(384, model.config.max_position_embeddings)
         cases = [synthetic_inputs(1, 32, vocab), synthetic_inputs(1, longest, vocab), synthetic_inputs(32, 128, vocab),
                  batches[0]]
-        worst = 0.0
         wrapper = logits_only(model)
-        for feed in cases:
-            with torch.inference_mode():
-                ref = wrapper(*(torch.from_numpy(feed[k]) for k in INPUT_NAMES)).numpy()
-            out = sess.run(["logits"], feed)[0]
-            worst = max(worst, float(np.abs(out - ref).max()))
-        check["ort_max_abs_diff"] = worst
+        with torch.inference_mode():
+            refs = [wrapper(*(torch.from_numpy(feed[k]) for k in INPUT_NAMES)).numpy() for feed in cases]
+    for key, path in exports:
+        if key == "ort":
+            t0 = time.perf_counter()
+            export_onnx(model, onnx_path)
+            log(f"{name}: exported {onnx_path} ({os.path.getsize(onnx_path) / 2**20:.1f} MiB, {time.perf_counter() - t0:.1f} s)")
+        sess = ort_session(path)
+        worst = max(float(np.abs(sess.run(["logits"], feed)[0] - ref).max()) for feed, ref in zip(cases, refs))
+        check[f"{key}_max_abs_diff"] = worst
+        what = "torch.onnx.export's" if key == "ort" else "cofi export's"
         if not worst <= ORT_TOLERANCE:
-            sys.exit(f"error: {name}: ONNX Runtime's logits differ from PyTorch's by {worst:.3g} (> {ORT_TOLERANCE})")
-        log(f"{name}: ONNX Runtime logits = PyTorch's (max abs diff {worst:.2e} ≤ {ORT_TOLERANCE})")
+            sys.exit(f"error: {name}: ONNX Runtime's logits on {what} file differ from PyTorch's by {worst:.3g} (> {ORT_TOLERANCE})")
+        log(f"{name}: ONNX Runtime logits on {what} file = PyTorch's (max abs diff {worst:.2e} ≤ {ORT_TOLERANCE})")
         del sess
     del model
-    return {"name": name, "spec": spec, "onnx": onnx_path, "inputs": inputs_path, "check": check}
+    return {"name": name, "spec": spec, "onnx": onnx_path, "cofi_onnx": cofi_onnx, "inputs": inputs_path, "check": check}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -371,7 +382,7 @@ def child(args) -> None:
     else:
         import onnxruntime as ort
 
-        sess = ort_session(args.onnx)
+        sess = ort_session(args.onnx)  # for ort-cofi, the parent passes cofi export's file here
 
         def as_call(feed):
             return lambda: sess.run(["logits"], feed)[0]
@@ -474,6 +485,7 @@ def main() -> None:
     p.add_argument("--work-dir", default=os.path.join(ROOT, ".build", "peer-runtime"),
                    help="ONNX files and tokenized inputs (default .build/peer-runtime)")
     p.add_argument("--json", default=None, help="write the JSON lines here")
+    p.add_argument("--cofi", default=None, help="the cofi binary, for the ort-cofi implementation (`cofi export`)")
     # internal: one child process per implementation and model
     p.add_argument("--child", choices=IMPLS, help=argparse.SUPPRESS)
     p.add_argument("--spec", help=argparse.SUPPRESS)
@@ -525,8 +537,11 @@ def main() -> None:
         checks[name] = prep["check"]
         checks[name]["dev_accuracy"] = {}
         for impl in args.impls:
+            onnx_file = prep["cofi_onnx"] if impl == "ort-cofi" else prep["onnx"]
+            if impl == "ort-cofi" and onnx_file is None:
+                continue  # a named shape, or no --cofi
             cmd = [sys.executable, os.path.abspath(__file__), "--child", impl, "--spec", spec, "--name", name,
-                   "--onnx", prep["onnx"], "--inputs", prep["inputs"], "--workloads", ",".join(args.workloads),
+                   "--onnx", onnx_file, "--inputs", prep["inputs"], "--workloads", ",".join(args.workloads),
                    "--warmup", str(args.warmup), "--budget", str(args.budget)]
             if args.repeats is not None:
                 cmd += ["--repeats", str(args.repeats)]

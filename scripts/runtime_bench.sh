@@ -15,7 +15,8 @@
 # 4. runs `cofi bench --model DIR [--baseline DIR] --task movie-snippets --max-length L --threads 2 --json …`;
 # 5. runs `scripts/peer_runtime.py` on the same directories (and any --peer-model: the named random-init shapes
 #    bert-base, minilm-l6, cofi-s95 of ../shared/BASELINES.md, measured by the peers only), PyTorch and ONNX Runtime
-#    each in its own process;
+#    each in its own process, and ONNX Runtime once more on the file `cofi export` writes for each model directory
+#    (column ORT(cx): what a user deploys from cofi);
 #    --named SHAPE (bert-base, minilm-l6, cofi-s95) writes that random-init shape once as a model directory
 #    ($OUT_DIR/named/SHAPE, by scripts/peer_models.py) and measures it on every side — cofi bench included — from
 #    the same weights;
@@ -151,7 +152,7 @@ PEER_ARGS=(--model "$NAME=$MODEL")
 [[ -z "$BASELINE" ]] || PEER_ARGS+=(--model "$BASE_NAME=$BASELINE")
 PEER_ARGS+=("${NAMED_ARGS[@]}")
 for m in "${PEER_MODELS[@]}"; do PEER_ARGS+=(--model "$m"); done
-"$PY" scripts/peer_runtime.py "${PEER_ARGS[@]}" --dev "$DEV" --max-length "$MAXLEN" "${COMMON[@]}" \
+"$PY" scripts/peer_runtime.py "${PEER_ARGS[@]}" --dev "$DEV" --max-length "$MAXLEN" "${COMMON[@]}" --cofi "$BIN" \
     --json "$OUT_DIR/peer.jsonl" | tee "$OUT_DIR/peer.txt"
 
 # 6. The joined table.
@@ -186,7 +187,7 @@ for path in glob.glob(os.path.join(out_dir, "eval-*.json")):
     for e in lines(path):
         evals[e["model"]] = e
 
-IMPLS = ["cofi", "pytorch", "onnxruntime"]
+IMPLS = ["cofi", "pytorch", "onnxruntime", "ort-cofi"]
 WORKLOADS = ["latency_b1_t32", "latency_b1_t128", "latency_b1_t384", "throughput_b32_t128", "dev_throughput"]
 models = list(dict.fromkeys(m for (m, _, _) in rows))
 # Only cofi's models first, in its order, then the peers' extra shapes.
@@ -217,24 +218,26 @@ print(f"cofi bench (commit {commit}) next to PyTorch {v.get('torch')} (eager, tr
       f"and ONNX Runtime {v.get('onnxruntime')} (onnx {v.get('onnx')}, onnxscript {v.get('onnxscript')}), 2 threads each")
 print(f"{meta.get('date', '?')}; {meta.get('machine', '?')}, {meta.get('cores', '?')} cores ({meta.get('cpu_flags', '?')}); "
       f"load average (1/5/15 min) before cofi bench {load_cofi}, before the peers {load_peer}, at the end {load_end}")
-print("latency: p50 ms per call; throughput: sequences/s; ratio = peer time / cofi time (> 1: cofi is faster)")
-head = (f"{'model':<22}{'workload':<21}{'T':>5}{'cofi':>10}{'PyTorch':>10}{'ORT':>10}{'torch/cofi':>12}{'ORT/cofi':>10}"
-        f"{'p99 ms: cofi':>14}{'PyTorch':>9}{'ORT':>9}")
+print("latency: p50 ms per call; throughput: sequences/s; ratio = peer time / cofi time (> 1: cofi is faster); "
+      "ORT(cx): ONNX Runtime on the file `cofi export` writes (model directories only)")
+head = (f"{'model':<22}{'workload':<21}{'T':>5}{'cofi':>10}{'PyTorch':>10}{'ORT':>10}{'ORT(cx)':>10}{'torch/cofi':>12}"
+        f"{'ORT/cofi':>10}{'ORTcx/cofi':>12}{'p99 ms: cofi':>14}{'PyTorch':>9}{'ORT':>9}{'ORT(cx)':>9}")
 print(head)
 print("-" * len(head))
 for m in models:
     for w in WORKLOADS:
-        c, t, o = (rows.get((m, w, i)) for i in IMPLS)
-        if c is None and t is None and o is None:
+        c, t, o, x = (rows.get((m, w, i)) for i in IMPLS)
+        if c is None and t is None and o is None and x is None:
             continue
-        any_r = c or t or o
+        any_r = c or t or o or x
         T = "var" if any_r["seq_len"] is None else str(any_r["seq_len"])
         unit = "ms" if w.startswith("latency") else "seq/s"
-        print(f"{m:<22}{w:<21}{T:>5}{f(value(c, w))}{f(value(t, w))}{f(value(o, w))}{f(ratio(c, t, w), 12)}"
-              f"{f(ratio(c, o, w))}{f(c and c['p99_ms'], 14)}{f(t and t['p99_ms'], 9)}{f(o and o['p99_ms'], 9)}  {unit}")
+        print(f"{m:<22}{w:<21}{T:>5}{f(value(c, w))}{f(value(t, w))}{f(value(o, w))}{f(value(x, w))}{f(ratio(c, t, w), 12)}"
+              f"{f(ratio(c, o, w))}{f(ratio(c, x, w), 12)}{f(c and c['p99_ms'], 14)}{f(t and t['p99_ms'], 9)}"
+              f"{f(o and o['p99_ms'], 9)}{f(x and x['p99_ms'], 9)}  {unit}")
     r = [rss.get((m, i)) for i in IMPLS]
     if any(x is not None for x in r):
-        print(f"{m:<22}{'peak RSS MiB':<21}{'':>5}{f(r[0], d=0)}{f(r[1], d=0)}{f(r[2], d=0)}")
+        print(f"{m:<22}{'peak RSS MiB':<21}{'':>5}{f(r[0], d=0)}{f(r[1], d=0)}{f(r[2], d=0)}{f(r[3], d=0)}")
 
 if base_name:
     print()
@@ -258,6 +261,8 @@ for m in models:
     line = f"check {m} ({c.get('kind', '?')}): dev accuracy " + ", ".join(parts)
     if diff is not None:
         line += f"; ORT logits vs PyTorch max abs diff {diff:.1e}"
+    if c.get("cofi_export_max_abs_diff") is not None:
+        line += f"; ORT on cofi export vs PyTorch {c['cofi_export_max_abs_diff']:.1e}"
     if e and acc and any(abs(x - e["value"]) > 1e-9 for x in acc.values()):
         line += "  <-- MISMATCH with cofi eval"
     print(line)

@@ -213,6 +213,7 @@ public final class Predictor {
             throw PredictorError("the model's outputs are not finite numbers (\(output.logits)); its weights may be broken")
         }
         var p = Prediction(truncated: truncated ? true : nil)
+        if options.includesLogits { p.logits = output.logits }
         switch task {
         case .classification:
             let probabilities = Self.softmax(output.logits)

@@ -43,13 +43,16 @@ public enum PredictionID: Codable, Sendable, Equatable {
 ///   character span [start, end) in the context, counted in Unicode scalars (Python `str` indices), and `score` is
 ///   its probability among the n-best answers (softmax of start + end logits, as Hugging Face's post-processing
 ///   computes it). With no-answer allowed (SQuAD v2.0 models) the empty answer has no `start`/`end`.
-/// plus `"truncated": true` when the input was longer than the max length and its end was cut off, `"id"` when the
+/// plus `"logits": [...]` (the head's raw outputs, one per class) when `PredictorOptions.includesLogits` is set
+/// (`cofi predict --logits`, to compare with another runtime), `"truncated": true` when the input was longer than the max length and its end was cut off, `"id"` when the
 /// record had one, or only `{"error": "…"}` (with the id) when the record could not be predicted.
 public struct Prediction: Codable, Sendable, Equatable {
     public var id: PredictionID?
     public var label: String?
     public var probabilities: [String: Float]?
     public var score: Float?
+    /// The head's raw outputs for a text or pair (`PredictorOptions.includesLogits`).
+    public var logits: [Float]?
     public var answer: String?
     public var start: Int?
     public var end: Int?
@@ -104,6 +107,8 @@ public struct PredictorOptions: Sendable {
     public var batchSize: Int
     /// Question + context: n-best size, longest answer, and whether the empty answer is allowed (SQuAD v2.0).
     public var postprocess: SQuADPostprocessOptions
+    /// Texts and pairs: also answer the head's raw outputs (`Prediction.logits`).
+    public var includesLogits = false
 
     public init(maxLength: Int? = nil, docStride: Int? = nil, batchSize: Int = 32,
                 postprocess: SQuADPostprocessOptions = SQuADPostprocessOptions()) {

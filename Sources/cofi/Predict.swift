@@ -60,6 +60,9 @@ struct Predict: ParsableCommand {
     @Flag(help: "Skip empty lines (no output line) instead of answering them with an error.")
     var skipEmpty = false
 
+    @Flag(help: "Texts and pairs: also print the head's raw outputs (\"logits\", one per class), e.g. to compare with ONNX Runtime.")
+    var logits = false
+
     func validate() throws {
         guard batchSize > 0 else { throw ValidationError("--batch-size is \(batchSize); expected a positive number") }
         if let pairSeparator, pairSeparator.isEmpty { throw ValidationError("--pair-separator is empty") }
@@ -73,7 +76,7 @@ struct Predict: ParsableCommand {
     }
 
     private func predict() throws {
-        let predictor = try encoding.predictor(absoluteURL(model))
+        let predictor = try encoding.predictor(absoluteURL(model), includesLogits: logits)
         let inputURL = input.map(absoluteURL)
         let reader = try LineReader(file: inputURL)
         let parser = RecordParser(format: format ?? inputURL.map(InputFormat.infer) ?? .text,
@@ -119,15 +122,16 @@ struct PredictorFlags: ParsableArguments {
     }
 
     /// The predictor options these flags give, with `batchSize` sequences per engine call.
-    func options(batchSize: Int = PredictorOptions().batchSize) -> PredictorOptions {
+    func options(batchSize: Int = PredictorOptions().batchSize, includesLogits: Bool = false) -> PredictorOptions {
         var options = PredictorOptions(maxLength: maxLength, docStride: docStride, batchSize: batchSize)
         options.postprocess.version2WithNegative = allowNoAnswer
+        options.includesLogits = includesLogits
         return options
     }
 
     /// A predictor for the model in `directory` (see `ModelDirectory.predictor`).
-    func predictor(_ directory: URL, batchSize: Int = PredictorOptions().batchSize) throws -> Predictor {
-        try ModelDirectory.predictor(directory, options: options(batchSize: batchSize), threads: threads,
+    func predictor(_ directory: URL, batchSize: Int = PredictorOptions().batchSize, includesLogits: Bool = false) throws -> Predictor {
+        try ModelDirectory.predictor(directory, options: options(batchSize: batchSize, includesLogits: includesLogits), threads: threads,
                                      loadOptions: ModelLoadOptions(allowNonFiniteWeights: allowNonFinite))
     }
 }
