@@ -496,6 +496,10 @@ public final class PruningPipeline {
     /// Times a saved model directory's forward pass (ms), for the report's measured latencies (the CLI passes the
     /// runtime's benchmark under the latency profile's conditions); nil: no measured latencies.
     public var latencyMeter: ((URL) throws -> Double)?
+    /// The conditions `latencyMeter` measures under, for the model cards (nil: the cards show no latency).
+    public var latencyConditions: ModelCard.LatencyConditions?
+    /// The command that started the run, shell-quoted, for the model cards (nil: not shown).
+    public var command: String?
     /// Called after every step of every stage with the stage name and the objective's scalars (tests, CLI).
     public var onStep: ((String, StepRecord, [String: Double]) throws -> Void)?
     /// The layer transformation, trained through pre-pruning and pruning.
@@ -660,6 +664,11 @@ public final class PruningPipeline {
         }
         if !settings.rungs.isEmpty { summary.rungs = rungs + [last] }
         try write(summary, to: out)
+        for r in rungs + [last] {
+            guard let dir = r.finalDirectory else { continue }
+            writeCard(into: URL(fileURLWithPath: dir), metric: r.finalMetric ?? r.prunedMetric, teacherMetric: teacherMetric,
+                      latencyMs: r.measuredLatencyMs, teacherLatencyMs: summary.measuredTeacherLatencyMs)
+        }
         return summary
     }
 
@@ -919,6 +928,30 @@ public final class PruningPipeline {
             progress?.message("report: \(report.path)")
         } catch {
             progress?.message("warning: the report could not be written: \(error)")
+        }
+    }
+
+    /// Writes the model card (`ModelCard`) of a delivered compact model; one that cannot be written is only a warning,
+    /// as the report is.
+    private func writeCard(into directory: URL, metric: Double?, teacherMetric: Double, latencyMs: Double?,
+                           teacherLatencyMs: Double?) {
+        do {
+            var card = try ModelCard(directory: directory)
+            card.origin = .prune
+            card.baseModel = arguments["student"]
+            card.teacher = arguments["teacher"]
+            card.dataset = arguments["task"]
+            card.evalOptions = ModelCard.evalOptions(runArguments: arguments)
+            card.metricName = evaluator.primaryName
+            card.metric = metric
+            card.teacherMetric = teacherMetric
+            card.latencyMs = latencyMs
+            card.teacherLatencyMs = teacherLatencyMs
+            card.latencyConditions = latencyConditions
+            card.command = command
+            try card.write()
+        } catch {
+            progress?.message("warning: the model card of \(directory.path) could not be written: \(error)")
         }
     }
 
