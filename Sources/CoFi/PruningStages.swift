@@ -666,8 +666,13 @@ public final class PruningPipeline {
         try write(summary, to: out)
         for r in rungs + [last] {
             guard let dir = r.finalDirectory else { continue }
+            // Only the last rung can be a closest miss (a ladder's other rungs get a model only inside their band).
+            let missed = r.finalDirectory == last.finalDirectory ? summary.gateMissed.map {
+                "no evaluation met the checkpoint gate (\($0)); this model is the closest one, "
+                    + String(format: "%.4f", summary.gateGap ?? .nan) + " outside it."
+            } : nil
             writeCard(into: URL(fileURLWithPath: dir), metric: r.finalMetric ?? r.prunedMetric, teacherMetric: teacherMetric,
-                      latencyMs: r.measuredLatencyMs, teacherLatencyMs: summary.measuredTeacherLatencyMs)
+                      latencyMs: r.measuredLatencyMs, teacherLatencyMs: summary.measuredTeacherLatencyMs, warning: missed)
         }
         return summary
     }
@@ -934,7 +939,7 @@ public final class PruningPipeline {
     /// Writes the model card (`ModelCard`) of a delivered compact model; one that cannot be written is only a warning,
     /// as the report is.
     private func writeCard(into directory: URL, metric: Double?, teacherMetric: Double, latencyMs: Double?,
-                           teacherLatencyMs: Double?) {
+                           teacherLatencyMs: Double?, warning: String?) {
         do {
             var card = try ModelCard(directory: directory)
             card.origin = .prune
@@ -949,6 +954,7 @@ public final class PruningPipeline {
             card.teacherLatencyMs = teacherLatencyMs
             card.latencyConditions = latencyConditions
             card.command = command
+            card.warning = warning
             try card.write()
         } catch {
             progress?.message("warning: the model card of \(directory.path) could not be written: \(error)")

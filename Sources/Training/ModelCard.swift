@@ -63,6 +63,8 @@ public struct ModelCard {
     public var command: String?
     /// Only when known (nothing here guesses a license).
     public var license: String?
+    /// A caveat shown under the summary (`cofi prune`: no evaluation met the checkpoint gate).
+    public var warning: String?
 
     /// The card of the model in `directory` with what its files say: config.json (structure, head) and whether
     /// tokenizer.json is there. Throws what `BertConfig.load` throws for a missing or invalid config.json.
@@ -110,7 +112,8 @@ public struct ModelCard {
 
     /// The whole card: front matter, then Markdown.
     public func markdown() -> String {
-        (frontMatter() + [""] + [summary(), ""] + structure() + results() + provenance() + usage())
+        (frontMatter() + [""] + [summary(), ""] + (warning.map { ["> **Warning:** \($0)", ""] } ?? []) + structure()
+            + results() + provenance() + usage())
             .joined(separator: "\n") + "\n"
     }
 

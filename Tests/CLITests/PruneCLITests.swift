@@ -74,6 +74,11 @@ final class PruneCLITests: XCTestCase {
         XCTAssertGreaterThan(summary?["gateGap"] as? Double ?? 0, 0, "\(summary ?? [:])")
         XCTAssertNotNil(summary?["gateMissed"] as? String, "\(summary ?? [:])")
         XCTAssertTrue((try String(contentsOf: out.appendingPathComponent("report.md"), encoding: .utf8)).contains("**Warning:**"))
+        // The model card says so too, with the gap.
+        let card = try String(contentsOf: out.appendingPathComponent("final/README.md"), encoding: .utf8)
+        XCTAssertTrue(card.contains("> **Warning:** no evaluation met the checkpoint gate (exact sparsity within 0.9 ± ε 0.01); "
+                                    + "this model is the closest one, " + String(format: "%.4f", summary?["gateGap"] as? Double ?? .nan)
+                                    + " outside it."), card)
 
         let (s2, _, e2) = try cofi(short + ["--out", url("out-strict").path, "--require-gate"])
         XCTAssertNotEqual(s2, 0)
@@ -137,6 +142,7 @@ final class PruneCLITests: XCTestCase {
         XCTAssertTrue(card.contains("cannot load this directory"), card)
         XCTAssertTrue(card.contains("cofi eval --model \(out.path)/final --dev \(url("dev.csv").path) --max-length 12   # the dev metric"), card)
         XCTAssertFalse(card.contains("latency"), "a run without a profile measures no latency: \(card)")
+        XCTAssertFalse(card.contains("**Warning:**"), card)
         // The final model evaluates with cofi eval, as its card says, to the metric the card has.
         let evalLine = try XCTUnwrap(card.components(separatedBy: "\n").first { $0.hasPrefix("cofi eval ") })
         let (s2, o2, e2) = try cofi(evalLine.components(separatedBy: "   #")[0].split(separator: " ").dropFirst().map(String.init))

@@ -186,4 +186,38 @@ final class ModelCardTests: XCTestCase {
         XCTAssertTrue(text.contains("session.run([\"start_logits\", \"end_logits\"], feed)"), text)
         XCTAssertTrue(text.contains("AutoModelForQuestionAnswering"), text)
     }
+
+    /// A fine-tuning run writes best/README.md once it has ended: the best evaluation's metric and the command, no
+    /// teacher and no latency; best/ still loads (the card is not a tensor file) and the card is its only addition.
+    func testFinetuneJobWritesTheCardOfTheFinalBest() throws {
+        let data = try TinyRun.directory(train: 16, dev: 8)
+        defer { try? FileManager.default.removeItem(at: data) }
+        let modelDir = data.appendingPathComponent("model")
+        let config = BertConfig(vocabSize: TinyRun.vocabulary.count, hiddenSize: 16, numHiddenLayers: 2, numAttentionHeads: 4,
+                                intermediateSize: 12, maxPositionEmbeddings: 32)
+        try TrainingCheckpoint.write(to: modelDir, model: BertModel.randomlyInitialized(config: config, task: nil, seed: 3),
+                                     export: ModelExport(tokenizerDirectory: data))
+        var c = TrainerConfiguration()
+        c.batchSize = 8
+        c.epochs = 2
+        c.evalSteps = 1
+        let job = try FinetuneJob(model: modelDir, task: TaskSelection(train: data.appendingPathComponent("train.csv"),
+                                                                      dev: data.appendingPathComponent("dev.csv"), maxLength: 16),
+                                  configuration: c, out: data.appendingPathComponent("run"), mode: .fresh, progress: nil)
+        job.command = Shell.quote(["cofi", "finetune", "--out", "my run"])
+        let summary = try job.run()
+        let best = data.appendingPathComponent("run/best")
+        let card = try String(contentsOf: best.appendingPathComponent("README.md"), encoding: .utf8)
+        let metric = try XCTUnwrap(summary.bestMetric)
+        XCTAssertEqual(try TrainingCheckpoint.readState(best).bestMetric, metric)
+        XCTAssertTrue(card.contains("\n      value: \(metric)\n"), card)
+        XCTAssertTrue(card.contains("| dev accuracy: this model | \(String(format: "%.4f", metric)) |"), card)
+        XCTAssertTrue(card.contains("A BERT model fine-tuned by `cofi finetune` from `\(modelDir.path)` on train.csv"), card)
+        XCTAssertTrue(card.contains("```sh\ncofi finetune --out 'my run'\n```"), card)
+        XCTAssertTrue(card.contains("cofi eval --model \(best.path) --dev \(data.appendingPathComponent("dev.csv").path) --max-length 16"), card)
+        XCTAssertFalse(card.contains("teacher") || card.contains("latency"), card)
+        _ = try BertModel.load(directory: best)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: best.path).filter { !$0.hasSuffix(".json")
+            && !$0.hasSuffix(".safetensors") && $0 != "vocab.txt" }, ["README.md"])
+    }
 }
