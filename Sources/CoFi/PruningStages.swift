@@ -671,8 +671,9 @@ public final class PruningPipeline {
                 "no evaluation met the checkpoint gate (\($0)); this model is the closest one, "
                     + String(format: "%.4f", summary.gateGap ?? .nan) + " outside it."
             } : nil
-            writeCard(into: URL(fileURLWithPath: dir), metric: r.finalMetric ?? r.prunedMetric, teacherMetric: teacherMetric,
-                      latencyMs: r.measuredLatencyMs, teacherLatencyMs: summary.measuredTeacherLatencyMs, warning: missed)
+            writeCard(into: URL(fileURLWithPath: dir), target: goal(of: r, last: r.finalDirectory == last.finalDirectory),
+                      metric: r.finalMetric ?? r.prunedMetric, teacherMetric: teacherMetric, latencyMs: r.measuredLatencyMs,
+                      teacherLatencyMs: summary.measuredTeacherLatencyMs, warning: missed)
         }
         return summary
     }
@@ -936,9 +937,20 @@ public final class PruningPipeline {
         }
     }
 
+    /// A rung's target in words for its model card: the sparsity, or the latency the profile predicts with the
+    /// gate's tolerance and the prediction for the kept structure (the last rung adds a size target driven with it).
+    private func goal(of rung: RungSummary, last: Bool) -> String {
+        guard let latency = settings.latency, let ms = rung.targetLatencyMs else {
+            return "sparsity " + String(format: "%.2f", rung.target)
+        }
+        return "latency " + String(format: "%.3f", ms) + " ms as the profile predicts (± \(Int((latency.tolerance * 100).rounded())) %)"
+            + (rung.predictedLatencyMs.map { "; predicted for this structure " + String(format: "%.3f", $0) + " ms" } ?? "")
+            + (last ? settings.sizeTarget.map { ", with sparsity \($0)" } ?? "" : "")
+    }
+
     /// Writes the model card (`ModelCard`) of a delivered compact model; one that cannot be written is only a warning,
     /// as the report is.
-    private func writeCard(into directory: URL, metric: Double?, teacherMetric: Double, latencyMs: Double?,
+    private func writeCard(into directory: URL, target: String, metric: Double?, teacherMetric: Double, latencyMs: Double?,
                            teacherLatencyMs: Double?, warning: String?) {
         do {
             var card = try ModelCard(directory: directory)
@@ -954,6 +966,7 @@ public final class PruningPipeline {
             card.teacherLatencyMs = teacherLatencyMs
             card.latencyConditions = latencyConditions
             card.command = command
+            card.target = target
             card.warning = warning
             try card.write()
         } catch {

@@ -51,6 +51,8 @@ public struct ModelCard {
     public var dataset: String?
     /// The task options of `cofi eval` that measure the dev metric again (`evalOptions(runArguments:)`).
     public var evalOptions: [String]?
+    /// The pruning run's target in words ("sparsity 0.90", "latency 3.000 ms as the profile predicts (± 5 %)").
+    public var target: String?
     /// The dev metric's name and this model's value; the teacher's value under the same metric.
     public var metricName: String?
     public var metric: Double?
@@ -192,7 +194,7 @@ public struct ModelCard {
         let sparsity = config.compact?.sparsity ?? 0
         var rows = ["| exact sparsity (of the prunable encoder parameters) | \(isCompact ? f(sparsity) : "0 (dense)") |",
                     "| encoder parameters (dense → this model) | \(original.encoderParameters) → \(shape.encoderParameters) |"]
-        if let target = config.compact?.source?.targetSparsity { rows.append("| target sparsity | \(f(target, 2)) |") }
+        if let target { rows.append("| target | \(target) |") }
         if let metricName {
             if let teacherMetric, teacherMetric.isFinite { rows.append("| dev \(metricName): teacher | \(f(teacherMetric)) |") }
             if let metric, metric.isFinite { rows.append("| dev \(metricName): this model | \(f(metric)) |") }

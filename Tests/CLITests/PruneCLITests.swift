@@ -233,6 +233,7 @@ final class PruneCLITests: XCTestCase {
             XCTAssertTrue(card.contains("| exact sparsity (of the prunable encoder parameters) | \(String(format: "%.4f", r.exactSparsity ?? .nan)) |"), card)
             XCTAssertTrue(card.contains("| measured latency (B = 1, T = 32, "), card)  // the tiny model's max positions
             XCTAssertTrue(card.contains(" | \(String(format: "%.3f", r.measuredLatencyMs ?? .nan)) ms |"), card)
+            XCTAssertTrue(card.contains("| target | sparsity \(r.label) |"), card)
         }
         let report = try String(contentsOf: url("ladder/report.md"), encoding: .utf8)
         XCTAssertTrue(report.contains("## Ladder"), report)
@@ -258,6 +259,11 @@ final class PruneCLITests: XCTestCase {
         XCTAssertEqual(latencySummary.targetLatencyMs ?? .nan, dense / 2, accuracy: 1e-3)
         XCTAssertNotNil(latencySummary.predictedLatencyMs)
         XCTAssertNotNil(latencySummary.measuredLatencyMs)
+        let latencyCard = try String(contentsOf: url("latency/final/README.md"), encoding: .utf8)
+        XCTAssertTrue(latencyCard.contains("| target | latency " + String(format: "%.3f", dense / 2) + " ms as the profile predicts (± 10 %); "
+                                           + "predicted for this structure " + String(format: "%.3f", latencySummary.predictedLatencyMs ?? .nan) + " ms |"),
+                      latencyCard)
+        XCTAssertTrue(latencyCard.contains("| " + String(format: "%.3f", latencySummary.measuredLatencyMs ?? .nan) + " ms |"), latencyCard)
 
         func expectFailure(_ args: [String], _ fragment: String, line: UInt = #line) throws {
             let (status, _, stderr) = try cofi(args)

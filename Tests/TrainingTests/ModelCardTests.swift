@@ -63,6 +63,7 @@ final class ModelCardTests: XCTestCase {
         card.metricName = "accuracy"
         card.metric = 0.8333333333333334
         card.teacherMetric = 0.875
+        card.target = "sparsity 0.60"
         let yaml = frontMatter(card.markdown())
         XCTAssertEqual(yaml, [
             "library_name: cofi",
@@ -95,6 +96,7 @@ final class ModelCardTests: XCTestCase {
                                     + "distilled from the teacher `/runs/teacher/best` on movie-snippets, for text classification "
                                     + "with 2 labels (negative, positive)."), text)
         XCTAssertTrue(text.contains("| dev accuracy: teacher | 0.8750 |"), text)
+        XCTAssertTrue(text.contains("| target | sparsity 0.60 |"), text)
         XCTAssertTrue(text.contains("| dev accuracy: this model | 0.8333 |"), text)
         XCTAssertTrue(text.contains("Tokenizer.from_file("), text)
         XCTAssertTrue(text.contains("load_model_dir("), text)
@@ -135,7 +137,7 @@ final class ModelCardTests: XCTestCase {
         let text = card.markdown()
         XCTAssertFalse(frontMatter(text).contains("model-index:"), text)
         XCTAssertFalse(frontMatter(text).contains { $0.hasPrefix("base_model") || $0.hasPrefix("license") }, text)
-        for absent in ["teacher", "this model |", "latency", "The command that made it", "structured-pruning", "target sparsity"] {
+        for absent in ["teacher", "this model |", "latency", "The command that made it", "structured-pruning", "| target |"] {
             XCTAssertFalse(text.contains(absent), "\(absent) in \(text)")
         }
         XCTAssertTrue(text.contains("| 1 | 4/4 | 20/20 |"), text)
