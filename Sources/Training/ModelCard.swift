@@ -142,10 +142,17 @@ public struct ModelCard {
             lines += ["model-index:", "- name: \(q(BertModel.displayName(of: directory)))", "  results:", "  - task:"]
             if let pipelineTag { lines.append("      type: \(pipelineTag)") }
             if let dataset { lines += ["    dataset:", "      name: \(q(dataset))", "      type: \(q(dataset))", "      split: dev"] }
-            lines += ["    metrics:", "    - type: \(q(metricName))", "      value: \(metric)", "      name: \(q("dev \(metricName)"))"]
+            lines += ["    metrics:", "    - type: \(q(metricName))", "      value: \(Self.yamlNumber(metric))", "      name: \(q("dev \(metricName)"))"]
         }
         lines.append("---")
         return lines
+    }
+
+    /// `value` as a YAML float that YAML 1.1 readers (PyYAML) take for a number too: Swift's shortest round-trip
+    /// form, or fixed-point where that form has an exponent without a dot ("1e-05" reads as a string there).
+    static func yamlNumber(_ value: Double) -> String {
+        let shortest = "\(value)"
+        return shortest.contains("e") && !shortest.contains(".") ? String(format: "%.17f", value) : shortest
     }
 
     /// The one-paragraph summary: what the model is, how it was made, what it does.

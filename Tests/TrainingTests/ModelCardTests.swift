@@ -102,6 +102,13 @@ final class ModelCardTests: XCTestCase {
         XCTAssertTrue(text.contains("load_model_dir("), text)
     }
 
+    func testMetricValuesReadAsNumbers() {
+        XCTAssertEqual(ModelCard.yamlNumber(0.8333333333333334), "0.8333333333333334")
+        XCTAssertEqual(ModelCard.yamlNumber(1), "1.0")
+        XCTAssertEqual(ModelCard.yamlNumber(1e-05), "0.00001000000000000")
+        XCTAssertEqual(ModelCard.yamlNumber(1.5e-07), "1.5e-07")
+    }
+
     /// Random compact shapes: one table row per layer with kept/original counts, "removed" where nothing is left;
     /// the hidden width, the exact sparsity and the parameters are the layout's.
     func testStructureTableFollowsARandomCompactShape() throws {
