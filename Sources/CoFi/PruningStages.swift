@@ -664,16 +664,8 @@ public final class PruningPipeline {
         }
         if !settings.rungs.isEmpty { summary.rungs = rungs + [last] }
         try write(summary, to: out)
-        for r in rungs + [last] {
-            guard let dir = r.finalDirectory else { continue }
-            // Only the last rung can be a closest miss (a ladder's other rungs get a model only inside their band).
-            let missed = r.finalDirectory == last.finalDirectory ? summary.gateMissed.map {
-                "no evaluation met the checkpoint gate (\($0)); this model is the closest one, "
-                    + String(format: "%.4f", summary.gateGap ?? .nan) + " outside it."
-            } : nil
-            writeCard(into: URL(fileURLWithPath: dir), target: goal(of: r, last: r.finalDirectory == last.finalDirectory),
-                      metric: r.finalMetric ?? r.prunedMetric, teacherMetric: teacherMetric, latencyMs: r.measuredLatencyMs,
-                      teacherLatencyMs: summary.measuredTeacherLatencyMs, warning: missed)
+        for r in rungs + [last] where r.finalDirectory != nil {
+            writeCard(of: r, in: summary, isLast: r.finalDirectory == last.finalDirectory)
         }
         return summary
     }
@@ -939,19 +931,21 @@ public final class PruningPipeline {
 
     /// A rung's target in words for its model card: the sparsity, or the latency the profile predicts with the
     /// gate's tolerance and the prediction for the kept structure (the last rung adds a size target driven with it).
-    private func goal(of rung: RungSummary, last: Bool) -> String {
+    private func goal(of rung: RungSummary, isLast: Bool) -> String {
         guard let latency = settings.latency, let ms = rung.targetLatencyMs else {
             return "sparsity " + String(format: "%.2f", rung.target)
         }
         return "latency " + String(format: "%.3f", ms) + " ms as the profile predicts (± \(Int((latency.tolerance * 100).rounded())) %)"
             + (rung.predictedLatencyMs.map { "; predicted for this structure " + String(format: "%.3f", $0) + " ms" } ?? "")
-            + (last ? settings.sizeTarget.map { ", with sparsity \($0)" } ?? "" : "")
+            + (isLast ? settings.sizeTarget.map { ", with sparsity \($0)" } ?? "" : "")
     }
 
-    /// Writes the model card (`ModelCard`) of a delivered compact model; one that cannot be written is only a warning,
-    /// as the report is.
-    private func writeCard(into directory: URL, target: String, metric: Double?, teacherMetric: Double, latencyMs: Double?,
-                           teacherLatencyMs: Double?, warning: String?) {
+    /// Writes the model card (`ModelCard`) of a rung's delivered model (the last rung's is `final/`): its target,
+    /// metric and measured latency, the teacher's metric and latency, and, when the last rung missed the checkpoint
+    /// gate, a warning with the gap (the other rungs of a ladder get a model only inside their band). A card that
+    /// cannot be written is only a warning, as the report is.
+    private func writeCard(of rung: RungSummary, in summary: PruningSummary, isLast: Bool) {
+        guard let directory = rung.finalDirectory.map({ URL(fileURLWithPath: $0) }) else { return }
         do {
             var card = try ModelCard(directory: directory)
             card.origin = .prune
@@ -959,15 +953,18 @@ public final class PruningPipeline {
             card.teacher = arguments["teacher"]
             card.dataset = arguments["task"]
             card.evalOptions = ModelCard.evalOptions(runArguments: arguments)
-            card.metricName = evaluator.primaryName
-            card.metric = metric
-            card.teacherMetric = teacherMetric
-            card.latencyMs = latencyMs
-            card.teacherLatencyMs = teacherLatencyMs
+            card.target = goal(of: rung, isLast: isLast)
+            card.metricName = summary.metricName
+            card.metric = rung.finalMetric ?? rung.prunedMetric
+            card.teacherMetric = summary.teacherMetric
+            card.latencyMs = rung.measuredLatencyMs
+            card.teacherLatencyMs = summary.measuredTeacherLatencyMs
             card.latencyConditions = latencyConditions
             card.command = command
-            card.target = target
-            card.warning = warning
+            if isLast, let gate = summary.gateMissed {
+                card.warning = "no evaluation met the checkpoint gate (\(gate)); this model is the closest one, "
+                    + String(format: "%.4f", summary.gateGap ?? .nan) + " outside it."
+            }
             try card.write()
         } catch {
             progress?.message("warning: the model card of \(directory.path) could not be written: \(error)")
