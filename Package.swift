@@ -4,7 +4,7 @@
 // Formats (JSON values and strings, file-format errors), Platform (processor features, kernel family), CBLAS/Accelerate
 // and PackedGEMM (packed products; its kernels: GEMMAVX512, GEMMAVX2, GEMMNEON, GEMMGeneric, each compiling GEMMTiles/Tiles.swift) → Tensor →
 // BERT → Tasks → Runtime (inference, model directories, benchmarks) → Serving (HTTP), BERT → ONNXExport (ONNX
-// graphs, with SwiftProtobuf), and Tasks → Training → CoFi;
+// graphs, with SwiftProtobuf), and Tasks → Training → CoFi; Charts (SVG figures, Foundation only) → Runtime, CoFi;
 // all → cofi (CLI), cofi-bench. TestSupport (tests only) → Tensor. With the MPI trait only: CMPI (Open MPI's C API)
 // → Cluster (the MPI process group) → cofi.
 import PackageDescription
@@ -47,6 +47,7 @@ let package = Package(
         .executable(name: "cofi", targets: ["cofi"]),
         .executable(name: "cofi-bench", targets: ["cofi-bench"]),
         .library(name: "Formats", targets: ["Formats"]),
+        .library(name: "Charts", targets: ["Charts"]),
         .library(name: "Tensor", targets: ["Tensor"]),
         .library(name: "BERT", targets: ["BERT"]),
         .library(name: "Tasks", targets: ["Tasks"]),
@@ -77,6 +78,7 @@ let package = Package(
         .target(name: "Cluster", dependencies: [.target(name: "CMPI", condition: .when(traits: ["MPI"])), "Training"],
                 exclude: ["README.md"]),
         .target(name: "Formats", exclude: ["README.md"]),
+        .target(name: "Charts", exclude: ["README.md"]),
         .target(name: "Platform", exclude: ["README.md"], swiftSettings: platformDefines),
         // The kernels: one module per instruction set, each compiling Sources/GEMMTiles/Tiles.swift and Family.swift
         // (symbolic links in each) with its own flags and its tile's define, and the packing and dispatch over them.
@@ -95,7 +97,7 @@ let package = Package(
         .target(name: "Tasks", dependencies: ["BERT", "Tensor", "Formats", .product(name: "Crypto", package: "swift-crypto"),
                                              .product(name: "ZIPFoundation", package: "ZIPFoundation")],
                 exclude: ["README.md"]),
-        .target(name: "Runtime", dependencies: ["Tasks", "BERT", "Tensor", "PackedGEMM", "Platform", "Formats"], exclude: ["README.md"],
+        .target(name: "Runtime", dependencies: ["Tasks", "BERT", "Tensor", "PackedGEMM", "Platform", "Formats", "Charts"], exclude: ["README.md"],
                 swiftSettings: simdFlags),
         .target(name: "Serving", dependencies: ["Runtime", "Formats", .product(name: "Hummingbird", package: "hummingbird"),
                                                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -114,11 +116,11 @@ let package = Package(
         .target(name: "Training", dependencies: ["Tasks", "BERT", "Tensor", "Formats", "Platform",
                                                  .product(name: "Crypto", package: "swift-crypto")], exclude: ["README.md"],
                 swiftSettings: simdFlags),
-        .target(name: "CoFi", dependencies: ["Training", "Tasks", "BERT", "Tensor"], exclude: ["README.md"],
+        .target(name: "CoFi", dependencies: ["Training", "Tasks", "BERT", "Tensor", "Charts"], exclude: ["README.md"],
                 swiftSettings: simdFlags),
         .executableTarget(
             name: "cofi",
-            dependencies: ["Formats", "Platform", "Tensor", "BERT", "Tasks", "Runtime", "Serving", "Training", "CoFi", "ONNXExport",
+            dependencies: ["Formats", "Charts", "Platform", "Tensor", "BERT", "Tasks", "Runtime", "Serving", "Training", "CoFi", "ONNXExport",
                            .target(name: "Cluster", condition: .when(traits: ["MPI"])),
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")],
@@ -128,16 +130,17 @@ let package = Package(
         // Helpers only tests use (the finite-difference gradient check); a plain target, not a product.
         .target(name: "TestSupport", dependencies: ["Tensor"], path: "Tests/TestSupport", exclude: ["README.md"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
+        .testTarget(name: "ChartsTests", dependencies: ["Charts"]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "PackedGEMM", "Platform", "Formats", "TestSupport"]),
         .testTarget(name: "BERTTests", dependencies: ["BERT", "Tensor", "Formats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TasksTests", dependencies: ["Tasks", "BERT", "Tensor", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Tasks", "BERT", "Tensor", "PackedGEMM", "Platform", "Formats"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Tasks", "BERT", "Tensor", "PackedGEMM", "Platform", "Formats", "Charts"]),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Runtime", "Tasks", "BERT", "Tensor",
                                                         .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Tasks", "BERT", "Tensor", "Formats", "Platform"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "CoFiTests", dependencies: ["CoFi", "Training", "Tasks", "BERT", "Tensor", "TestSupport"],
+        .testTarget(name: "CoFiTests", dependencies: ["CoFi", "Training", "Tasks", "BERT", "Tensor", "Charts", "TestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "ONNXExportTests", dependencies: ["ONNXExport", "Runtime", "BERT", "Tensor",
                                                            .product(name: "SwiftProtobuf", package: "swift-protobuf")]),

@@ -39,6 +39,17 @@ public struct ModelLoadOptions: Equatable, Sendable {
 }
 
 extension BertModel {
+    /// A model directory's name, with its parent's for the generic names cofi gives outputs
+    /// (`runs/prune95/final` → `prune95/final`): how `cofi bench`, `cofi serve` and the model cards name a model.
+    public static func displayName(of directory: URL) -> String {
+        let url = directory.standardizedFileURL
+        let last = url.lastPathComponent
+        guard ["best", "final", "checkpoint", "pruned", "last"].contains(last) else { return last }
+        return url.deletingLastPathComponent().lastPathComponent + "/" + last
+    }
+}
+
+extension BertModel {
     /// Loads and validates `directory/config.json` and `directory/model.safetensors` (see the notes above).
     /// `task` nil keeps the head the checkpoint has (none for a bare encoder) — the way to load a model for
     /// inference; a `task` names the head to train, which is initialised with `seed` when the checkpoint has none.

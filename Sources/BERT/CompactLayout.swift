@@ -118,6 +118,15 @@ extension CompactLayout {
     }
 }
 
+extension BertShape {
+    /// The shape of the model that a model directory's `config` describes, without reading its tensors: the `cofi`
+    /// block's for a compact model, else the dense shape. The original (dense) shape is always
+    /// `BertShape(config:)`, since a compact config keeps the dense sizes in its standard fields.
+    public init(describedBy config: BertConfig) {
+        self = config.compact?.shape(config: config) ?? BertShape(config: config)
+    }
+}
+
 /// One layer of a `CompactLayout`.
 public struct CompactLayerLayout: Codable, Equatable, Sendable {
     /// Heads kept (0: no attention sublayer) and their original indices.

@@ -1,3 +1,4 @@
+import Charts
 import Foundation
 import Training
 
@@ -88,16 +89,11 @@ public struct PruningReport {
         let c = SVGChart.palette
         var out: [String: String] = [:]
         let s = summary
-        var arch = SVGChart(title: "Kept structure per layer (hidden dims \(s.hiddenSize) of \(s.originalHiddenSize))",
-                            xLabel: "layer", yLabel: "% of the dense layer kept")
-        arch.height = 320
-        let heads = zip(s.layers, s.originalLayers).map { $1.heads == 0 ? 0 : 100 * Double($0.heads) / Double($1.heads) }
-        let units = zip(s.layers, s.originalLayers).map { $1.ffnUnits == 0 ? 0 : 100 * Double($0.ffnUnits) / Double($1.ffnUnits) }
-        out["architecture.svg"] = arch.bars(
-            categories: s.layers.indices.map { "\($0 + 1)" },
-            series: [("attention heads", heads, zip(s.layers, s.originalLayers).map { "\($0.heads)/\($1.heads)" }, c[0]),
-                     ("FFN units", units, zip(s.layers, s.originalLayers).map { "\($0.ffnUnits)/\($1.ffnUnits)" }, c[1])],
-            maxValue: 100)
+        out["architecture.svg"] = StructureFigure(
+            layers: zip(s.layers, s.originalLayers).map {
+                .init(heads: $0.heads, originalHeads: $1.heads, ffnUnits: $0.ffnUnits, originalFFNUnits: $1.ffnUnits)
+            },
+            hiddenSize: s.hiddenSize, originalHiddenSize: s.originalHiddenSize).svg()
 
         let prune: Set<String> = ["prune"]
         if let target = s.targetLatencyMs {

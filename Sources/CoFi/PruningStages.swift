@@ -496,6 +496,10 @@ public final class PruningPipeline {
     /// Times a saved model directory's forward pass (ms), for the report's measured latencies (the CLI passes the
     /// runtime's benchmark under the latency profile's conditions); nil: no measured latencies.
     public var latencyMeter: ((URL) throws -> Double)?
+    /// The conditions `latencyMeter` measures under, for the model cards (nil: the cards show no latency).
+    public var latencyConditions: ModelCard.LatencyConditions?
+    /// The command that started the run, shell-quoted, for the model cards (nil: not shown).
+    public var command: String?
     /// Called after every step of every stage with the stage name and the objective's scalars (tests, CLI).
     public var onStep: ((String, StepRecord, [String: Double]) throws -> Void)?
     /// The layer transformation, trained through pre-pruning and pruning.
@@ -660,6 +664,9 @@ public final class PruningPipeline {
         }
         if !settings.rungs.isEmpty { summary.rungs = rungs + [last] }
         try write(summary, to: out)
+        for r in rungs + [last] where r.finalDirectory != nil {
+            writeCard(of: r, in: summary, isLast: r.finalDirectory == last.finalDirectory)
+        }
         return summary
     }
 
@@ -919,6 +926,48 @@ public final class PruningPipeline {
             progress?.message("report: \(report.path)")
         } catch {
             progress?.message("warning: the report could not be written: \(error)")
+        }
+    }
+
+    /// A rung's target in words for its model card: the sparsity, or the latency the profile predicts with the
+    /// gate's tolerance and the prediction for the kept structure (the last rung adds a size target driven with it).
+    private func goal(of rung: RungSummary, isLast: Bool) -> String {
+        guard let latency = settings.latency, let ms = rung.targetLatencyMs else {
+            return "sparsity " + String(format: "%.2f", rung.target)
+        }
+        return "latency " + String(format: "%.3f", ms) + " ms as the profile predicts (± \(Int((latency.tolerance * 100).rounded())) %)"
+            + (rung.predictedLatencyMs.map { "; predicted for this structure " + String(format: "%.3f", $0) + " ms" } ?? "")
+            + (isLast ? settings.sizeTarget.map { ", with sparsity \($0)" } ?? "" : "")
+    }
+
+    /// Writes the model card (`ModelCard`) of a rung's delivered model (the last rung's is `final/`): its target,
+    /// metric and measured latency, the teacher's metric and latency, and, when the last rung missed the checkpoint
+    /// gate, a warning with the gap (the other rungs of a ladder get a model only inside their band). A card that
+    /// cannot be written is only a warning, as the report is.
+    private func writeCard(of rung: RungSummary, in summary: PruningSummary, isLast: Bool) {
+        guard let directory = rung.finalDirectory.map({ URL(fileURLWithPath: $0) }) else { return }
+        do {
+            var card = try ModelCard(directory: directory)
+            card.origin = .prune
+            card.baseModel = arguments["student"]
+            card.teacher = arguments["teacher"]
+            card.dataset = arguments["task"]
+            card.evalOptions = ModelCard.evalOptions(runArguments: arguments)
+            card.target = goal(of: rung, isLast: isLast)
+            card.metricName = summary.metricName
+            card.metric = rung.finalMetric ?? rung.prunedMetric
+            card.teacherMetric = summary.teacherMetric
+            card.latencyMs = rung.measuredLatencyMs
+            card.teacherLatencyMs = summary.measuredTeacherLatencyMs
+            card.latencyConditions = latencyConditions
+            card.command = command
+            if isLast, let gate = summary.gateMissed {
+                card.warning = "no evaluation met the checkpoint gate (\(gate)); this model is the closest one, "
+                    + String(format: "%.4f", summary.gateGap ?? .nan) + " outside it."
+            }
+            try card.write()
+        } catch {
+            progress?.message("warning: the model card of \(directory.path) could not be written: \(error)")
         }
     }
 

@@ -55,12 +55,6 @@ public enum ModelDirectory {
         }
     }
 
-    /// The directory's name, with its parent's for the generic names cofi gives outputs
-    /// (`runs/prune95/final` → `prune95/final`): how `cofi bench` and `cofi serve` name a model.
-    public static func displayName(_ url: URL) -> String {
-        let url = url.standardizedFileURL
-        let last = url.lastPathComponent
-        guard ["best", "final", "checkpoint", "pruned", "last"].contains(last) else { return last }
-        return url.deletingLastPathComponent().lastPathComponent + "/" + last
-    }
+    /// How `cofi bench` and `cofi serve` name a model (`BertModel.displayName(of:)`: `runs/prune95/final` → `prune95/final`).
+    public static func displayName(_ url: URL) -> String { BertModel.displayName(of: url) }
 }

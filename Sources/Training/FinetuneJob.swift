@@ -10,6 +10,9 @@ public final class FinetuneJob: @unchecked Sendable {
     private let modelDirectory: URL
     private let prepared: PreparedTask
     private let configuration: TrainerConfiguration
+    private let lead: Bool
+    /// The command that started the run, shell-quoted, for the model card of best/ (nil: not shown).
+    public var command: String?
 
     /// Prepares fine-tuning the model in `model` on `task` into `out`; `mode` says what to do with a run already
     /// there. Fetches the default model when `model` is the default asset and it is missing.
@@ -66,9 +69,11 @@ public final class FinetuneJob: @unchecked Sendable {
         modelDirectory = model
         self.prepared = prepared
         self.configuration = configuration
+        self.lead = lead
     }
 
-    /// Trains to the end (or until `requestStop`), writing checkpoint/, best/ and metrics.jsonl.
+    /// Trains to the end (or until `requestStop`), writing checkpoint/, best/ and metrics.jsonl; at the end, the
+    /// model card of best/ (`ModelCard`: written once training is over, since best/ is replaced at every new best).
     public func run() throws -> TrainingSummary {
         let c = configuration
         let warmup = c.warmup(totalSteps: trainer.totalSteps)
@@ -77,7 +82,29 @@ public final class FinetuneJob: @unchecked Sendable {
                 + "\(trainer.totalSteps) steps (\(trainer.stepsPerEpoch) per epoch, batch \(c.batchSize)), lr \(c.learningRate) "
                 + "\(c.schedule.rawValue) with \(warmup) warm-up steps, weight decay \(c.weightDecay), max length \(prepared.maxLength), "
                 + "seed \(c.seed)\noutput: \(output.directory.path)")
-        return try trainer.train()
+        let summary = try trainer.train()
+        if lead { writeCard(summary) }
+        return summary
+    }
+
+    /// Writes best/README.md with the best evaluation's metric; the latency is not measured here (nothing in a
+    /// fine-tuning run times the model), so the card has none. One that cannot be written is only a warning.
+    private func writeCard(_ summary: TrainingSummary) {
+        let best = output.best
+        guard FileManager.default.fileExists(atPath: best.appendingPathComponent("config.json").path) else { return }
+        do {
+            var card = try ModelCard(directory: best)
+            card.origin = .finetune
+            card.baseModel = modelDirectory.path
+            card.dataset = prepared.taskName
+            card.evalOptions = ModelCard.evalOptions(runArguments: prepared.arguments)
+            card.metricName = summary.bestMetricName ?? prepared.evaluator.primaryName
+            card.metric = summary.bestMetric
+            card.command = command
+            try card.write()
+        } catch {
+            trainer.progress?.message("warning: the model card of \(best.path) could not be written: \(error)")
+        }
     }
 
     /// Finishes the running step, writes checkpoint/ and stops.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CoFi
+import Formats
 import Foundation
 import Runtime
 import Tasks
@@ -80,6 +81,7 @@ struct Demo: ParsableCommand {
             let job = try FinetuneJob(model: miniLM, task: task, configuration: configuration, out: teacherDir,
                                       mode: teacherState != nil ? .resume : .fresh,
                                       progress: ProgressReporter(lineEvery: configuration.loggingSteps))
+            job.command = Shell.quote(CommandLine.arguments)
             try Self.runStoppable(job.run, stop: job.requestStop)
         }
 
@@ -94,6 +96,7 @@ struct Demo: ParsableCommand {
             let job = try PruningJob(teacher: teacherBest, student: full ? miniLM : teacherBest, task: task, out: pruneDir,
                                      mode: running ? .resume : .fresh, settings: pruningSettings,
                                      progress: ProgressReporter(lineEvery: 50))
+            job.pipeline.command = Shell.quote(CommandLine.arguments)
             let summary = try Self.runStoppable(job.run, stop: job.requestStop)
             print(summary.text)
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Formats
 import Foundation
 import Tasks
 import Training
@@ -18,7 +19,8 @@ struct Finetune: ParsableCommand {
             (.csv, .tsv or .jsonl with a header / keys naming the columns).
             OUT receives checkpoint/ (latest: weights, config, vocab, trainer_state.json, optimizer.safetensors; \
             written at each evaluation and epoch end, every --save-steps, and on Ctrl-C), \
-            best/ (the best model by the dev metric, loadable by transformers) and metrics.jsonl. An OUT that holds \
+            best/ (the best model by the dev metric, loadable by transformers, with README.md: its model card, \
+            written at the end) and metrics.jsonl. An OUT that holds \
             anything is refused unless --force (which replaces only the run's own files) or --resume (which continues \
             the run there exactly, with the same arguments).
             <assets> is $COFI_ASSETS, else ./.assets.
@@ -149,6 +151,7 @@ struct Finetune: ParsableCommand {
                                   configuration: trainerConfiguration, out: absoluteURL(out),
                                   mode: resume ? .resume : (force ? .force : .fresh),
                                   progress: ProgressReporter(lineEvery: loggingSteps), parallel: parallel)
+        job.command = Shell.quote(CommandLine.arguments)
         let interrupt = InterruptHandler(note: lead ? "\ninterrupted: stopping after this step and saving checkpoint/ "
                                          + "(Ctrl-C again to quit without saving)\n" : "") { [weak job] in job?.requestStop() }
         defer { interrupt.cancel() }

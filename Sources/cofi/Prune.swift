@@ -1,10 +1,12 @@
 import ArgumentParser
 import BERT
 import CoFi
+import Formats
 import Foundation
 import Platform
 import Runtime
 import Tasks
+import Tensor
 import Training
 
 /// `cofi prune`: the whole CoFi run (cofi-spec §6) — pre-pruning distillation, pruning to a target sparsity with
@@ -33,7 +35,8 @@ struct Prune: ParsableCommand {
             OUT receives preprune/, prune/ (best/ = full-size weights at the best eligible evaluation, \
             best_gates.safetensors = log α, λ and the layer transformation), finetune/ (each with checkpoint/ \
             and metrics.jsonl, JSON lines), pruned/ (the compact model before fine-tuning), final/ (the compact \
-            model after fine-tuning: config.json with the cofi block, model.safetensors, tokenizer), \
+            model after fine-tuning: config.json with the cofi block, model.safetensors, tokenizer, README.md: its \
+            model card with the structure, exact sparsity, dev metrics, measured latency and this command), \
             summary.json, and report.md with figures/ (SVG: kept structure, sparsity and λ trajectories, losses, \
             dev metric; remade any time with `cofi report OUT`). An OUT that holds anything is refused unless --force (replaces only these) or --resume \
             (continues the unfinished stage exactly). Ctrl-C saves the running stage's checkpoint and stops.
@@ -320,8 +323,12 @@ struct Prune: ParsableCommand {
                 let c = profiled?.conditions
                 var bench = ModelBenchmark(warmup: 3, budget: 2, threads: c?.threads)
                 bench.policy = RepeatPolicy(warmup: 3, repeats: nil, budget: 2, bounds: 20...1000)
-                job.pipeline.latencyMeter = { try bench.latency(of: $0, batch: c?.batch ?? 1, length: c?.sequenceLength ?? 128) }
+                let batch = c?.batch ?? 1, length = c?.sequenceLength ?? 128
+                job.pipeline.latencyMeter = { try bench.latency(of: $0, batch: batch, length: length) }
+                job.pipeline.latencyConditions = .init(batch: batch, sequenceLength: length, threads: c?.threads ?? Parallel.workers,
+                                                       processor: Processor.modelName)
             }
+            job.pipeline.command = Shell.quote(CommandLine.arguments)
             let interrupt = InterruptHandler(note: session.isLead
                 ? "\ninterrupted: stopping after this step and saving the stage's checkpoint\n" : "") {
                 [weak job] in job?.requestStop()

@@ -74,6 +74,11 @@ final class PruneCLITests: XCTestCase {
         XCTAssertGreaterThan(summary?["gateGap"] as? Double ?? 0, 0, "\(summary ?? [:])")
         XCTAssertNotNil(summary?["gateMissed"] as? String, "\(summary ?? [:])")
         XCTAssertTrue((try String(contentsOf: out.appendingPathComponent("report.md"), encoding: .utf8)).contains("**Warning:**"))
+        // The model card says so too, with the gap.
+        let card = try String(contentsOf: out.appendingPathComponent("final/README.md"), encoding: .utf8)
+        XCTAssertTrue(card.contains("> **Warning:** no evaluation met the checkpoint gate (exact sparsity within 0.9 ± ε 0.01); "
+                                    + "this model is the closest one, " + String(format: "%.4f", summary?["gateGap"] as? Double ?? .nan)
+                                    + " outside it."), card)
 
         let (s2, _, e2) = try cofi(short + ["--out", url("out-strict").path, "--require-gate"])
         XCTAssertNotEqual(s2, 0)
@@ -123,11 +128,26 @@ final class PruneCLITests: XCTestCase {
         // The head is described as transformers expects, with the task's label names (the student had no head).
         XCTAssertEqual(config?["architectures"] as? [String], ["BertForSequenceClassification"])
         XCTAssertEqual(config?["id2label"] as? [String: String], ["0": "negative", "1": "positive"])
-        // The final model evaluates with cofi eval.
-        let (s2, o2, e2) = try cofi(["eval", "--model", out.appendingPathComponent("final").path, "--dev", url("dev.csv").path,
-                                     "--max-length", "12"])
+        // The model card has the summary's exact sparsity and metrics, and the command (an argument with a space quoted).
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("summary.json"))) as! [String: Any]
+        let card = try String(contentsOf: out.appendingPathComponent("final/README.md"), encoding: .utf8)
+        let sparsity = try XCTUnwrap(summary["exactSparsity"] as? Double), metric = try XCTUnwrap(summary["finalMetric"] as? Double)
+        let teacherMetric = try XCTUnwrap(summary["teacherMetric"] as? Double)
+        XCTAssertTrue(card.hasPrefix("---\nlibrary_name: cofi\nbase_model: \"\(url("student").path)\"\n"), card)
+        XCTAssertTrue(card.contains("| exact sparsity (of the prunable encoder parameters) | \(String(format: "%.4f", sparsity)) |"), card)
+        XCTAssertTrue(card.contains("\n      value: \(metric)\n"), card)
+        XCTAssertTrue(card.contains("| dev accuracy: this model | \(String(format: "%.4f", metric)) |"), card)
+        XCTAssertTrue(card.contains("| dev accuracy: teacher | \(String(format: "%.4f", teacherMetric)) |"), card)
+        XCTAssertTrue(card.contains(" prune --teacher \(url("teacher").path) --student "), card)
+        XCTAssertTrue(card.contains("cannot load this directory"), card)
+        XCTAssertTrue(card.contains("cofi eval --model \(out.path)/final --dev \(url("dev.csv").path) --max-length 12   # the dev metric"), card)
+        XCTAssertFalse(card.contains("latency"), "a run without a profile measures no latency: \(card)")
+        XCTAssertFalse(card.contains("**Warning:**"), card)
+        // The final model evaluates with cofi eval, as its card says, to the metric the card has.
+        let evalLine = try XCTUnwrap(card.components(separatedBy: "\n").first { $0.hasPrefix("cofi eval ") })
+        let (s2, o2, e2) = try cofi(evalLine.components(separatedBy: "   #")[0].split(separator: " ").dropFirst().map(String.init))
         XCTAssertEqual(s2, 0, e2)
-        XCTAssertTrue(o2.contains("accuracy"), o2)
+        XCTAssertTrue(o2.contains("accuracy \(String(format: "%.4f", metric))"), o2)
 
         // A second run into the same OUT is refused; --force starts over; --resume of a finished run is quick.
         let (s3, _, e3) = try cofi(base + ["--out", out.path])
@@ -206,6 +226,15 @@ final class PruneCLITests: XCTestCase {
             XCTAssertGreaterThan(r.measuredLatencyMs ?? 0, 0, r.label)
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: url("ladder/rungs/0.30/final/model.safetensors").path))
+        // Every rung's model card shows its own exact sparsity and measured latency.
+        for r in summary.rungs {
+            let dir = r.label == "0.50" ? "ladder/final" : "ladder/rungs/\(r.label)/final"
+            let card = try String(contentsOf: url(dir).appendingPathComponent("README.md"), encoding: .utf8)
+            XCTAssertTrue(card.contains("| exact sparsity (of the prunable encoder parameters) | \(String(format: "%.4f", r.exactSparsity ?? .nan)) |"), card)
+            XCTAssertTrue(card.contains("| measured latency (B = 1, T = 32, "), card)  // the tiny model's max positions
+            XCTAssertTrue(card.contains(" | \(String(format: "%.3f", r.measuredLatencyMs ?? .nan)) ms |"), card)
+            XCTAssertTrue(card.contains("| target | sparsity \(r.label) |"), card)
+        }
         let report = try String(contentsOf: url("ladder/report.md"), encoding: .utf8)
         XCTAssertTrue(report.contains("## Ladder"), report)
 
@@ -230,6 +259,11 @@ final class PruneCLITests: XCTestCase {
         XCTAssertEqual(latencySummary.targetLatencyMs ?? .nan, dense / 2, accuracy: 1e-3)
         XCTAssertNotNil(latencySummary.predictedLatencyMs)
         XCTAssertNotNil(latencySummary.measuredLatencyMs)
+        let latencyCard = try String(contentsOf: url("latency/final/README.md"), encoding: .utf8)
+        XCTAssertTrue(latencyCard.contains("| target | latency " + String(format: "%.3f", dense / 2) + " ms as the profile predicts (± 10 %); "
+                                           + "predicted for this structure " + String(format: "%.3f", latencySummary.predictedLatencyMs ?? .nan) + " ms |"),
+                      latencyCard)
+        XCTAssertTrue(latencyCard.contains("| " + String(format: "%.3f", latencySummary.measuredLatencyMs ?? .nan) + " ms |"), latencyCard)
 
         func expectFailure(_ args: [String], _ fragment: String, line: UInt = #line) throws {
             let (status, _, stderr) = try cofi(args)

@@ -1,8 +1,9 @@
 import BERT
+import Charts
 import Foundation
 import Tasks
 import Tensor
-import Training
+@testable import Training
 import XCTest
 import Tensor
 @testable import CoFi
@@ -123,6 +124,20 @@ final class PruningStagesTests: XCTestCase {
         }
         let sparsitySVG = try String(contentsOf: out.appendingPathComponent("figures/sparsity.svg"), encoding: .utf8)
         XCTAssertTrue(sparsitySVG.contains("<polyline"), "ŝ drawn")
+        // The kept-structure figure is the one function of the shape, drawn from final/'s config alone.
+        let architecture = try String(contentsOf: out.appendingPathComponent("figures/architecture.svg"), encoding: .utf8)
+        let kept = pruned.model.shape
+        XCTAssertEqual(architecture, StructureFigure(layers: kept.layers.map {
+            .init(heads: $0.heads, originalHeads: 4, ffnUnits: $0.ffnWidth, originalFFNUnits: 20)
+        }, hiddenSize: kept.hiddenSize, originalHiddenSize: 24).svg())
+
+        // final/'s model card: the summary's exact sparsity and metrics, no command, no latency (none was given).
+        let card = try String(contentsOf: out.appendingPathComponent("final/README.md"), encoding: .utf8)
+        XCTAssertTrue(card.contains("| exact sparsity (of the prunable encoder parameters) | " + String(format: "%.4f", summary.exactSparsity) + " |"), card)
+        XCTAssertTrue(card.contains("| dev \(summary.metricName): teacher | " + String(format: "%.4f", summary.teacherMetric ?? .nan) + " |"), card)
+        XCTAssertTrue(card.contains("| dev \(summary.metricName): this model | " + String(format: "%.4f", summary.finalMetric ?? .nan) + " |"), card)
+        XCTAssertFalse(card.contains("latency") || card.contains("The command that made it"), card)
+        XCTAssertEqual(final.model.shape, try ModelCard(directory: out.appendingPathComponent("final")).shape)
     }
 
     /// The paper's one-sided gate on ŝ and the project's two-sided band on the exact sparsity.

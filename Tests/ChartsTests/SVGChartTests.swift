@@ -3,7 +3,7 @@ import Foundation
 import FoundationXML
 #endif
 import XCTest
-@testable import Training
+@testable import Charts
 
 /// The report charts: tick choice, escaping, well-formed SVG, and the data really drawn.
 final class SVGChartTests: XCTestCase {
