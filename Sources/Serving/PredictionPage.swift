@@ -60,7 +60,8 @@ struct PredictionPage {
             + "form-action 'none'; frame-ancestors 'none'"
     }
 
-    /// One line of facts: the model, its task and labels, the max length and the request limit.
+    /// One line of facts: the model, its task and labels, the max length and the request limit (each kept whole
+    /// when the line wraps).
     static func facts(_ health: HealthReport) -> String {
         var facts = ["model <b>\(Markup.escape(health.model))</b>", "task <b>\(Markup.escape(health.task))</b>"]
         if !health.labels.isEmpty {
@@ -68,7 +69,7 @@ struct PredictionPage {
         }
         facts.append("at most \(health.maxLength) tokens per sequence")
         facts.append("requests up to \(byteSize(health.maxBodyBytes))")
-        return facts.joined(separator: " · ")
+        return facts.map { "<span>\($0)</span>" }.joined(separator: " · ")
     }
 
     /// A size for people: "200 bytes", "64 KiB", "1 MiB", "1.5 MiB".
@@ -155,6 +156,7 @@ struct PredictionPage {
         h2 { font-size: 1.2em; margin: 28px 0 10px; }
         .facts { color: var(--muted); margin: 0 0 14px; font-size: 0.95em; }
         .facts b { color: var(--ink); font-weight: 600; }
+        .facts span { white-space: nowrap; }
         label { display: block; font-weight: 600; margin: 16px 0 4px; }
         textarea, input[type=text] { width: 100%; font: inherit; padding: 8px 10px; border: 1px solid var(--line);
           border-radius: 6px; resize: vertical; }

@@ -5,8 +5,8 @@ import Runtime
 
 /// The page in a real browser: headless Chromium loads `GET /?text=…` from a server in this process on loopback —
 /// the query string fills the form and submits it, as a user's click does — and the test reads the DOM the browser
-/// ends with (`--dump-dom`): the label shown is the one `POST /predict` answers for the same text, a span model's
-/// answer is marked in its context, and errors — a text the model refuses, a body over the server's limit — are
+/// ends with (`--dump-dom`): the label shown is the one `POST /predict` answers for the same text (and pair), a
+/// regression model's value is its score, a span model's answer is marked in its context, and errors — a text the model refuses, a body over the server's limit — are
 /// shown in words. Skipped with a message when no Chromium is installed (`apt-get install chromium`).
 ///
 /// `COFI_SERVE_SCREENSHOTS=DIR` also saves a screenshot of each page state (`DIR/serve-page-*.png`), to look at.
@@ -39,6 +39,30 @@ final class BrowserPageTests: ServerTestCase {
             XCTAssertNotNil(Self.text(of: "elapsed", in: dom)?.firstMatch(of: #/Answered in \d+ ms/#), dom)
             XCTAssertTrue(dom.contains("<title>cofi serve — tiny</title>"), "the figure's script ran: \(dom)")
         }
+        // A pair: the second text goes with the first.
+        let (first, second) = (texts[0], texts[5])
+        let (pairStatus, pairBody) = try await send("POST", base.appendingPathComponent("predict"),
+                                                    #"{"text": "\#(first)", "text_pair": "\#(second)"}"#)
+        XCTAssertEqual(pairStatus, 200, pairBody)
+        let dom = try await browser.dom(base, query: ["text": first, "text_pair": second], screenshot: "pair")
+        XCTAssertEqual(Self.text(of: "label", in: dom), try object(pairBody)["label"] as? String, dom)
+        XCTAssertTrue(dom.contains("<details id=\"pair\" open=\"\">"), "the second text is shown: \(dom)")
+    }
+
+    /// A regression model: the value shown is `POST /predict`'s score.
+    func testRegressionPageShowsTheValue() async throws {
+        let browser = try Self.chromium()
+        let server = try PredictionServer(predictor: try ServingFixtures.predictor(.regression),
+                                          modelName: "tiny-sts", configuration: ServerConfiguration(port: 0),
+                                          logger: Log().logger)
+        let base = try await start(server)
+        let text = ServingFixtures.texts(3)[2]
+        let (status, body) = try await send("POST", base.appendingPathComponent("predict"), #"{"text": "\#(text)"}"#)
+        XCTAssertEqual(status, 200, body)
+        let score = try XCTUnwrap(try object(body)["score"] as? Double, body)
+        let dom = try await browser.dom(base, query: ["text": text], screenshot: "regression")
+        XCTAssertEqual(Self.state(dom), "done", dom)
+        XCTAssertEqual(Self.text(of: "value", in: dom), String(format: "%.4f", score), dom)
     }
 
     /// A span model: the answer shown is the one `POST /predict` gives, and it is the marked part of the context.

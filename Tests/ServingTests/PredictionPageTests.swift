@@ -49,9 +49,9 @@ final class PredictionPageTests: ServerTestCase {
         XCTAssertFalse(html.contains("id=\"question\""))
         XCTAssertTrue(html.contains(#"<script type="application/json" id="settings">{"labels":["LABEL_0","LABEL_1"],"#
                                     + #""max_body_bytes":500,"max_length":16,"pairs":true,"task":"classification"}</script>"#))
-        XCTAssertTrue(html.contains("model <b>tiny</b> · task <b>classification</b> · labels <b>LABEL_0</b>, "
-                                    + "<b>LABEL_1</b> · at most 16 tokens per sequence · requests up to 500 bytes"),
-                      html)
+        XCTAssertTrue(html.contains("<span>model <b>tiny</b></span> · <span>task <b>classification</b></span> · "
+                                    + "<span>labels <b>LABEL_0</b>, <b>LABEL_1</b></span> · <span>at most 16 tokens "
+                                    + "per sequence</span> · <span>requests up to 500 bytes</span>"), html)
 
         // The card: rendered, its script shown as text; the page's own two scripts are the only ones.
         XCTAssertTrue(html.contains("<h1>Tiny &lt;script&gt;alert(&quot;card&quot;)&lt;/script&gt; model</h1>"), html)
