@@ -26,8 +26,12 @@ public enum MarkdownHTML {
                 + Markup.escape(matter.joined(separator: "\n")) + "</code></pre></details>\n"
             lines = rest
         }
-        return out + blocks(lines, tight: false)
+        return out + blocks(lines, tight: false, depth: 0)
     }
+
+    /// How deep block quotes and lists, and links and emphasis, may nest; deeper ones are shown as text (so that a
+    /// line of ten thousand `>` cannot exhaust the stack).
+    static let maxNesting = 16
 
     /// The front matter's lines and the rest, when the document opens with a `---` line closed by a `---` or `...`
     /// line; nil otherwise.
@@ -41,8 +45,12 @@ public enum MarkdownHTML {
 
     // MARK: Blocks
 
-    /// The HTML of a run of lines; `tight`: paragraphs without `<p>` (the items of a list with no blank lines).
-    static func blocks(_ lines: [String], tight: Bool) -> String {
+    /// The HTML of a run of lines; `tight`: paragraphs without `<p>` (the items of a list with no blank lines);
+    /// `depth`: the block quotes and lists around them.
+    static func blocks(_ lines: [String], tight: Bool, depth: Int) -> String {
+        guard depth < maxNesting else {
+            return "<p>" + Markup.escape(lines.joined(separator: "\n")) + "</p>\n"
+        }
         var out = ""
         var i = 0
         while i < lines.count {
@@ -80,9 +88,9 @@ public enum MarkdownHTML {
                     body.append(blockQuoteLine(lines[i]) ?? lines[i])
                     i += 1
                 }
-                out += "<blockquote>\n" + blocks(body, tight: false) + "</blockquote>\n"
+                out += "<blockquote>\n" + blocks(body, tight: false, depth: depth + 1) + "</blockquote>\n"
             } else if ListMarker(line) != nil {
-                out += list(lines, from: &i)
+                out += list(lines, from: &i, depth: depth)
             } else {
                 out += paragraph(lines, from: &i, tight: tight)
             }
@@ -116,7 +124,7 @@ public enum MarkdownHTML {
     /// A list from line `i` (a list marker) through its last item; `i` ends past it. An item is its marker's line
     /// and the lines indented to its content (or lazily continuing its paragraph); it is rendered as blocks, so
     /// lists nest. A list with no blank line between or inside its items is tight.
-    static func list(_ lines: [String], from i: inout Int) -> String {
+    static func list(_ lines: [String], from i: inout Int, depth: Int) -> String {
         let first = ListMarker(lines[i])!
         var items: [[String]] = []
         var loose = false
@@ -154,7 +162,7 @@ public enum MarkdownHTML {
         }
         let tag = first.ordered ? "ol" : "ul"
         let start = first.ordered && first.number != 1 ? " start=\"\(first.number)\"" : ""
-        let body = items.map { "<li>" + blocks($0, tight: !loose) + "</li>\n" }.joined()
+        let body = items.map { "<li>" + blocks($0, tight: !loose, depth: depth + 1) + "</li>\n" }.joined()
         return "<\(tag)\(start)>\n" + body + "</\(tag)>\n"
     }
 
@@ -334,107 +342,146 @@ public enum MarkdownHTML {
 
     /// The HTML of a paragraph's or a cell's text: code spans, strong and emphasis, links, images (their alt
     /// text), backslash escapes and hard line breaks; everything else escaped.
-    static func inline(_ text: String) -> String {
-        let chars = Array(text)
-        var out = ""
-        var i = 0
-        while i < chars.count {
-            let c = chars[i]
-            if c == "\\", i + 1 < chars.count, chars[i + 1].isASCII, chars[i + 1].isPunctuation || chars[i + 1].isSymbol {
-                out += Markup.escape(String(chars[i + 1]))
-                i += 2
-            } else if c == "\\", i + 1 < chars.count, chars[i + 1] == "\n" {
-                out += "<br>\n"
-                i += 2
-            } else if c == "\n" {
-                out += out.hasSuffix("  ") ? "<br>\n" : "\n"
-                i += 1
-            } else if c == "`", let (code, end) = codeSpan(chars, at: i) {
-                out += "<code>" + Markup.escape(code) + "</code>"
-                i = end
-            } else if c == "*" || c == "_", let (tag, inner, end) = emphasis(chars, at: i) {
-                out += "<\(tag)>" + inline(inner) + "</\(tag)>"
-                i = end
-            } else if c == "[" || (c == "!" && i + 1 < chars.count && chars[i + 1] == "["),
-                      let (label, target, end) = link(chars, at: c == "!" ? i + 1 : i) {
-                if c == "!" {
-                    out += Markup.escape(label)
-                } else if ["http://", "https://", "mailto:"].contains(where: { target.lowercased().hasPrefix($0) }) {
-                    out += "<a href=\"\(Markup.escape(target))\" rel=\"noopener noreferrer\">" + inline(label) + "</a>"
+    static func inline(_ text: String, depth: Int = 0) -> String {
+        var scanner = InlineScanner(text, depth: depth)
+        return scanner.html()
+    }
+
+    /// One run of inline text, read left to right. Closing delimiters are found in time linear in the text, so
+    /// that a card full of unmatched `*`, `` ` `` or `[` cannot stall the server's start: brackets and parentheses
+    /// are matched in one pass beforehand, and a search for a closer that fails is remembered — a later opener of
+    /// the same kind would search a part of the same text.
+    struct InlineScanner {
+        let chars: [Character]
+        /// The emphasis and links around this text; at `maxNesting`, none is read.
+        let depth: Int
+        /// The index of the `]` that closes each `[`, and of the `)` that closes each `(` (those that are closed).
+        let closer: [Int: Int]
+        /// The delimiter kinds (`*1`, `*2`, `_1`, `_2`; `` `N `` for a backtick run of N) whose search for a closer
+        /// found none from this index to the end.
+        var noCloserFrom: [String: Int] = [:]
+
+        init(_ text: String, depth: Int) {
+            chars = Array(text)
+            self.depth = depth
+            var closer: [Int: Int] = [:]
+            var open: [Character: [Int]] = ["[": [], "(": []]
+            var k = 0
+            while k < chars.count {
+                switch chars[k] {
+                case "\\": k += 1  // an escaped character opens and closes nothing
+                case "[", "(": open[chars[k]]!.append(k)
+                case "]": if let i = open["["]!.popLast() { closer[i] = k }
+                case ")": if let i = open["("]!.popLast() { closer[i] = k }
+                default: break
+                }
+                k += 1
+            }
+            self.closer = closer
+        }
+
+        mutating func html() -> String {
+            var out = ""
+            var i = 0
+            while i < chars.count {
+                let c = chars[i]
+                let next: Character? = i + 1 < chars.count ? chars[i + 1] : nil
+                if c == "\\", let next, next.isASCII, next.isPunctuation || next.isSymbol {
+                    out += Markup.escape(String(next))
+                    i += 2
+                } else if c == "\\", next == "\n" {
+                    out += "<br>\n"
+                    i += 2
+                } else if c == "\n" {
+                    out += out.hasSuffix("  ") ? "<br>\n" : "\n"
+                    i += 1
+                } else if c == "`", let (code, end) = codeSpan(at: i) {
+                    out += "<code>" + Markup.escape(code) + "</code>"
+                    i = end
+                } else if c == "*" || c == "_", depth < maxNesting, let (tag, inner, end) = emphasis(at: i) {
+                    out += "<\(tag)>" + MarkdownHTML.inline(inner, depth: depth + 1) + "</\(tag)>"
+                    i = end
+                } else if c == "[" || (c == "!" && next == "["), depth < maxNesting,
+                          let (label, target, end) = link(at: c == "!" ? i + 1 : i) {
+                    if c == "!" {
+                        out += Markup.escape(label)
+                    } else if ["http://", "https://", "mailto:"].contains(where: { target.lowercased().hasPrefix($0) }) {
+                        out += "<a href=\"\(Markup.escape(target))\" rel=\"noopener noreferrer\">"
+                            + MarkdownHTML.inline(label, depth: depth + 1) + "</a>"
+                    } else {
+                        out += MarkdownHTML.inline(label, depth: depth + 1)
+                    }
+                    i = end
                 } else {
-                    out += inline(label)
+                    out += Markup.escape(String(c))
+                    i += 1
                 }
-                i = end
-            } else {
-                out += Markup.escape(String(c))
-                i += 1
             }
+            return out
         }
-        return out
-    }
 
-    /// A code span opening at `i` (a run of backticks closed by a run of the same length): its text (one space
-    /// trimmed from each end when both have one) and the index past it; nil when it is not closed.
-    static func codeSpan(_ chars: [Character], at i: Int) -> (String, Int)? {
-        let run = chars[i...].prefix(while: { $0 == "`" }).count
-        var j = i + run
-        while j < chars.count {
-            guard chars[j] == "`" else { j += 1; continue }
-            let closing = chars[j...].prefix(while: { $0 == "`" }).count
-            if closing == run {
-                var code = String(chars[(i + run)..<j]).replacingOccurrences(of: "\n", with: " ")
-                if code.count >= 2, code.hasPrefix(" "), code.hasSuffix(" "), !code.isBlank {
-                    code = String(code.dropFirst().dropLast())
+        /// A code span opening at `i` (a run of backticks closed by a run of the same length): its text (one space
+        /// trimmed from each end when both have one) and the index past it; nil when it is not closed.
+        mutating func codeSpan(at i: Int) -> (String, Int)? {
+            let run = chars[i...].prefix(while: { $0 == "`" }).count
+            let kind = "`\(run)"
+            if let from = noCloserFrom[kind], i >= from { return nil }
+            var j = i + run
+            while j < chars.count {
+                guard chars[j] == "`" else { j += 1; continue }
+                let closing = chars[j...].prefix(while: { $0 == "`" }).count
+                if closing == run {
+                    var code = String(chars[(i + run)..<j]).replacingOccurrences(of: "\n", with: " ")
+                    if code.count >= 2, code.hasPrefix(" "), code.hasSuffix(" "), !code.isBlank {
+                        code = String(code.dropFirst().dropLast())
+                    }
+                    return (code, j + closing)
                 }
-                return (code, j + closing)
+                j += closing
             }
-            j += closing
-        }
-        return nil
-    }
-
-    /// Strong (`**…**`, `__…__`) or emphasis (`*…*`, `_…_`) opening at `i`: the tag, the text inside and the index
-    /// past the closing delimiter; nil when the delimiter does not open one. The opening delimiter must be followed
-    /// and the closing one preceded by a non-space; `_` must not be inside a word (so `max_length` stays as it is).
-    static func emphasis(_ chars: [Character], at i: Int) -> (String, String, Int)? {
-        let c = chars[i]
-        let run = chars[i...].prefix(while: { $0 == c }).count
-        let width = run >= 2 ? 2 : 1
-        func isWordCharacter(_ k: Int) -> Bool { k >= 0 && k < chars.count && (chars[k].isLetter || chars[k].isNumber) }
-        let open = i + width
-        guard open < chars.count, !chars[open].isWhitespace, !(c == "_" && isWordCharacter(i - 1)) else { return nil }
-        var j = open + 1
-        while j + width <= chars.count {
-            if chars[j] == "`", let (_, end) = codeSpan(chars, at: j) { j = end; continue }
-            let closes = (0..<width).allSatisfy { chars[j + $0] == c } && !chars[j - 1].isWhitespace
-                && (j + width >= chars.count || chars[j + width] != c || width == 2)
-                && !(c == "_" && isWordCharacter(j + width))
-            if closes {
-                return (width == 2 ? "strong" : "em", String(chars[open..<j]), j + width)
-            }
-            j += 1
-        }
-        return nil
-    }
-
-    /// A link `[label](target)` opening at `i` (the `[`): its label, target (an optional `"title"` dropped) and the
-    /// index past the `)`; nil when it is not one. Brackets in the label and parentheses in the target nest.
-    static func link(_ chars: [Character], at i: Int) -> (String, String, Int)? {
-        /// The index of the bracket that closes the one at `start`, or nil.
-        func closing(_ open: Character, _ close: Character, from start: Int) -> Int? {
-            var depth = 0
-            for k in start..<chars.count {
-                if chars[k] == open { depth += 1 }
-                if chars[k] == close { depth -= 1; if depth == 0 { return k } }
-            }
+            noCloserFrom[kind] = min(noCloserFrom[kind] ?? i, i)
             return nil
         }
-        guard let j = closing("[", "]", from: i), j + 1 < chars.count, chars[j + 1] == "(",
-              let close = closing("(", ")", from: j + 1) else { return nil }
-        let inside = String(chars[(j + 2)..<close]).trimmingLeadingSpaces.trimmingTrailingSpaces
-        let target = String(inside.prefix(while: { $0 != " " }))
-        return (String(chars[(i + 1)..<j]), target.hasPrefix("<") && target.hasSuffix(">")
-                    ? String(target.dropFirst().dropLast()) : target, close + 1)
+
+        /// Strong (`**…**`, `__…__`) or emphasis (`*…*`, `_…_`) opening at `i`: the tag, the text inside and the
+        /// index past the closing delimiter; nil when the delimiter does not open one. The opening delimiter must be
+        /// followed and the closing one preceded by a non-space; `_` must not be inside a word (so `max_length`
+        /// stays as it is); code spans inside are skipped.
+        mutating func emphasis(at i: Int) -> (String, String, Int)? {
+            let c = chars[i]
+            let width = i + 1 < chars.count && chars[i + 1] == c ? 2 : 1
+            let kind = "\(c)\(width)"
+            let open = i + width
+            guard open < chars.count, !chars[open].isWhitespace, !(c == "_" && isWordCharacter(i - 1)) else { return nil }
+            if let from = noCloserFrom[kind], open >= from { return nil }
+            var j = open + 1
+            while j + width <= chars.count {
+                if chars[j] == "`", let (_, end) = codeSpan(at: j) { j = end; continue }
+                let closes = (0..<width).allSatisfy { chars[j + $0] == c } && !chars[j - 1].isWhitespace
+                    && (width == 2 || j + 1 >= chars.count || chars[j + 1] != c)
+                    && !(c == "_" && isWordCharacter(j + width))
+                if closes {
+                    return (width == 2 ? "strong" : "em", String(chars[open..<j]), j + width)
+                }
+                j += 1
+            }
+            noCloserFrom[kind] = min(noCloserFrom[kind] ?? open, open)
+            return nil
+        }
+
+        func isWordCharacter(_ k: Int) -> Bool { k >= 0 && k < chars.count && (chars[k].isLetter || chars[k].isNumber) }
+
+        /// A link `[label](target)` opening at `i` (the `[`): its label, target (an optional `"title"` dropped) and
+        /// the index past the `)`; nil when it is not one. Brackets in the label and parentheses in the target nest.
+        func link(at i: Int) -> (String, String, Int)? {
+            guard let j = closer[i], j + 1 < chars.count, chars[j + 1] == "(", let close = closer[j + 1] else {
+                return nil
+            }
+            let inside = String(chars[(j + 2)..<close]).trimmingLeadingSpaces.trimmingTrailingSpaces
+            let target = String(inside.prefix(while: { $0 != " " }))
+            return (String(chars[(i + 1)..<j]), target.hasPrefix("<") && target.hasSuffix(">")
+                        ? String(target.dropFirst().dropLast()) : target, close + 1)
+        }
     }
 }
 

@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import Serving
 
@@ -71,6 +72,26 @@ final class MarkdownHTMLTests: XCTestCase {
                        + "license: apache-2.0\ntags:\n- &lt;cofi&gt;</code></pre></details>\n<h1>Card</h1>\n")
         // Not closed: not front matter (a thematic break, then text).
         XCTAssertEqual(MarkdownHTML.render("---\nlicense: mit"), "<hr>\n<p>license: mit</p>\n")
+    }
+
+    /// Unmatched delimiters by the ten thousand render in time linear in the text (the closer searches were
+    /// quadratic: 60 KB of `*a ` took 275 s in a debug build; these texts take about a second in all), and nesting
+    /// past `maxNesting` is text, not recursion.
+    func testPathologicalCardsRenderQuicklyAndShallowly() {
+        let start = Date()
+        for unit in ["*a ", "_a ", "**a ", "`a ", "``a ", "[a ", "(a ", "\\"] {
+            let text = String(repeating: unit, count: 10_000)
+            XCTAssertTrue(MarkdownHTML.render(text).hasPrefix("<p>"), unit)
+        }
+        let links = String(repeating: "[", count: 10_000) + "a" + String(repeating: "](https://x)", count: 10_000)
+        XCTAssertEqual(MarkdownHTML.render(links).components(separatedBy: "<a ").count - 1, MarkdownHTML.maxNesting)
+        let quotes = MarkdownHTML.render(String(repeating: ">", count: 10_000) + " deep")
+        XCTAssertEqual(quotes.components(separatedBy: "<blockquote>").count - 1, MarkdownHTML.maxNesting)
+        XCTAssertTrue(quotes.contains("<p>" + String(repeating: "&gt;", count: 10_000 - MarkdownHTML.maxNesting)
+                                      + " deep</p>"))
+        let lists = MarkdownHTML.render(String(repeating: "- ", count: 10_000) + "deep")
+        XCTAssertEqual(lists.components(separatedBy: "<ul>").count - 1, MarkdownHTML.maxNesting)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 20, "seconds for about 300 KB of pathological cards")
     }
 
     /// Raw HTML, script URLs and quotes in the Markdown are text: the only tags are the renderer's own.
