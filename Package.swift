@@ -4,7 +4,7 @@
 // Formats (JSON values and strings, file-format errors), Platform (processor features, kernel family), CBLAS/Accelerate
 // and PackedGEMM (packed products; its kernels: GEMMAVX512, GEMMAVX2, GEMMNEON, GEMMGeneric, each compiling GEMMTiles/Tiles.swift) → Tensor →
 // BERT → Tasks → Runtime (inference, model directories, benchmarks) → Serving (HTTP), BERT → ONNXExport (ONNX
-// graphs, with SwiftProtobuf), and Tasks → Training → CoFi; Charts (SVG figures, Foundation only) → Runtime, CoFi;
+// graphs, with SwiftProtobuf), and Tasks → Training → CoFi; Formats → Charts (SVG figures) → Runtime, CoFi;
 // all → cofi (CLI), cofi-bench. TestSupport (tests only) → Tensor. With the MPI trait only: CMPI (Open MPI's C API)
 // → Cluster (the MPI process group) → cofi.
 import PackageDescription
@@ -78,7 +78,7 @@ let package = Package(
         .target(name: "Cluster", dependencies: [.target(name: "CMPI", condition: .when(traits: ["MPI"])), "Training"],
                 exclude: ["README.md"]),
         .target(name: "Formats", exclude: ["README.md"]),
-        .target(name: "Charts", exclude: ["README.md"]),
+        .target(name: "Charts", dependencies: ["Formats"], exclude: ["README.md"]),
         .target(name: "Platform", exclude: ["README.md"], swiftSettings: platformDefines),
         // The kernels: one module per instruction set, each compiling Sources/GEMMTiles/Tiles.swift and Family.swift
         // (symbolic links in each) with its own flags and its tile's define, and the packing and dispatch over them.
@@ -100,6 +100,7 @@ let package = Package(
         .target(name: "Runtime", dependencies: ["Tasks", "BERT", "Tensor", "PackedGEMM", "Platform", "Formats", "Charts"], exclude: ["README.md"],
                 swiftSettings: simdFlags),
         .target(name: "Serving", dependencies: ["Runtime", "Formats", .product(name: "Hummingbird", package: "hummingbird"),
+                                                .product(name: "Crypto", package: "swift-crypto"),
                                                 .product(name: "HummingbirdCore", package: "hummingbird"),
                                                 .product(name: "Logging", package: "swift-log"),
                                                 .product(name: "HTTPTypes", package: "swift-http-types"),

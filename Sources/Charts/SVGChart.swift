@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 
 /// Small, dependency-free SVG charts for run reports: line charts of training curves (several series, points or
 /// lines, optional horizontal reference lines and vertical stage boundaries) and grouped bar charts. The output is a
@@ -66,10 +67,7 @@ public struct SVGChart {
         return s
     }
 
-    static func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
-    }
+    static func escape(_ s: String) -> String { Markup.escape(s) }
 
     private func header() -> [String] {
         ["<?xml version=\"1.0\" encoding=\"UTF-8\"?>",

@@ -74,7 +74,9 @@ public struct HealthReport: Codable, Sendable, Equatable {
     }
 }
 
-/// An HTTP JSON endpoint in front of a `Predictor` (Hummingbird, HTTP/1.1):
+/// An HTTP JSON endpoint in front of a `Predictor` (Hummingbird, HTTP/1.1), with a page to try it in a browser:
+/// - `GET /`: `PredictionPage`, an HTML form that posts to `POST /predict` and shows the answer, with the model's
+///   facts and, when given (`ModelPage`), its structure figure and model card.
 /// - `POST /predict`: one record (`{"text": …}`, `{"text": …, "text_pair": …}`, `{"question": …, "context": …}`,
 ///   optional `"id"`) → its prediction object; `{"inputs": [record, …]}` → `{"outputs": [prediction, …]}` in order.
 ///   Records and predictions are `cofi predict`'s JSON lines (`PredictionRequest`). Records of concurrent requests
@@ -91,20 +93,22 @@ public final class PredictionServer: @unchecked Sendable {
     public let logger: Logger
     let metrics = ServerMetrics()
     private let batcher: PredictionBatcher
-    private let modelName: String
-    private let task: String
-    private let labels: [String]
-    private let maxLength: Int
+    /// `health` before any request: the model and the limits.
+    private let facts: HealthReport
+    /// `GET /`'s document and its Content-Security-Policy, built once.
+    private let page: PredictionPage
 
     /// The default logger: logfmt lines on stderr, level info.
     public static var standardErrorLogger: Logger {
         Logger(label: "cofi.serve", factory: { LogfmtLogHandler(label: $0) })
     }
 
-    /// A server for `predictor` (which it then owns: no one else may call it). `logger` gets one line per request.
+    /// A server for `predictor` (which it then owns: no one else may call it). `logger` gets one line per request;
+    /// `page` is what `GET /` shows of the model besides its facts (the structure figure, the model card).
     /// Throws `ServerSetupError` for a model it cannot answer for: classification labels that are not one name
     /// per class.
     public init(predictor: Predictor, modelName: String, configuration: ServerConfiguration,
+                page: ModelPage = ModelPage(),
                 logger: Logger = PredictionServer.standardErrorLogger) throws {
         var classOf: [String: Int] = [:]
         for (i, name) in predictor.labels.enumerated() {
@@ -115,14 +119,16 @@ public final class PredictionServer: @unchecked Sendable {
             classOf[name] = i
         }
         self.configuration = configuration
-        self.modelName = modelName
+        let task: String
         switch predictor.task {
         case .classification: task = "classification"
         case .regression: task = "regression"
         case .span: task = "span"
         }
-        labels = predictor.labels
-        maxLength = predictor.maxLength
+        facts = HealthReport(model: modelName, task: task, labels: predictor.labels, maxLength: predictor.maxLength,
+                             maxBatch: configuration.maxBatch, maxInputs: configuration.maxInputs,
+                             maxBodyBytes: configuration.maxBodyBytes, statistics: PredictionBatcher.Statistics())
+        self.page = PredictionPage(health: facts, acceptsPairs: predictor.engine.shape.typeVocabSize >= 2, model: page)
         self.logger = logger
         let metrics = self.metrics
         batcher = PredictionBatcher(predictor: predictor, maxBatch: configuration.maxBatch,
@@ -132,9 +138,9 @@ public final class PredictionServer: @unchecked Sendable {
 
     /// What `GET /health` answers now.
     public var health: HealthReport {
-        HealthReport(model: modelName, task: task, labels: labels, maxLength: maxLength,
-                     maxBatch: configuration.maxBatch, maxInputs: configuration.maxInputs,
-                     maxBodyBytes: configuration.maxBodyBytes, statistics: batcher.currentStatistics)
+        var report = facts
+        report.statistics = batcher.currentStatistics
+        return report
     }
 
     /// Serves until SIGINT or SIGTERM, then finishes the requests in flight and returns. `onListening` gets the
@@ -143,6 +149,7 @@ public final class PredictionServer: @unchecked Sendable {
     public func run(onListening: @escaping @Sendable (String) -> Void) async throws {
         let router = Router()
         router.middlewares.add(RequestLogMiddleware(logger: logger, metrics: metrics))
+        router.get("/") { _, _ in self.pageResponse() }
         router.get("health") { _, _ in
             PredictionServer.json(.ok, String(decoding: try PredictionServer.healthEncoder.encode(self.health),
                                               as: UTF8.self))
@@ -175,6 +182,16 @@ public final class PredictionServer: @unchecked Sendable {
             logger: frameworkLogger)
         defer { batcher.stop() }
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+    }
+
+    /// `GET /`: the page, with its Content-Security-Policy.
+    private func pageResponse() -> Response {
+        Response(status: .ok,
+                 headers: [.contentType: "text/html; charset=utf-8",
+                           .contentSecurityPolicy: page.contentSecurityPolicy,
+                           .xContentTypeOptions: "nosniff", Self.referrerPolicy: "no-referrer",
+                           .cacheControl: "no-cache"],
+                 body: .init(byteBuffer: ByteBuffer(string: page.html)))
     }
 
     /// Connections waiting to be accepted (the listen backlog; the kernel may cap it).
@@ -214,6 +231,8 @@ public final class PredictionServer: @unchecked Sendable {
         }
     }
 
+    /// The `Referrer-Policy` response header (not among HTTPTypes' names).
+    static let referrerPolicy = HTTPField.Name("Referrer-Policy")!
     /// The response header that tells the request log how many records a request had (removed before sending).
     static let recordsHeader = HTTPField.Name("X-Cofi-Records")!
     /// The response header that tells the request log an error answer's message (removed before sending).
@@ -254,7 +273,8 @@ struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
             response = try await next(request, context)
         } catch let e as HTTPResponseError {
             let message = e.status == .notFound
-                ? "no route \(request.method) \(request.uri.path); expected POST /predict, GET /health or GET /metrics"
+                ? "no route \(request.method) \(request.uri.path); expected GET / (the page), POST /predict, "
+                    + "GET /health or GET /metrics"
                 : "\(e.status.code) \(e.status.reasonPhrase)" + ((e as? HTTPError)?.body.map { ": \($0)" } ?? "")
             response = PredictionServer.json(RequestError(status: e.status.code, message: message))
         } catch {

@@ -4,8 +4,8 @@ import Prometheus
 
 /// The metrics of one `PredictionServer`, in a Prometheus registry of its own (no global `MetricsSystem`, so any
 /// number of servers may run in one process), written by `GET /metrics` in the Prometheus text format:
-/// - `cofi_serve_requests_total{route, method, status}`: answered requests; `route` is `/predict`, `/health`,
-///   `/metrics` or `other` (any path without a route, so that unknown paths cannot grow the label set).
+/// - `cofi_serve_requests_total{route, method, status}`: answered requests; `route` is `/` (the page),
+///   `/predict`, `/health`, `/metrics` or `other` (any path without a route, so that unknown paths cannot grow the label set).
 /// - `cofi_serve_errors_total{kind}`: `client` (answers 4xx), `server` (answers 5xx), `record` (records answered
 ///   with an error inside a 200 answer).
 /// - `cofi_serve_request_duration_seconds{route}`: histogram of the time from the request's head to its answer.
@@ -26,7 +26,7 @@ final class ServerMetrics: Sendable {
     let batchDuration: CoreMetrics.Timer
 
     /// Routes that are labels of their own; any other path is `other`.
-    static let routes: Set<String> = ["/predict", "/health", "/metrics"]
+    static let routes: Set<String> = ["/", "/predict", "/health", "/metrics"]
 
     init() {
         var factory = PrometheusMetricsFactory(registry: registry)

@@ -1,4 +1,6 @@
 import ArgumentParser
+import BERT
+import Charts
 import Foundation
 import Logging
 import Runtime
@@ -17,6 +19,10 @@ struct Serve: ParsableCommand {
             in flight are answered.
 
             Endpoints:
+              GET /          a page to try the model in a browser (open http://HOST:PORT/): a form for a text \
+            (question and context for a question-answering model) that shows the label and probabilities, the \
+            value or the answer; the model's facts, and its model card (MODEL/README.md, when there is one). \
+            GET /?text=… fills the form and submits it.
               POST /predict  one record — {"text": …}, {"text": …, "text_pair": …} or {"question": …, "context": …}, \
             with an optional "id" — answered with the object cofi predict writes for it; or {"inputs": [record, …]} \
             answered {"outputs": [answer, …]} in order (an element that is not a record gets {"error": \
@@ -126,10 +132,14 @@ struct Serve: ParsableCommand {
                                                 maxInputs: maxInputs, maxBatch: maxBatch,
                                                 batchWindow: maxWaitMs / 1000, readTimeout: Double(readTimeoutMs) / 1000,
                                                 idleTimeout: idleTimeoutS, maxConnections: connections)
+        // The page's figure of the kept structure, from config.json (the predictor loaded and validated it).
+        let structureSVG = (try? BertConfig.load(from: directory.appendingPathComponent("config.json")))
+            .map { StructureFigure(config: $0).svg() }
+        let page = ModelPage(structureSVG: structureSVG, cardMarkdown: modelCard(directory, logger: logger))
         let server: PredictionServer
         do {
             server = try PredictionServer(predictor: predictor, modelName: ModelDirectory.displayName(directory),
-                                          configuration: configuration, logger: logger)
+                                          configuration: configuration, page: page, logger: logger)
         } catch {
             throw UserError(description: "\(directory.path): \(error)")
         }
@@ -158,5 +168,16 @@ struct Serve: ParsableCommand {
             throw UserError(description: "cannot serve on \(host):\(port): \(error)")
         }
         logger.info("stopped")
+    }
+
+    /// The model card the page shows (MODEL/README.md), or nil when there is none or it cannot be shown (a
+    /// warning says why; the server runs without it).
+    func modelCard(_ directory: URL, logger: Logger) -> String? {
+        do {
+            return try ModelPage.card(in: directory)
+        } catch {
+            logger.warning("the model card is not shown on the page", metadata: ["error": "\(error)"])
+            return nil
+        }
     }
 }

@@ -318,7 +318,8 @@ final class ServeCLITests: XCTestCase {
         let five = #"{"inputs": ["# + Array(repeating: #"{"text": "fun"}"#, count: 5).joined(separator: ",") + "]}"
         try expectError("POST", predict, five, status: 413, "5 inputs; at most 4")
         try expectError("GET", server.url.appendingPathComponent("nope"), nil, status: 404, "no route GET /nope")
-        try expectError("GET", predict, nil, status: 404, "expected POST /predict, GET /health or GET /metrics")
+        try expectError("GET", predict, nil, status: 404,
+                        "expected GET / (the page), POST /predict, GET /health or GET /metrics")
         try expectAnswer()
         // A record the predictor refuses is an answer, not a bad request.
         let (emptyCode, emptyData) = try send("POST", predict, Data(#"{"id": "e", "text": " "}"#.utf8))
@@ -384,6 +385,33 @@ final class ServeCLITests: XCTestCase {
         XCTAssertEqual(health["labels"] as? [String], [])
         XCTAssertEqual(health["max_length"] as? Int, 16)
         XCTAssertEqual(server.stop(), 0, server.stderr)
+    }
+
+    /// `GET /` is the page, with the model directory's README.md as its card; a card over 1 MiB is left out with a
+    /// warning and the server runs.
+    func testPageShowsTheModelCard() throws {
+        let card = classifier.appendingPathComponent("README.md")
+        try Data("# Tiny classifier\n\nA <b>random</b> model.\n".utf8).write(to: card)
+        var server = try startServer()
+        var (code, data) = try send("GET", server.url.appendingPathComponent("/"))
+        var page = String(decoding: data, as: UTF8.self)
+        XCTAssertEqual(code, 200, page)
+        XCTAssertTrue(page.hasPrefix("<!DOCTYPE html>"), page)
+        XCTAssertTrue(page.contains("<h1>Tiny classifier</h1>\n<p>A &lt;b&gt;random&lt;/b&gt; model.</p>"), page)
+        XCTAssertTrue(page.contains("id=\"text\""), page)
+        XCTAssertEqual(server.stop(), 0, server.stderr)
+        XCTAssertFalse(server.stderr.contains("level=warning"), server.stderr)
+
+        try Data(repeating: 0x61, count: (1 << 20) + 1).write(to: card)
+        server = try startServer()
+        (code, data) = try send("GET", server.url.appendingPathComponent("/"))
+        page = String(decoding: data, as: UTF8.self)
+        XCTAssertEqual(code, 200, page)
+        XCTAssertFalse(page.contains("id=\"card\""), "the card is shown")
+        XCTAssertEqual(server.stop(), 0, server.stderr)
+        XCTAssertTrue(server.stderr.contains("level=warning msg=\"the model card is not shown on the page\" "
+                                             + "error=\"\(card.path): the model card is 1048577 bytes; the page shows "
+                                             + "one of at most 1048576 bytes\""), server.stderr)
     }
 
     /// The limits' flags reach the server (its start line) and /metrics answers in the Prometheus text format.

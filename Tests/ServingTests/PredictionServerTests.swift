@@ -65,7 +65,7 @@ final class PredictionServerTests: ServerTestCase {
             ("POST", predict, #"{"inputs": [{"text": "a"}, {"text": "b"}, {"text": "c"}, {"text": "d"}]}"#, 413,
              "4 inputs; at most 3"),
             ("GET", base.appendingPathComponent("nope"), nil, 404, "no route GET /nope"),
-            ("GET", predict, nil, 404, "expected POST /predict, GET /health or GET /metrics"),
+            ("GET", predict, nil, 404, "expected GET / (the page), POST /predict, GET /health or GET /metrics"),
         ]
         for (method, url, request, code, fragment) in errors {
             (status, body) = try await send(method, url, request)
@@ -98,7 +98,7 @@ final class PredictionServerTests: ServerTestCase {
         XCTAssertEqual(logged("POST", "/predict", "400").count, 3, "\(requests)")
         XCTAssertEqual(logged("POST", "/predict", "413").count, 2, "\(requests)")
         XCTAssertEqual(logged("GET", "/nope", "404").first?["error"],
-                       "no route GET /nope; expected POST /predict, GET /health or GET /metrics")
+                       "no route GET /nope; expected GET / (the page), POST /predict, GET /health or GET /metrics")
         XCTAssertEqual(logged("POST", "/predict", "400").first?["error"]?.hasPrefix("malformed JSON"), true)
         XCTAssertEqual(logged("GET", "/predict", "404").count, 1, "\(requests)")
     }

@@ -72,6 +72,12 @@ class ServerTestCase: XCTestCase {
 
     /// One HTTP exchange with a 10 s limit: (status, body).
     func send(_ method: String, _ url: URL, _ body: String? = nil) async throws -> (Int, String) {
+        let (response, text) = try await exchange(method, url, body)
+        return (response?.statusCode ?? -1, text)
+    }
+
+    /// One HTTP exchange with a 10 s limit: the response (its status and headers) and the body.
+    func exchange(_ method: String, _ url: URL, _ body: String? = nil) async throws -> (HTTPURLResponse?, String) {
         var request = URLRequest(url: url, timeoutInterval: 10)
         request.httpMethod = method
         if let body {
@@ -81,8 +87,7 @@ class ServerTestCase: XCTestCase {
         return try await withCheckedThrowingContinuation { c in
             URLSession.shared.dataTask(with: request) { data, response, error in
                 if let error { return c.resume(throwing: error) }
-                c.resume(returning: ((response as? HTTPURLResponse)?.statusCode ?? -1,
-                                     String(decoding: data ?? Data(), as: UTF8.self)))
+                c.resume(returning: (response as? HTTPURLResponse, String(decoding: data ?? Data(), as: UTF8.self)))
             }.resume()
         }
     }

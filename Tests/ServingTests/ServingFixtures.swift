@@ -14,11 +14,15 @@ enum ServingFixtures {
     /// 2 layers, hidden 16, 2 heads, FFN 24, 16 positions, 2 token types; initializer range 0.5 so that different
     /// texts get clearly different outputs.
     static func predictor(_ task: TaskHeadKind, seed: UInt64 = 5) throws -> Predictor {
+        try Predictor(model: model(task, seed: seed), tokenizer: tokenizer, threads: 1)
+    }
+
+    /// The predictors' model.
+    static func model(_ task: TaskHeadKind, seed: UInt64 = 5) -> BertModel {
         let config = BertConfig(vocabSize: 40, hiddenSize: 16, numHiddenLayers: 2, numAttentionHeads: 2,
                                 intermediateSize: 24, maxPositionEmbeddings: 16, typeVocabSize: 2,
                                 initializerRange: 0.5)
-        let model = BertModel.randomlyInitialized(config: config, task: task, seed: seed)
-        return try Predictor(model: model, tokenizer: tokenizer, threads: 1)
+        return BertModel.randomlyInitialized(config: config, task: task, seed: seed)
     }
 
     /// `count` different texts of 1 … 6 words.
