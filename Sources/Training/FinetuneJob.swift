@@ -13,6 +13,10 @@ public final class FinetuneJob: @unchecked Sendable {
     private let lead: Bool
     /// The command that started the run, shell-quoted, for the model card of best/ (nil: not shown).
     public var command: String?
+    /// Measures a model directory's latency in ms for best/'s card (`cofi finetune` passes Runtime's
+    /// `ModelBenchmark.latency`), and the conditions it measures under; nil: the card shows no latency.
+    public var latencyMeter: ((URL) throws -> Double)?
+    public var latencyConditions: ModelCard.LatencyConditions?
 
     /// Prepares fine-tuning the model in `model` on `task` into `out`; `mode` says what to do with a run already
     /// there. Fetches the default model when `model` is the default asset and it is missing.
@@ -87,8 +91,8 @@ public final class FinetuneJob: @unchecked Sendable {
         return summary
     }
 
-    /// Writes best/README.md with the best evaluation's metric; the latency is not measured here (nothing in a
-    /// fine-tuning run times the model), so the card has none. One that cannot be written is only a warning.
+    /// Writes best/README.md with the best evaluation's metric and, with a `latencyMeter`, best/'s measured latency.
+    /// One that cannot be written (or measured) is only a warning.
     private func writeCard(_ summary: TrainingSummary) {
         let best = output.best
         guard FileManager.default.fileExists(atPath: best.appendingPathComponent("config.json").path) else { return }
@@ -101,6 +105,14 @@ public final class FinetuneJob: @unchecked Sendable {
             card.metricName = summary.bestMetricName ?? prepared.evaluator.primaryName
             card.metric = summary.bestMetric
             card.command = command
+            if let meter = latencyMeter, let conditions = latencyConditions {
+                do {
+                    card.latencyMs = try meter(best)
+                    card.latencyConditions = conditions
+                } catch {
+                    trainer.progress?.message("warning: the latency of \(best.path) could not be measured for its card: \(error)")
+                }
+            }
             try card.write()
         } catch {
             trainer.progress?.message("warning: the model card of \(best.path) could not be written: \(error)")

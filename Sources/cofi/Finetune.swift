@@ -1,7 +1,10 @@
 import ArgumentParser
 import Formats
 import Foundation
+import Platform
+import Runtime
 import Tasks
+import Tensor
 import Training
 
 /// `cofi finetune`: fine-tune a model on a task — the teacher CoFi starts from (cofi-spec §6).
@@ -152,6 +155,13 @@ struct Finetune: ParsableCommand {
                                   mode: resume ? .resume : (force ? .force : .fresh),
                                   progress: ProgressReporter(lineEvery: loggingSteps), parallel: parallel)
         job.command = Shell.quote(CommandLine.arguments)
+        if lead {
+            // best/'s latency for its card: B = 1, T = 128 (capped at the model's positions), the engine's threads.
+            var bench = ModelBenchmark(warmup: 3, budget: 2, threads: nil)
+            bench.policy = RepeatPolicy(warmup: 3, repeats: nil, budget: 1, bounds: 10...1000)
+            job.latencyMeter = { try bench.latency(of: $0, batch: 1, length: 128) }
+            job.latencyConditions = .init(batch: 1, sequenceLength: 128, threads: Parallel.workers, processor: Processor.modelName)
+        }
         let interrupt = InterruptHandler(note: lead ? "\ninterrupted: stopping after this step and saving checkpoint/ "
                                          + "(Ctrl-C again to quit without saving)\n" : "") { [weak job] in job?.requestStop() }
         defer { interrupt.cancel() }

@@ -318,8 +318,9 @@ struct Prune: ParsableCommand {
                                      mode: resume ? .resume : (force ? .force : .fresh),
                                      settings: { try settings(trainExamples: $0, latency: latency) },
                                      progress: ProgressReporter(lineEvery: loggingSteps), parallel: parallel)
-            if session.isLead, latency != nil || profiled != nil || targetSparsity?.contains(",") == true {
-                // Measured latencies of the delivered models (and the teacher), under the profile's conditions.
+            if session.isLead {
+                // Measured latencies of the delivered models (and the teacher), for the summary, the report and the
+                // model cards: under the profile's conditions, else B = 1, T = 128 on the engine's threads.
                 let c = profiled?.conditions
                 var bench = ModelBenchmark(warmup: 3, budget: 2, threads: c?.threads)
                 bench.policy = RepeatPolicy(warmup: 3, repeats: nil, budget: 2, bounds: 20...1000)

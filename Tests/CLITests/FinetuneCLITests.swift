@@ -63,7 +63,7 @@ final class FinetuneCLITests: XCTestCase {
         let state = try JSONSerialization.jsonObject(with: Data(contentsOf: best.appendingPathComponent("trainer_state.json"))) as! [String: Any]
         let bestMetric = try XCTUnwrap(state["best_metric"] as? Double)
         XCTAssertEqual((state["arguments"] as? [String: String])?["max_length"], "16")
-        // The model card: the best evaluation's metric, the command, no teacher and no latency (neither measured).
+        // The model card: the best evaluation's metric, the command, best/'s measured latency, no teacher.
         let card = try String(contentsOf: best.appendingPathComponent("README.md"), encoding: .utf8)
         XCTAssertTrue(card.hasPrefix("---\nlibrary_name: cofi\nbase_model: \"\(miniLM.path)\"\n"), card)
         XCTAssertTrue(card.contains("\n    - type: \"accuracy\"\n      value: \(bestMetric)\n"), card)
@@ -71,7 +71,9 @@ final class FinetuneCLITests: XCTestCase {
         XCTAssertTrue(card.contains(" finetune --model \(miniLM.path) "), card)
         XCTAssertTrue(card.contains("Tokenizer.from_file(\"\(best.path)/tokenizer.json\")"), card)
         XCTAssertTrue(card.contains("AutoModelForSequenceClassification.from_pretrained"), card)
-        XCTAssertFalse(card.contains("teacher") || card.contains("latency"), card)
+        XCTAssertFalse(card.contains("teacher"), card)
+        XCTAssertNotNil(card.range(of: #"\| measured latency \(B = 1, T = 128, \d+ threads?, [^)]+\) \| \d+\.\d{3} ms \|"#,
+                                   options: .regularExpression), card)
 
         let lines = try String(contentsOf: url("run/metrics.jsonl")).split(separator: "\n")
         let events = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }.map { $0["event"] as! String }
