@@ -12,11 +12,6 @@
 // truncated or hostile file is an error naming the file, the entry and what was expected — never a crash, a hang or
 // a huge allocation.
 
-#if canImport(Darwin)
-import Darwin
-#else
-import Glibc
-#endif
 import Foundation
 import Formats
 import Tensor
@@ -39,7 +34,7 @@ public struct GGUFTensorInfo: Equatable, Sendable {
     public var count: Int { dimensions.reduce(1, *) }
 }
 
-/// A GGUF file opened read-only through `mmap`: the header, the metadata and the tensor infos are parsed and checked
+/// A GGUF file opened read-only through `mmap` (`Tensor.MappedFile`): the header, the metadata and the tensor infos are parsed and checked
 /// in `init`; tensors are dequantised out of the mapping on request, so a `Tensor` never refers to the file.
 ///
 /// Immutable after `init`, so it may be shared between threads.
@@ -63,8 +58,9 @@ public final class GGUFFile: @unchecked Sendable {
 
     private let metadataIndex: [String: Int]
     private let tensorIndex: [String: Int]
-    private let mapping: UnsafeRawPointer
-    private let mappedLength: Int
+    private let file: MappedFile
+    /// The start of the data section inside the mapping.
+    private var data: UnsafeRawPointer { file.bytes.baseAddress! + dataOffset }
 
     /// Maps the file at `url` and checks its header, every metadata entry and every tensor info (known value and
     /// element types, lengths and counts within the file, unique keys and names, dimensions that are whole blocks,
@@ -72,43 +68,16 @@ public final class GGUFFile: @unchecked Sendable {
     /// expected.
     public init(contentsOf url: URL) throws {
         self.url = url
-        let path = url.path
-        let fd = url.withUnsafeFileSystemRepresentation { name -> Int32 in
-            guard let name else { return -1 }
-            return open(name, O_RDONLY)
-        }
-        guard fd >= 0 else { throw FileFormatError(path: path, message: "cannot open: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw FileFormatError(path: path, message: "cannot stat: \(String(cString: strerror(errno)))") }
-        let size = Int(st.st_size)
-        guard size >= 24 else {
-            throw FileFormatError(path: path, message: "file is \(size) bytes, too short for a GGUF header (24 bytes)")
-        }
-        guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
-            throw FileFormatError(path: path, message: "cannot mmap \(size) bytes: \(String(cString: strerror(errno)))")
-        }
-        let raw = UnsafeRawPointer(base)
-        do {
-            var reader = GGUFReader(bytes: UnsafeRawBufferPointer(start: raw, count: size), path: path)
-            let header = try reader.readHeader()
-            version = header.version
-            metadata = header.metadata
-            tensors = header.tensors
-            alignment = header.alignment
-            dataOffset = header.dataOffset
-            metadataIndex = header.metadataIndex
-            tensorIndex = header.tensorIndex
-        } catch {
-            munmap(base, size)  // deinit does not run for an object that failed to initialise
-            throw error
-        }
-        mapping = raw
-        mappedLength = size
-    }
-
-    deinit {
-        munmap(UnsafeMutableRawPointer(mutating: mapping), mappedLength)
+        file = try MappedFile(url, minimumSize: 24, what: "a GGUF header (24 bytes)")
+        var reader = GGUFReader(bytes: file.bytes, path: url.path)
+        let header = try reader.readHeader()
+        version = header.version
+        metadata = header.metadata
+        tensors = header.tensors
+        alignment = header.alignment
+        dataOffset = header.dataOffset
+        metadataIndex = header.metadataIndex
+        tensorIndex = header.tensorIndex
     }
 
     /// The metadata value under `key`, if any.
@@ -133,7 +102,7 @@ public final class GGUFFile: @unchecked Sendable {
             throw FileFormatError(path: url.path, key: name,
                                   message: "tensor '\(name)' is \(info.type.name), which this reader does not dequantize (it reads \(known))")
         }
-        let src = UnsafeRawBufferPointer(start: mapping + dataOffset + info.offset, count: info.byteCount)
+        let src = UnsafeRawBufferPointer(start: data + info.offset, count: info.byteCount)
         return Tensor(shape: info.shape) { dst in info.type.dequantize(src, into: dst) }
     }
 
@@ -150,7 +119,7 @@ public final class GGUFFile: @unchecked Sendable {
         let rowBytes = info.type.byteCount(elements: rowLength)!  // a whole number of blocks: checked on open
         return Tensor(shape: [rows.count, rowLength]) { dst in
             for (k, r) in rows.enumerated() {
-                let src = UnsafeRawBufferPointer(start: mapping + dataOffset + info.offset + r * rowBytes, count: rowBytes)
+                let src = UnsafeRawBufferPointer(start: data + info.offset + r * rowBytes, count: rowBytes)
                 info.type.dequantize(src, into: UnsafeMutableBufferPointer(rebasing: dst[(k * rowLength)..<((k + 1) * rowLength)]))
             }
         }

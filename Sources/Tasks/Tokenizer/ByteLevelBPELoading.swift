@@ -127,16 +127,9 @@ extension ByteLevelBPETokenizer {
         }
         var tokens = idToToken.map { $0 ?? "" }
         var added: [AddedToken] = []
-        for (i, item) in (root["added_tokens"]?.array ?? []).enumerated() {
-            let path = "added_tokens[\(i)]"
-            let t = try file.object(item, path)
-            let content = try file.string(t["content"], "\(path).content")
-            let id = try file.int(t["id"], "\(path).id")
-            for flag in ["lstrip", "rstrip", "single_word"] where t[flag]?.bool == true {
-                throw TokenizerError("\(url.path): \(path) (\(quoted(content))) sets \(flag), which this tokenizer does not support")
-            }
-            if id == tokens.count { tokens.append(content) }  // outside the model vocabulary: the next id
-            added.append(AddedToken(content: content, id: id, special: try t["special"].map { try file.bool($0, "\(path).special") } ?? false))
+        for t in try file.addedTokens(root) {
+            if t.id == tokens.count { tokens.append(t.content) }  // outside the model vocabulary: the next id
+            added.append(AddedToken(content: t.content, id: t.id, special: t.special))
         }
         if let hole = tokens.firstIndex(of: ""), !added.contains(where: { $0.id == hole }) {
             throw TokenizerError("\(url.path): model.vocab has no token with id \(hole); expected ids 0…\(tokens.count - 1)")
