@@ -98,6 +98,41 @@ final class BPETokenizerGoldenTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(try compare(tokenizer, { ($0.tiny_ids, $0.tiny_offsets) }, label: "tokenizer.json"), 1000)
     }
 
+    /// The same small tokenizer as GGUF metadata (written by the `gguf` package): the GGUF constructor without the
+    /// fetched model.
+    func testTokenizerFromSmallGGUFMatchesHuggingFaceOnEveryLine() throws {
+        let tokenizer = try ByteLevelBPETokenizer(gguf: try GGUFFile(contentsOf: Self.fixture("bpe_tiny_tokenizer.gguf")))
+        XCTAssertEqual(tokenizer.addedTokens, [.init(content: "<s>", id: 0, special: true), .init(content: "</s>", id: 1, special: true),
+                                               .init(content: "<|sep|>", id: 2, special: true)])
+        XCTAssertEqual([tokenizer.bosTokenID, tokenizer.eosTokenID], [0, 1])
+        XCTAssertEqual(tokenizer.chatTemplate, "{{ messages }}")
+        XCTAssertGreaterThanOrEqual(try compare(tokenizer, { ($0.tiny_ids, $0.tiny_offsets) }, label: "tokenizer GGUF"), 1000)
+    }
+
+    /// A GGUF file whose tokenizer metadata is wrong is an error naming the file and the key.
+    func testBadGGUFTokenizerMetadataIsAnErrorNamingTheKey() throws {
+        let bytes = [UInt8](try Data(contentsOf: Self.fixture("bpe_tiny_tokenizer.gguf")))
+        /// The fixture with the first occurrence of `from` replaced by `to` (as long) must fail with `expected`.
+        func refused(_ from: String, _ to: String, _ expected: String) throws {
+            let needle = Array(from.utf8), replacement = Array(to.utf8)
+            precondition(needle.count == replacement.count)
+            var copy = bytes
+            if let i = (0...(copy.count - needle.count)).first(where: { Array(copy[$0..<($0 + needle.count)]) == needle }) {
+                copy.replaceSubrange(i..<(i + needle.count), with: replacement)
+            }
+            XCTAssertNotEqual(copy, bytes, "\(from) not found")
+            let url = FileManager.default.temporaryDirectory.appendingPathComponent("cofi-bpe-\(UUID().uuidString).gguf")
+            try Data(copy).write(to: url)
+            defer { try? FileManager.default.removeItem(at: url) }
+            XCTAssertThrowsError(try ByteLevelBPETokenizer(gguf: try GGUFFile(contentsOf: url))) { error in
+                XCTAssertTrue("\(error)".contains(url.path) && "\(error)".contains(expected), "\(error) lacks \(expected)")
+            }
+        }
+        try refused("gpt2", "gpt3", "tokenizer.ggml.model is \"gpt3\" (STRING); expected \"gpt2\"")
+        try refused("Ġ t", "Ġ_t", "tokenizer.ggml.merges[0] is \"Ġ_t\"; expected two tokens separated by one space")
+        try refused("tokenizer.ggml.tokens", "tokenizer.ggml.tokenz", "tokenizer.ggml.tokens is missing; expected an array of strings")
+    }
+
     /// Long lines: encoding stays near linear (a 100 KB line of one letter is one piece of 100,000 bytes for BPE).
     func testLongLinesEncodeFast() throws {
         let tokenizer = try ByteLevelBPETokenizer.load(tokenizerJSON: Self.fixture("bpe_tiny_tokenizer.json"))

@@ -10,6 +10,11 @@ Writes into Tests/TasksTests/Fixtures/:
   bpe_tiny_tokenizer.json
                          a small byte-level BPE tokenizer (vocabulary 600, three added special tokens) trained by the
                          `tokenizers` package on the corpus, saved as tokenizer.json: the JSON constructor's fixture
+  bpe_tiny_tokenizer.gguf
+                         the same tokenizer as GGUF metadata, written by the `gguf` package as llama.cpp's converter
+                         lays it out (tokenizer.ggml.model "gpt2", tokens, merges "a b", token types with the added
+                         tokens as control tokens, BOS/EOS ids, a chat template) and no tensors: the GGUF
+                         constructor's fixture that needs no fetched model
 
 The corpus (1,000+ lines, seeded, reproducible): movie-review sentences from .assets (the movie-review snippets),
 lines of Python's own `textwrap.py` and `json/decoder.py` (code, indentation), generated numbers, punctuation and
@@ -28,6 +33,7 @@ import zipfile
 import json as json_module
 import textwrap
 
+import gguf
 from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers
 from transformers import AutoTokenizer
 
@@ -119,6 +125,30 @@ def corpus():
     return lines
 
 
+def write_tiny_gguf(json_path, path):
+    """The tokenizer.json at `json_path` as a GGUF file's tokenizer metadata."""
+    with open(json_path, encoding="utf-8") as f:
+        spec = json.load(f)
+    vocab = spec["model"]["vocab"]
+    tokens = sorted(vocab, key=vocab.get)
+    assert [vocab[t] for t in tokens] == list(range(len(tokens)))
+    added = {t["id"] for t in spec["added_tokens"]}
+    w = gguf.GGUFWriter(path, arch="llama")
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("gpt2")
+    w.add_token_list(tokens)
+    w.add_token_merges([" ".join(m) if isinstance(m, list) else m for m in spec["model"]["merges"]])
+    w.add_token_types([gguf.TokenType.CONTROL if i in added else gguf.TokenType.NORMAL for i in range(len(tokens))])
+    w.add_bos_token_id(0)
+    w.add_eos_token_id(1)
+    w.add_add_bos_token(False)
+    w.add_chat_template("{{ messages }}")
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def flat(offsets):
     return [x for pair in offsets for x in pair]
 
@@ -136,6 +166,7 @@ def main():
     tiny.train_from_iterator(lines[:600], trainer=trainer)
     tiny_path = os.path.join(OUT, "bpe_tiny_tokenizer.json")
     tiny.save(tiny_path)
+    write_tiny_gguf(tiny_path, os.path.join(OUT, "bpe_tiny_tokenizer.gguf"))
 
     records = [json.dumps({"corpus": len(lines), "generator": "make_bpe_golden.py",
                            "tokenizer": f"{GGUF_DIR}/{GGUF_FILE} via transformers AutoTokenizer"}, ensure_ascii=False)]
