@@ -5,7 +5,13 @@
 //   Q8_0  (32 elements, 34 bytes): f16 d, 32 × int8 q            x = d·q
 //   Q4_0  (32 elements, 18 bytes): f16 d, 16 bytes of nibbles    x = d·(q − 8)
 //   Q4_1  (32 elements, 20 bytes): f16 d, f16 m, 16 bytes        x = d·q + m
-// where byte j of the nibbles holds element j in its low four bits and element j + 16 in its high four bits.
+// where byte j of the nibbles holds element j in its low four bits and element j + 16 in its high four bits. The
+// K-quants group 256 elements in sub-blocks, each with its own 6- or 8-bit scale:
+//   Q4_K (256 elements, 144 bytes): f16 d, f16 dmin, 12 bytes of eight 6-bit scales and mins, 128 bytes of nibbles;
+//         sub-block s (32 elements) is x = (d·scale_s)·q − dmin·min_s; bytes 32c…32c+31 hold sub-block 2c in their
+//         low nibbles and 2c + 1 in their high ones
+//   Q6_K (256 elements, 210 bytes): 128 bytes of low nibbles, 64 bytes of high bit pairs, 16 int8 scales, f16 d;
+//         x = (d·scale_{e/16})·(q − 32), q six bits (see `dequantizeQ6K`)
 
 import Tensor
 
@@ -68,7 +74,7 @@ public enum GGMLType: UInt32, CaseIterable, Sendable {
     /// Whether `GGUFFile.tensor` dequantises this type to float32.
     public var isDequantizable: Bool {
         switch self {
-        case .f32, .f16, .bf16, .q8_0, .q4_0, .q4_1: return true
+        case .f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q4_K, .q6_K: return true
         default: return false
         }
     }
@@ -121,8 +127,50 @@ public enum GGMLType: UInt32, CaseIterable, Sendable {
                     dst[32 * b + j + 16] = d * Float(q >> 4) + m
                 }
             }
+        case .q4_K:
+            for b in 0..<blocks { Self.dequantizeQ4K(src, block: b, into: dst) }
+        case .q6_K:
+            for b in 0..<blocks { Self.dequantizeQ6K(src, block: b, into: dst) }
         default:
             preconditionFailure("GGMLType.dequantize: \(name) is not dequantisable; GGUFFile.tensor checks first")
+        }
+    }
+
+    /// One Q4_K block. The 6-bit scale and min of sub-block j: for j < 4 the low six bits of bytes j and j + 4;
+    /// for j ≥ 4 the low (scale) or high (min) nibble of byte j + 4 with the top two bits of byte j − 4 (scale)
+    /// or j (min) above it.
+    static func dequantizeQ4K(_ src: UnsafeRawBufferPointer, block b: Int, into dst: UnsafeMutableBufferPointer<Float>) {
+        let base = b * 144
+        let d = floatFromHalfBits(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: base, as: UInt16.self)))
+        let dmin = floatFromHalfBits(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: base + 2, as: UInt16.self)))
+        func scales(_ i: Int) -> UInt8 { src[base + 4 + i] }
+        for j in 0..<8 {
+            let scale: UInt8, minimum: UInt8
+            if j < 4 {
+                scale = scales(j) & 63
+                minimum = scales(j + 4) & 63
+            } else {
+                scale = (scales(j + 4) & 0x0F) | ((scales(j - 4) >> 6) << 4)
+                minimum = (scales(j + 4) >> 4) | ((scales(j) >> 6) << 4)
+            }
+            let dj = d * Float(scale), mj = dmin * Float(minimum)
+            let quants = base + 16 + 32 * (j / 2), shift: UInt8 = j % 2 == 0 ? 0 : 4
+            for l in 0..<32 { dst[256 * b + 32 * j + l] = dj * Float((src[quants + l] >> shift) & 0x0F) - mj }
+        }
+    }
+
+    /// One Q6_K block. In each half h of 128 elements, element e takes its low four bits from byte 64h + e % 64 of
+    /// the low nibbles (the low nibble for e < 64, the high one above) and its top two bits from byte 32h + e % 32
+    /// of the bit pairs (bits 2·(e / 32) and up).
+    static func dequantizeQ6K(_ src: UnsafeRawBufferPointer, block b: Int, into dst: UnsafeMutableBufferPointer<Float>) {
+        let base = b * 210
+        let d = floatFromHalfBits(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: base + 208, as: UInt16.self)))
+        for i in 0..<256 {
+            let h = i / 128, e = i % 128
+            let low = (src[base + 64 * h + e % 64] >> (e < 64 ? 0 : 4)) & 0x0F
+            let high = (src[base + 128 + 32 * h + e % 32] >> (2 * (e / 32))) & 0x03
+            let scale = Float(Int8(bitPattern: src[base + 192 + i / 16]))
+            dst[256 * b + i] = (d * scale) * Float(Int(low | high << 4) - 32)
         }
     }
 }

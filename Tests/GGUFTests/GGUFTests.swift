@@ -65,6 +65,21 @@ final class GGUFTests: XCTestCase {
         }
     }
 
+    /// Q4_K and Q6_K blocks of random bytes (finite scales), several blocks per row, as the package dequantises them.
+    func testKQuantsDequantizeAsTheGGUFPackageDoes() throws {
+        let file = try GGUFFile(contentsOf: Self.fixture("kquants.gguf"))
+        let expected = try SafetensorsFile(contentsOf: Self.fixture("kquants_expected.safetensors"))
+        XCTAssertEqual(file.tensors.map(\.type), [.q4_K, .q6_K])
+        for info in file.tensors {
+            let got = try file.tensor(info.name), want = try expected.tensor(info.name)
+            XCTAssertEqual(got.shape, want.shape, info.name)
+            let diff = got.maxAbsDifference(want)
+            print("kquants.gguf \(info.name) (\(info.type.name)): max |Δ| = \(diff) over \(got.scalars.count) values")
+            XCTAssertEqual(diff, 0, info.name)
+        }
+        XCTAssertEqual(try file.rows([1], of: "q6_k").scalars, Array(try expected.tensor("q6_k").scalars[512...]))
+    }
+
     // MARK: - Damaged files
 
     /// The bytes of types_v3.gguf with `edit` applied, written to a temporary file, must fail to open with an error
@@ -204,7 +219,7 @@ final class GGUFTests: XCTestCase {
         let file = try GGUFFile(contentsOf: url)
         XCTAssertEqual(try file.info("f16").type, .i16)
         XCTAssertThrowsError(try file.tensor("f16")) { error in
-            XCTAssertTrue("\(error)".contains("tensor 'f16' is I16, which this reader does not dequantize (it reads F32, F16, Q4_0, Q4_1, Q8_0, BF16)"), "\(error)")
+            XCTAssertTrue("\(error)".contains("tensor 'f16' is I16, which this reader does not dequantize (it reads F32, F16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K, BF16)"), "\(error)")
         }
         XCTAssertThrowsError(try file.tensor("absent")) { XCTAssertTrue("\($0)".contains("no tensor named 'absent'"), "\($0)") }
         XCTAssertThrowsError(try file.rows([3], of: "q4_1")) { XCTAssertTrue("\($0)".contains("row 3 is outside"), "\($0)") }

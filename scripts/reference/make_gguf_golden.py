@@ -10,6 +10,9 @@ Writes into Tests/GGUFTests/Fixtures/:
   types_expected.safetensors
                        each tensor of types_v3 dequantised by gguf.quants.dequantize, under the same name, in the
                        row-major shape (the reverse of GGUF's dimension order)
+  kquants.gguf, kquants_expected.safetensors
+                       Q4_K and Q6_K tensors of random block bytes (the package dequantises the K-quants but does not
+                       quantise them; each block's f16 scales are set to finite values) and their dequantised values
   smollm2_slice.safetensors
                        only when .assets/SmolLM2-135M-Instruct holds the real file: rows of token_embd.weight (Q8_0)
                        and of blk.0.ffn_down.weight and blk.29.attn_q.weight (Q4_1), dequantised by the gguf package,
@@ -92,8 +95,32 @@ def write_types(path, alignment):
     return expected
 
 
+def write_kquants(path):
+    """Q4_K [3, 256] and Q6_K [2, 512] of random bytes with finite f16 scales; returns the dequantised values."""
+    rng = np.random.default_rng(6)
+    w = gguf.GGUFWriter(path, arch="test")
+    for name, qtype, rows, cols, block_bytes, scale_offsets in (("q4_k", Q.Q4_K, 3, 256, 144, (0, 2)),
+                                                                 ("q6_k", Q.Q6_K, 2, 512, 210, (208,))):
+        blocks = rng.integers(0, 256, size=(rows * cols // 256, block_bytes), dtype=np.uint8)
+        for k, offset in enumerate(scale_offsets):
+            scales = rng.uniform(0.001, 0.05, size=blocks.shape[0]).astype(np.float16) * (1 if k == 0 else 2)
+            blocks[:, offset:offset + 2] = scales.view(np.uint8).reshape(-1, 2)
+        w.add_tensor(name, blocks.reshape(rows, -1), raw_dtype=qtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    r = gguf.GGUFReader(path)
+    return {t.name: np.ascontiguousarray(gguf.quants.dequantize(t.data, t.tensor_type)
+                                         .reshape(tuple(int(d) for d in reversed(t.shape))), dtype=np.float32)
+            for t in r.tensors}
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
+    kquants = write_kquants(os.path.join(OUT, "kquants.gguf"))
+    assert all(np.isfinite(v).all() for v in kquants.values())
+    save_file(kquants, os.path.join(OUT, "kquants_expected.safetensors"), metadata={"generator": "make_gguf_golden.py"})
     v3 = os.path.join(OUT, "types_v3.gguf")
     expected = write_types(v3, 64)
     save_file(expected, os.path.join(OUT, "types_expected.safetensors"), metadata={"generator": "make_gguf_golden.py"})
