@@ -135,17 +135,32 @@ final class BPETokenizerGoldenTests: XCTestCase {
 
     /// Long lines: encoding stays near linear (a 100 KB line of one letter is one piece of 100,000 bytes for BPE).
     func testLongLinesEncodeFast() throws {
-        let tokenizer = try ByteLevelBPETokenizer.load(tokenizerJSON: Self.fixture("bpe_tiny_tokenizer.json"))
+        var tokenizers = [("tokenizer.json", try ByteLevelBPETokenizer.load(tokenizerJSON: Self.fixture("bpe_tiny_tokenizer.json")))]
+        if FileManager.default.fileExists(atPath: Self.ggufURL.path) { tokenizers.append(("SmolLM2", try Self.smolLM2.get())) }
         let mixed = String(try Self.records.get().map(\.text).joined(separator: " ").unicodeScalars.prefix(100_000))
-        for (label, text) in [("one letter", String(repeating: "a", count: 100_000)), ("mixed corpus text", mixed),
-                              ("spaces", String(repeating: " ", count: 100_000))] {
-            let start = Date()
-            let tokens = tokenizer.encode(text)
-            let seconds = Date().timeIntervalSince(start)
-            print("100 KB of \(label): \(tokens.count) tokens in \(String(format: "%.3f", seconds)) s")
-            XCTAssertEqual(try tokenizer.decode(tokens.map(\.id)), text)
-            XCTAssertLessThan(seconds, 1.0, label)
+        for (name, tokenizer) in tokenizers {
+            for (label, text) in [("one letter", String(repeating: "a", count: 100_000)), ("mixed corpus text", mixed),
+                                  ("spaces", String(repeating: " ", count: 100_000))] {
+                let start = Date()
+                let tokens = tokenizer.encode(text)
+                let seconds = Date().timeIntervalSince(start)
+                print("\(name): 100 KB of \(label): \(tokens.count) tokens in \(String(format: "%.3f", seconds)) s")
+                XCTAssertEqual(try tokenizer.decode(tokens.map(\.id)), text)
+                XCTAssertLessThan(seconds, 1.0, "\(name): \(label)")
+            }
         }
+    }
+
+    /// Bytes that are not whole UTF-8 characters decode to U+FFFD, as HF's lossy decoding does; `skipSpecial` drops
+    /// added special tokens only.
+    func testDecodeOfPartialCharactersAndSpecialTokens() throws {
+        let tokenizer = try ByteLevelBPETokenizer.load(tokenizerJSON: Self.fixture("bpe_tiny_tokenizer.json"))
+        let e6 = try XCTUnwrap(tokenizer.id(of: "æ"))  // the byte 0xE6, first of the three bytes of 日
+        XCTAssertEqual(try tokenizer.decode([e6]), "\u{FFFD}")
+        let ids = tokenizer.encodeIDs("<s>日本</s>")
+        XCTAssertEqual(try tokenizer.decode(ids), "<s>日本</s>")
+        XCTAssertEqual(try tokenizer.decode(ids, skipSpecial: true), "日本")
+        XCTAssertEqual(try tokenizer.decode(Array(ids.dropLast(2))).last, "\u{FFFD}")
     }
 
     /// The heap-driven merge equals the rescanning twin on random pieces of a tiny vocabulary where many merges
