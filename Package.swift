@@ -5,7 +5,7 @@
 // and PackedGEMM (packed products; its kernels: GEMMAVX512, GEMMAVX2, GEMMNEON, GEMMGeneric, each compiling GEMMTiles/Tiles.swift) → Tensor →
 // BERT → Tasks → Runtime (inference, model directories, benchmarks) → Serving (HTTP), BERT → ONNXExport (ONNX
 // graphs, with SwiftProtobuf), and Tasks → Training → CoFi; Formats → Charts (SVG figures) → Runtime, CoFi;
-// all → cofi (CLI), cofi-bench. TestSupport (tests only) → Tensor. With the MPI trait only: CMPI (Open MPI's C API)
+// Tensor → GGUF (llama.cpp's model files) → Tasks, cofi; all → cofi (CLI), cofi-bench. TestSupport (tests only) → Tensor. With the MPI trait only: CMPI (Open MPI's C API)
 // → Cluster (the MPI process group) → cofi.
 import PackageDescription
 
@@ -50,6 +50,7 @@ let package = Package(
         .library(name: "Charts", targets: ["Charts"]),
         .library(name: "Tensor", targets: ["Tensor"]),
         .library(name: "BERT", targets: ["BERT"]),
+        .library(name: "GGUF", targets: ["GGUF"]),
         .library(name: "Tasks", targets: ["Tasks"]),
         .library(name: "Runtime", targets: ["Runtime"]),
         .library(name: "Training", targets: ["Training"]),
@@ -94,7 +95,8 @@ let package = Package(
             exclude: ["README.md"],
             swiftSettings: simdFlags),
         .target(name: "BERT", dependencies: ["Tensor", "Formats"], exclude: ["README.md"], swiftSettings: simdFlags),
-        .target(name: "Tasks", dependencies: ["BERT", "Tensor", "Formats", .product(name: "Crypto", package: "swift-crypto"),
+        .target(name: "GGUF", dependencies: ["Tensor", "Formats"], exclude: ["README.md"]),
+        .target(name: "Tasks", dependencies: ["BERT", "GGUF", "Tensor", "Formats", .product(name: "Crypto", package: "swift-crypto"),
                                              .product(name: "ZIPFoundation", package: "ZIPFoundation")],
                 exclude: ["README.md"]),
         .target(name: "Runtime", dependencies: ["Tasks", "BERT", "Tensor", "PackedGEMM", "Platform", "Formats", "Charts"], exclude: ["README.md"],
@@ -121,7 +123,7 @@ let package = Package(
                 swiftSettings: simdFlags),
         .executableTarget(
             name: "cofi",
-            dependencies: ["Formats", "Charts", "Platform", "Tensor", "BERT", "Tasks", "Runtime", "Serving", "Training", "CoFi", "ONNXExport",
+            dependencies: ["Formats", "Charts", "Platform", "Tensor", "GGUF", "BERT", "Tasks", "Runtime", "Serving", "Training", "CoFi", "ONNXExport",
                            .target(name: "Cluster", condition: .when(traits: ["MPI"])),
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")],
@@ -133,8 +135,9 @@ let package = Package(
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
         .testTarget(name: "ChartsTests", dependencies: ["Charts"]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "PackedGEMM", "Platform", "Formats", "TestSupport"]),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Tensor", "Formats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BERTTests", dependencies: ["BERT", "Tensor", "Formats"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "TasksTests", dependencies: ["Tasks", "BERT", "Tensor", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+        .testTarget(name: "TasksTests", dependencies: ["Tasks", "GGUF", "BERT", "Tensor", "Formats", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Tasks", "BERT", "Tensor", "PackedGEMM", "Platform", "Formats", "Charts"]),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Runtime", "Tasks", "BERT", "Tensor",

@@ -69,8 +69,7 @@ public final class SafetensorsFile: @unchecked Sendable {
     public let metadata: [String: String]
 
     private let entries: [String: SafetensorsTensorInfo]
-    private let mapping: UnsafeRawPointer
-    private let mappedLength: Int
+    private let file: MappedFile
     /// Start of the data buffer inside the mapping.
     private let dataStart: UnsafeRawPointer
 
@@ -83,39 +82,11 @@ public final class SafetensorsFile: @unchecked Sendable {
     /// last one, non-string metadata).
     public init(contentsOf url: URL) throws {
         self.url = url
-        let path = url.path
-        let fd = url.withUnsafeFileSystemRepresentation { name -> Int32 in
-            guard let name else { return -1 }
-            return open(name, O_RDONLY)
-        }
-        guard fd >= 0 else { throw FileFormatError(path: path, message: "cannot open: \(lastErrorText())") }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw FileFormatError(path: path, message: "cannot stat: \(lastErrorText())") }
-        let size = Int(st.st_size)
-        guard size >= 8 else {
-            throw FileFormatError(path: path, message: "file is \(size) bytes, too short for the 8-byte header length")
-        }
-        guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
-            throw FileFormatError(path: path, message: "cannot mmap \(size) bytes: \(lastErrorText())")
-        }
-        let raw = UnsafeRawPointer(base)
-        do {
-            let header = try Self.parseHeader(UnsafeRawBufferPointer(start: raw, count: size), path: path)
-            metadata = header.metadata
-            entries = header.entries
-            dataStart = raw + 8 + header.length
-        } catch {
-            // deinit does not run for an object that failed to initialise.
-            munmap(base, size)
-            throw error
-        }
-        mapping = raw
-        mappedLength = size
-    }
-
-    deinit {
-        munmap(UnsafeMutableRawPointer(mutating: mapping), mappedLength)
+        file = try MappedFile(url, minimumSize: 8, what: "the 8-byte header length")
+        let header = try Self.parseHeader(file.bytes, path: url.path)
+        metadata = header.metadata
+        entries = header.entries
+        dataStart = file.bytes.baseAddress! + 8 + header.length
     }
 
     /// Whether the file holds a tensor called `name`.

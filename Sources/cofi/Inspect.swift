@@ -1,21 +1,25 @@
 import ArgumentParser
 import BERT
 import Foundation
+import GGUF
 import Platform
 import Tensor
 
-/// `cofi inspect MODEL_DIR`: what a checkpoint holds — its config, the shape of every layer, and its size.
+/// `cofi inspect MODEL_DIR`: what a checkpoint holds — its config, the shape of every layer, and its size;
+/// `cofi inspect FILE.gguf`: a GGUF file's metadata and tensor table (`GGUFFile.summary`).
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show a model's config, per-layer shapes, parameter counts and prunable size.",
+        abstract: "Show a model's config, per-layer shapes, parameter counts and prunable size, or a GGUF file's contents.",
         discussion: """
             MODEL_DIR holds config.json and model.safetensors (Hugging Face layout). Per-layer shapes are read \
             from the tensors, so pruned (compact) checkpoints show their real shape.
+            A file ending in .gguf (llama.cpp's format, versions 2 and 3) shows its metadata and every tensor's \
+            type, dimensions (GGUF order), size and offset instead.
             The prunable size M counts the encoder's linear weights and biases (cofi-spec §3), for the dense \
             shape of config.json; target sparsities refer to it.
             """)
 
-    @Argument(help: "Directory with config.json and model.safetensors.")
+    @Argument(help: "Directory with config.json and model.safetensors, or a .gguf file.")
     var modelDir: String?
 
     @Flag(help: "Print one JSON object instead of text.")
@@ -32,6 +36,13 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         if system { return printSystem() }
+        if modelDir!.hasSuffix(".gguf") {
+            guard !json else { throw UserError(description: "--json is not available for GGUF files yet") }
+            do { print(try GGUFFile(contentsOf: URL(fileURLWithPath: modelDir!)).summary()) } catch {
+                throw UserError(description: "\(error)")
+            }
+            return
+        }
         let dir = URL(fileURLWithPath: modelDir!)
         let model: BertModel
         do { model = try BertModel.load(directory: dir) } catch { throw UserError(description: "\(error)") }

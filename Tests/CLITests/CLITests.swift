@@ -30,6 +30,23 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(layers.allSatisfy { $0["heads"] as? Int == 12 && $0["ffnWidth"] as? Int == 1536 })
     }
 
+    /// `cofi inspect FILE.gguf`: the GGUF reader's fixture (Tests/GGUFTests/Fixtures) and a file that is not GGUF.
+    func testInspectGGUF() throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("GGUFTests/Fixtures/types_v3.gguf")
+        let (status, text, err) = try cofi(["inspect", fixture.path])
+        XCTAssertEqual(status, 0, err)
+        XCTAssertTrue(text.contains("GGUF version 3, alignment 64, 20 metadata entries, 7 tensors"), text)
+        XCTAssertTrue(text.contains("general.architecture  STRING  \"test\""), text)
+        XCTAssertTrue(text.range(of: #"q8_0\.3d\s+Q8_0\s+\[32, 3, 2\]\s+204\s+704"#, options: .regularExpression) != nil, text)
+        let bad = FileManager.default.temporaryDirectory.appendingPathComponent("cofi-cli-\(UUID().uuidString).gguf")
+        try Data("not a model at all, but long enough".utf8).write(to: bad)
+        defer { try? FileManager.default.removeItem(at: bad) }
+        let (s2, _, err2) = try cofi(["inspect", bad.path])
+        XCTAssertNotEqual(s2, 0)
+        XCTAssertTrue(err2.contains("\(bad.path): not a GGUF file"), err2)
+    }
+
     func testInspectMissingDirectoryIsAClearError() throws {
         let (status, _, err) = try cofi(["inspect", "/nonexistent/model"])
         XCTAssertNotEqual(status, 0)

@@ -20,6 +20,7 @@ final class DemoCLITests: XCTestCase {
         let (status, stdout, stderr) = try runCofi(["fetch"])
         XCTAssertEqual(status, 0, stderr)
         XCTAssertTrue(stdout.contains("all-MiniLM-L6-v2: ready"), stdout)
+        XCTAssertTrue(stdout.contains("SmolLM2-135M-Instruct: ready"), stdout)
         XCTAssertTrue(stdout.contains("movie-snippets: 10605 rows, 37 neutral dropped"), stdout)
         XCTAssertFalse(stderr.contains("downloading"), "already fetched: \(stderr)")
     }

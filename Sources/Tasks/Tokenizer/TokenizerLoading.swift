@@ -148,26 +148,14 @@ extension WordPieceTokenizer {
         if let pad = root["padding"]?.object?["pad_token"]?.string { names.pad = pad }
 
         var added: [AddedToken] = []
-        if let list = root["added_tokens"], !list.isNull {
-            guard let items = list.array else { throw file.mismatch(list, "added_tokens", "an array") }
-            for (i, item) in items.enumerated() {
-                let path = "added_tokens[\(i)]"
-                let t = try file.object(item, path)
-                let content = try file.string(t["content"], "\(path).content")
-                let id = try file.int(t["id"], "\(path).id")
-                for flag in ["lstrip", "rstrip", "single_word"] where t[flag]?.bool == true {
-                    throw TokenizerError("\(url.path): \(path) (\(quoted(content))) sets \(flag), which this tokenizer does not support (BERT tokenizers do not use it)")
-                }
-                let special = try t["special"].map { try file.bool($0, "\(path).special") } ?? false
-                let normalized = try t["normalized"].map { try file.bool($0, "\(path).normalized") } ?? !special
-                if id == tokens.count {
-                    tokens.append(content)  // an added token outside the model vocabulary takes the next id
-                } else if id < 0 || id > tokens.count || tokens[id] != content {
-                    let there = id >= 0 && id < tokens.count ? quoted(tokens[id]) : "no such id"
-                    throw TokenizerError("\(url.path): \(path) is \(quoted(content)) with id \(id), but the vocabulary has \(there) there")
-                }
-                added.append(AddedToken(content: content, id: id, special: special, normalized: normalized))
+        for (i, t) in try file.addedTokens(root).enumerated() {
+            if t.id == tokens.count {
+                tokens.append(t.content)  // an added token outside the model vocabulary takes the next id
+            } else if t.id < 0 || t.id > tokens.count || tokens[t.id] != t.content {
+                let there = t.id >= 0 && t.id < tokens.count ? quoted(tokens[t.id]) : "no such id"
+                throw TokenizerError("\(url.path): added_tokens[\(i)] is \(quoted(t.content)) with id \(t.id), but the vocabulary has \(there) there")
             }
+            added.append(AddedToken(content: t.content, id: t.id, special: t.special, normalized: t.normalized))
         }
         var cleanup = true
         if let d = root["decoder"]?.object, d["type"]?.string == "WordPiece", let c = d["cleanup"]?.bool { cleanup = c }
@@ -275,6 +263,33 @@ struct JSONFile {
     func bool(_ v: JSONValue?, _ path: String) throws -> Bool {
         guard let b = v?.bool else { throw mismatch(v, path, "true or false") }
         return b
+    }
+
+    /// One entry of a tokenizer.json's `added_tokens`.
+    struct AddedTokenEntry {
+        var content: String
+        var id: Int
+        var special: Bool
+        /// Whether the normaliser runs on it before matching (tokenizers' default: not for special tokens).
+        var normalized: Bool
+    }
+
+    /// The `added_tokens` of a tokenizer.json's top level (none when absent or null). lstrip, rstrip and
+    /// single_word are refused: the tokenizers here match an added token exactly where it stands.
+    func addedTokens(_ root: [String: JSONValue]) throws -> [AddedTokenEntry] {
+        guard let list = root["added_tokens"], !list.isNull else { return [] }
+        guard let items = list.array else { throw mismatch(list, "added_tokens", "an array") }
+        return try items.enumerated().map { i, item in
+            let path = "added_tokens[\(i)]"
+            let t = try object(item, path)
+            let content = try string(t["content"], "\(path).content")
+            for flag in ["lstrip", "rstrip", "single_word"] where t[flag]?.bool == true {
+                throw TokenizerError("\(url.path): \(path) (\(quoted(content))) sets \(flag), which this tokenizer does not support")
+            }
+            let special = try t["special"].map { try bool($0, "\(path).special") } ?? false
+            return AddedTokenEntry(content: content, id: try int(t["id"], "\(path).id"), special: special,
+                                   normalized: try t["normalized"].map { try bool($0, "\(path).normalized") } ?? !special)
+        }
     }
 
     func mismatch(_ v: JSONValue?, _ path: String, _ expected: String) -> TokenizerError {
