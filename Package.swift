@@ -5,7 +5,7 @@
 // and PackedGEMM (packed products; its kernels: GEMMAVX512, GEMMAVX2, GEMMNEON, GEMMGeneric, each compiling GEMMTiles/Tiles.swift) → Tensor →
 // BERT → Tasks → Runtime (inference, model directories, benchmarks) → Serving (HTTP), BERT → ONNXExport (ONNX
 // graphs, with SwiftProtobuf), and Tasks → Training → CoFi; Formats → Charts (SVG figures) → Runtime, CoFi;
-// all → cofi (CLI), cofi-bench. TestSupport (tests only) → Tensor. With the MPI trait only: CMPI (Open MPI's C API)
+// Tensor → Llama (decoder LMs, beside BERT); all → cofi (CLI), cofi-bench. TestSupport (tests only) → Tensor. With the MPI trait only: CMPI (Open MPI's C API)
 // → Cluster (the MPI process group) → cofi.
 import PackageDescription
 
@@ -50,6 +50,7 @@ let package = Package(
         .library(name: "Charts", targets: ["Charts"]),
         .library(name: "Tensor", targets: ["Tensor"]),
         .library(name: "BERT", targets: ["BERT"]),
+        .library(name: "Llama", targets: ["Llama"]),
         .library(name: "Tasks", targets: ["Tasks"]),
         .library(name: "Runtime", targets: ["Runtime"]),
         .library(name: "Training", targets: ["Training"]),
@@ -94,6 +95,9 @@ let package = Package(
             exclude: ["README.md"],
             swiftSettings: simdFlags),
         .target(name: "BERT", dependencies: ["Tensor", "Formats"], exclude: ["README.md"], swiftSettings: simdFlags),
+        // LLaMA-family decoder LMs: config, shapes, the training-path model and the KV-cache generator. Beside BERT,
+        // not on it: the two model families share only the tensor engine.
+        .target(name: "Llama", dependencies: ["Tensor", "Formats"], exclude: ["README.md"], swiftSettings: simdFlags),
         .target(name: "Tasks", dependencies: ["BERT", "Tensor", "Formats", .product(name: "Crypto", package: "swift-crypto"),
                                              .product(name: "ZIPFoundation", package: "ZIPFoundation")],
                 exclude: ["README.md"]),
@@ -134,6 +138,8 @@ let package = Package(
         .testTarget(name: "ChartsTests", dependencies: ["Charts"]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "PackedGEMM", "Platform", "Formats", "TestSupport"]),
         .testTarget(name: "BERTTests", dependencies: ["BERT", "Tensor", "Formats"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "LlamaTests", dependencies: ["Llama", "Tensor", "Formats", "TestSupport"],
+                    resources: [.copy("Fixtures")]),
         .testTarget(name: "TasksTests", dependencies: ["Tasks", "BERT", "Tensor", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Tasks", "BERT", "Tensor", "PackedGEMM", "Platform", "Formats", "Charts"]),
