@@ -130,7 +130,7 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")],
             exclude: ["README.md"]),
-        .executableTarget(name: "cofi-bench", dependencies: ["BERT", "Tensor", "Runtime", "PackedGEMM", "Platform", "Formats"],
+        .executableTarget(name: "cofi-bench", dependencies: ["BERT", "Llama", "Tensor", "Runtime", "PackedGEMM", "Platform", "Formats"],
                           exclude: ["README.md"], swiftSettings: simdFlags),
         // Helpers only tests use (the finite-difference gradient check); a plain target, not a product.
         .target(name: "TestSupport", dependencies: ["Tensor"], path: "Tests/TestSupport", exclude: ["README.md"]),
