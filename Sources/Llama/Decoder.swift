@@ -103,10 +103,9 @@ public final class LlamaDecoder {
         // Final RMSNorm and the output layer, on every row or on the last one.
         let first = allLogits ? 0 : n - 1, m = n - first
         normalize(model.norm.value, rows: m, from: first)
-        model.outputWeight.value.withPointer { w in h.withUnsafeBufferPointer { hb in logits.withUnsafeMutableBufferPointer { lb in
-            BLAS.gemm(transA: false, transB: true, m: m, n: V, k: D, a: hb.baseAddress!, lda: D, b: w, ldb: D,
-                      c: lb.baseAddress!, ldc: V)
-        } } }
+        h.withUnsafeBufferPointer { hb in logits.withUnsafeMutableBufferPointer { lb in
+            product(hb.baseAddress!, model.outputWeight.value, rows: m, into: lb.baseAddress!)
+        } }
         return m
     }
 
@@ -121,14 +120,29 @@ public final class LlamaDecoder {
     }
 
     /// y[rows, out] (+)= a[rows, in] · Wᵀ for a weight W [out, in]; `accumulate` adds to y (the residual).
+    /// A few rows (a decode step) go straight to serial BLAS products over column blocks: `BLAS.gemm` would pack
+    /// the whole weight for PackedGEMM on every call, which costs more than the product itself for one row.
     private func product(_ a: UnsafePointer<Float>, _ w: Tensor, rows: Int, into y: UnsafeMutablePointer<Float>,
                          accumulate: Bool = false) {
         let outF = w.shape[0], inF = w.shape[1]
         w.withPointer { wp in
-            BLAS.gemm(transA: false, transB: true, m: rows, n: outF, k: inF, a: a, lda: inF, b: wp, ldb: inF,
-                      beta: accumulate ? 1 : 0, c: y, ldc: outF)
+            if rows < Self.packedMinimumRows {
+                // Output columns split across the workers, each a serial BLAS product on its rows of W.
+                let ys = SharedPointer(y)
+                Parallel.forChunks(outF, grain: 256) { cols in
+                    BLAS.gemmSerial(transA: false, transB: true, m: rows, n: cols.count, k: inF, a: a, lda: inF,
+                                    b: wp + cols.lowerBound * inF, ldb: inF, beta: accumulate ? 1 : 0,
+                                    c: ys.base + cols.lowerBound, ldc: outF)
+                }
+            } else {
+                BLAS.gemm(transA: false, transB: true, m: rows, n: outF, k: inF, a: a, lda: inF, b: wp, ldb: inF,
+                          beta: accumulate ? 1 : 0, c: y, ldc: outF)
+            }
         }
     }
+
+    /// Below this many rows a product skips `BLAS.gemm`'s per-call packing.
+    static let packedMinimumRows = 16
 
     /// x += o(attention(rotary(q(h)), cache keys, cache values)) for rows at positions start…, after appending
     /// this chunk's keys and values to layer l's cache.
