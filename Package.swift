@@ -5,8 +5,8 @@
 // and PackedGEMM (packed products; its kernels: GEMMAVX512, GEMMAVX2, GEMMNEON, GEMMGeneric, each compiling GEMMTiles/Tiles.swift) → Tensor →
 // BERT → Tasks → Runtime (inference, model directories, benchmarks) → Serving (HTTP), BERT → ONNXExport (ONNX
 // graphs, with SwiftProtobuf), and Tasks → Training → CoFi; Formats → Charts (SVG figures) → Runtime, CoFi;
-// Tensor → Llama (decoder LMs, beside BERT); all → cofi (CLI), cofi-bench. TestSupport (tests only) → Tensor. With the MPI trait only: CMPI (Open MPI's C API)
-// → Cluster (the MPI process group) → cofi.
+// Tensor → Llama (decoder LMs, beside BERT) → cofi-bench; all → cofi (CLI), cofi-bench. TestSupport (tests only)
+// → Tensor. With the MPI trait only: CMPI (Open MPI's C API) → Cluster (the MPI process group) → cofi.
 import PackageDescription
 
 // Instruction-set flags are per architecture: the manifest is compiled for the machine that builds, so these

@@ -66,6 +66,20 @@ final class LlamaDecoderTests: XCTestCase {
         XCTAssertTrue(d <= 1e-4)
     }
 
+    /// A vocabulary of 1,024 rows: the output layer of a decode step is split into column blocks across the workers.
+    func testColumnSplitOutputLayer() {
+        var config = Self.config
+        config.vocabSize = 1024
+        let model = LlamaModel.random(config: config, shape: Self.shape, seed: 12, std: 0.3)
+        let tokens = [5, 900, 17, 1023, 64]
+        let decoder = LlamaDecoder(model: model)
+        var got = decoder.prefill(Array(tokens[0..<2]))
+        for t in tokens[2...] { got = decoder.decode(t) }
+        let d = maxAbsDifference(got, Array(oracle(model, tokens).suffix(1024)))
+        print("decoder (vocabulary 1,024, \(Parallel.workers) workers): max abs difference \(d)")
+        XCTAssertTrue(d <= 1e-4)
+    }
+
     func testGreedyGenerationFollowsTheOracle() {
         var config = Self.config
         config.eosTokenIds = []
