@@ -77,18 +77,19 @@ public final class LlamaDecoder {
         var start = 0
         while start < tokens.count {
             let chunk = Array(tokens[start..<min(start + chunkRows, tokens.count)])
-            let rows = run(chunk, allLogits: allLogits)
-            if allLogits || start + chunk.count == tokens.count {
-                out += allLogits ? Array(logits[0..<(rows * V)]) : Array(logits[0..<V])
-            }
+            let isLast = start + chunk.count == tokens.count
+            // Scored rows: every one, the prompt's last one, or none (an earlier chunk of a long prompt).
+            let scored = allLogits ? chunk.count : isLast ? 1 : 0
+            run(chunk, scoredRows: scored)
+            out += logits[0..<(scored * V)]
             start += chunk.count
         }
         return out
     }
 
-    /// One pass over `tokens` (at most `chunkRows`) at positions `length`…; writes the logits of every row (or of
-    /// the last row only, into row 0) and returns how many rows it wrote.
-    private func run(_ tokens: [Int], allLogits: Bool) -> Int {
+    /// One pass over `tokens` (at most `chunkRows`) at positions `length`…; writes the logits of the last
+    /// `scoredRows` rows into the first rows of `logits`.
+    private func run(_ tokens: [Int], scoredRows m: Int) {
         let n = tokens.count, p0 = length
         model.embedTokens.value.withPointer { e in
             x.withUnsafeMutableBufferPointer { xb in
@@ -100,13 +101,12 @@ public final class LlamaDecoder {
             if let f = layer.ffn { ffn(f, rows: n) }
         }
         length += n
-        // Final RMSNorm and the output layer, on every row or on the last one.
-        let first = allLogits ? 0 : n - 1, m = n - first
-        normalize(model.norm.value, rows: m, from: first)
+        guard m > 0 else { return }
+        // Final RMSNorm and the output layer, on the scored rows only.
+        normalize(model.norm.value, rows: m, from: n - m)
         h.withUnsafeBufferPointer { hb in logits.withUnsafeMutableBufferPointer { lb in
             product(hb.baseAddress!, model.outputWeight.value, rows: m, into: lb.baseAddress!)
         } }
-        return m
     }
 
     /// h[0..<rows] = RMSNorm(x[from..<from + rows]) with gain `weight`.
