@@ -5,7 +5,8 @@
 // and PackedGEMM (packed products; its kernels: GEMMAVX512, GEMMAVX2, GEMMNEON, GEMMGeneric, each compiling GEMMTiles/Tiles.swift) → Tensor →
 // BERT → Tasks → Runtime (inference, model directories, benchmarks) → Serving (HTTP), BERT → ONNXExport (ONNX
 // graphs, with SwiftProtobuf), and Tasks → Training → CoFi; Formats → Charts (SVG figures) → Runtime, CoFi;
-// Tensor → GGUF (llama.cpp's model files) → Tasks, cofi; all → cofi (CLI), cofi-bench. TestSupport (tests only) → Tensor. With the MPI trait only: CMPI (Open MPI's C API)
+// Tensor → GGUF (llama.cpp's model files) → Tasks, cofi; Tensor → Llama (decoder LMs, beside BERT) → cofi-bench;
+// all → cofi (CLI), cofi-bench. TestSupport (tests only) → Tensor. With the MPI trait only: CMPI (Open MPI's C API)
 // → Cluster (the MPI process group) → cofi.
 import PackageDescription
 
@@ -51,6 +52,7 @@ let package = Package(
         .library(name: "Tensor", targets: ["Tensor"]),
         .library(name: "BERT", targets: ["BERT"]),
         .library(name: "GGUF", targets: ["GGUF"]),
+        .library(name: "Llama", targets: ["Llama"]),
         .library(name: "Tasks", targets: ["Tasks"]),
         .library(name: "Runtime", targets: ["Runtime"]),
         .library(name: "Training", targets: ["Training"]),
@@ -95,6 +97,9 @@ let package = Package(
             exclude: ["README.md"],
             swiftSettings: simdFlags),
         .target(name: "BERT", dependencies: ["Tensor", "Formats"], exclude: ["README.md"], swiftSettings: simdFlags),
+        // LLaMA-family decoder LMs: config, shapes, the training-path model and the KV-cache generator. Beside BERT,
+        // not on it: the two model families share only the tensor engine.
+        .target(name: "Llama", dependencies: ["Tensor", "Formats"], exclude: ["README.md"], swiftSettings: simdFlags),
         .target(name: "GGUF", dependencies: ["Tensor", "Formats"], exclude: ["README.md"]),
         .target(name: "Tasks", dependencies: ["BERT", "GGUF", "Tensor", "Formats", .product(name: "Crypto", package: "swift-crypto"),
                                              .product(name: "ZIPFoundation", package: "ZIPFoundation")],
@@ -128,7 +133,7 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")],
             exclude: ["README.md"]),
-        .executableTarget(name: "cofi-bench", dependencies: ["BERT", "Tensor", "Runtime", "PackedGEMM", "Platform", "Formats"],
+        .executableTarget(name: "cofi-bench", dependencies: ["BERT", "Llama", "Tensor", "Runtime", "PackedGEMM", "Platform", "Formats"],
                           exclude: ["README.md"], swiftSettings: simdFlags),
         // Helpers only tests use (the finite-difference gradient check); a plain target, not a product.
         .target(name: "TestSupport", dependencies: ["Tensor"], path: "Tests/TestSupport", exclude: ["README.md"]),
@@ -137,6 +142,8 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "PackedGEMM", "Platform", "Formats", "TestSupport"]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Tensor", "Formats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BERTTests", dependencies: ["BERT", "Tensor", "Formats"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "LlamaTests", dependencies: ["Llama", "Tensor", "Formats", "TestSupport"],
+                    resources: [.copy("Fixtures")]),
         .testTarget(name: "TasksTests", dependencies: ["Tasks", "GGUF", "BERT", "Tensor", "Formats", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Tasks", "BERT", "Tensor", "PackedGEMM", "Platform", "Formats", "Charts"]),

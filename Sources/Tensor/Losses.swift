@@ -92,3 +92,20 @@ func logSoftmax(_ x: [Double]) -> [Double] {
     let lse = Foundation.log(x.reduce(0) { $0 + Foundation.exp($1 - m) }) + m
     return x.map { $0 - lse }
 }
+
+/// The causal language-model loss: the mean cross-entropy of predicting each token from the positions before it.
+/// `logits` [B·T, V] (row b·T + t scores the token after position t), `tokens` [B·T] the input ids, `counted`
+/// [B·T] (nil: all) whether a token is a target (false for padding). Row b·T + t is scored against token t + 1 of
+/// the same sequence when that token is counted; the last position of each sequence predicts nothing. This is
+/// Hugging Face's `ForCausalLMLoss` with labels = the ids and −100 at padding.
+public func languageModelLoss(_ logits: Variable, tokens: [Int], counted: [Bool]?, batch B: Int, seqLen T: Int) -> Variable {
+    precondition(tokens.count == B * T && (counted?.count ?? B * T) == B * T,
+                 "languageModelLoss: \(tokens.count) tokens for B·T = \(B * T)")
+    let ignored = -1
+    let labels = (0..<(B * T)).map { i in
+        let t = i % T
+        guard t + 1 < T, counted?[i + 1] ?? true else { return ignored }
+        return tokens[i + 1]
+    }
+    return crossEntropy(logits, labels: labels, ignoreIndex: ignored)
+}

@@ -94,7 +94,7 @@ func parseOptions(_ args: [String]) -> Options {
                 fail("--models: unknown model '\(m)' (known: \(ModelSpec.all.map(\.name).joined(separator: ", ")))")
             }
         case "--workloads":
-            let known = o.workloads + ["gemm_train_b\(o.batch)"]
+            let known = o.workloads + ["gemm_train_b\(o.batch)"] + llamaWorkloads
                 + KernelFamily.allCases.filter(\.usesPackedGEMM).flatMap { ["gemm_\($0.rawValue)", "peak_\($0.rawValue)"] }
             o.workloads = value(a).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             for w in o.workloads where !known.contains(w) {
@@ -432,7 +432,10 @@ FileHandle.standardError.write(("[cofi-bench] \(Parallel.workers) worker threads
     + "warm-up \(options.warmup), repeats \(options.repeats.map(String.init) ?? "auto (budget \(options.budget) s)")\n")
     .data(using: .utf8)!)
 var all: [Result] = []
-for name in options.models { all += runModel(ModelSpec.named(name)!, options) }
+if options.workloads.contains(where: { !llamaWorkloads.contains($0) }) {
+    for name in options.models { all += runModel(ModelSpec.named(name)!, options) }
+}
+if options.workloads.contains(where: llamaWorkloads.contains) { all += runLlama(options) }
 
 print(header)
 for r in all { print(row(r)) }
