@@ -141,7 +141,11 @@ final class PruneCLITests: XCTestCase {
         XCTAssertTrue(card.contains(" prune --teacher \(url("teacher").path) --student "), card)
         XCTAssertTrue(card.contains("cannot load this directory"), card)
         XCTAssertTrue(card.contains("cofi eval --model \(out.path)/final --dev \(url("dev.csv").path) --max-length 12   # the dev metric"), card)
-        XCTAssertFalse(card.contains("latency"), "a run without a profile measures no latency: \(card)")
+        // Every run measures the delivered model's and the teacher's latency (B = 1, T = 128 capped at the positions).
+        let measured = try XCTUnwrap(summary["measuredLatencyMs"] as? Double), teacherMs = try XCTUnwrap(summary["measuredTeacherLatencyMs"] as? Double)
+        XCTAssertNotNil(card.range(of: #"\| measured latency \(B = 1, T = \d+, \d+ threads?, [^)]+\) \| "#
+                                   + String(format: "%.3f", measured) + " ms \\|", options: .regularExpression), card)
+        XCTAssertTrue(card.contains("| the teacher's, measured alike | \(String(format: "%.3f", teacherMs)) ms |"), card)
         XCTAssertFalse(card.contains("**Warning:**"), card)
         // The final model evaluates with cofi eval, as its card says, to the metric the card has.
         let evalLine = try XCTUnwrap(card.components(separatedBy: "\n").first { $0.hasPrefix("cofi eval ") })
