@@ -212,7 +212,7 @@ public struct ModelCard {
             rows.append("| measured latency (\(conditions)) | \(f(ms, 3)) ms |")
             if let t = teacherLatencyMs, t.isFinite { rows.append("| the teacher's, measured alike | \(f(t, 3)) ms |") }
         }
-        return ["## Results", "", "| | |", "| --- | ---: |"] + rows + [""]
+        return ["## Results", "", "| measure | value |", "| --- | ---: |"] + rows + [""]
     }
 
     func provenance() -> [String] {
