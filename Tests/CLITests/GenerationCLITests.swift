@@ -53,6 +53,16 @@ final class GenerationCLITests: XCTestCase {
         XCTAssertTrue(last.contains("\"tokens\":\(expected.tokens),"), out)
         XCTAssertTrue(last.contains("\"windows\":\(expected.windows),"), out)
         XCTAssertEqual(out.split(separator: "\n").count, expected.windows + 1)
+        // convert: HF directory → GGUF → HF directory, the same tensors.
+        let gguf = dir.appendingPathComponent("tiny.gguf"), back = dir.appendingPathComponent("back")
+        for args in [["convert", "--model", model.path, "--gguf", gguf.path], ["convert", "--model", gguf.path, "--out", back.path]] {
+            let (s, _, e) = try runCofi(args)
+            XCTAssertEqual(s, 0, e)
+        }
+        let reread = try LanguageModel.open(back)
+        for ((name, a), (_, b)) in zip(lm.model.namedParameters, reread.model.namedParameters) {
+            XCTAssertEqual(a.value.scalars, b.value.scalars, name)
+        }
         // convert names a missing input.
         let (s2, _, e2) = try runCofi(["convert", "--model", dir.appendingPathComponent("missing.gguf").path, "--out",
                                        dir.appendingPathComponent("hf").path])

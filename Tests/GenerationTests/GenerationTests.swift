@@ -1,5 +1,6 @@
 import Foundation
 import Formats
+import GGUF
 import Llama
 import Tasks
 import Tensor
@@ -41,6 +42,55 @@ final class GenerationTests: XCTestCase {
             XCTAssertEqual(back.tokenizer.eosTokenID, 2)
             let text = "<|im_start|>user\nthe tin café<|im_end|>\n"
             XCTAssertEqual(back.tokenizer.encodeIDs(text), lm.tokenizer.encodeIDs(text))
+        }
+    }
+
+    func assertSameModel(_ a: LanguageModel, _ b: LanguageModel, file: StaticString = #filePath, line: UInt = #line) {
+        var ca = a.config, cb = b.config
+        // GGUF stores ε as float32.
+        XCTAssertEqual(ca.rmsNormEps, cb.rmsNormEps, accuracy: 1e-12, file: file, line: line)
+        ca.rmsNormEps = 0
+        cb.rmsNormEps = 0
+        XCTAssertEqual(ca, cb, file: file, line: line)
+        XCTAssertEqual(a.model.namedParameters.map(\.0), b.model.namedParameters.map(\.0), file: file, line: line)
+        for ((name, x), (_, y)) in zip(a.model.namedParameters, b.model.namedParameters) {
+            XCTAssertEqual(x.value.shape, y.value.shape, name, file: file, line: line)
+            XCTAssertEqual(x.value.scalars, y.value.scalars, name, file: file, line: line)
+        }
+        XCTAssertEqual(a.tokenizer.tokens, b.tokenizer.tokens, file: file, line: line)
+        XCTAssertEqual(a.tokenizer.addedTokens, b.tokenizer.addedTokens, file: file, line: line)
+        XCTAssertEqual(a.tokenizer.mergeList.map { $0.0 + " " + $0.1 }, b.tokenizer.mergeList.map { $0.0 + " " + $0.1 }, file: file, line: line)
+        XCTAssertEqual(a.tokenizer.chatTemplate, b.tokenizer.chatTemplate, file: file, line: line)
+        XCTAssertEqual(a.tokenizer.eosTokenID, b.tokenizer.eosTokenID, file: file, line: line)
+    }
+
+    func testGGUFRoundTripsThroughBothFormats() throws {
+        for tied in [true, false] {
+            let lm = try TinyLanguageModel.make(tied: tied)
+            let dir = try temporaryDirectory()
+            let gguf = dir.appendingPathComponent("tiny.gguf")
+            try lm.saveGGUF(to: gguf)
+            let fromGGUF = try LanguageModel.open(gguf)
+            assertSameModel(lm, fromGGUF)
+            XCTAssertEqual(fromGGUF.config.tieWordEmbeddings, tied)
+            // GGUF → HF directory → GGUF → model: the same tensors again, and the same logits.
+            try fromGGUF.saveHuggingFace(to: dir.appendingPathComponent("hf"))
+            let hf = try LanguageModel.open(dir.appendingPathComponent("hf"))
+            assertSameModel(fromGGUF, hf)
+            try hf.saveGGUF(to: dir.appendingPathComponent("again.gguf"))
+            assertSameModel(fromGGUF, try LanguageModel.open(dir.appendingPathComponent("again.gguf")))
+            let ids = lm.tokenizer.encodeIDs("the tin")
+            XCTAssertEqual(try lm.promptLogits(ids), try hf.promptLogits(ids))
+        }
+    }
+
+    func testGGUFOfAnotherArchitectureIsRefusedByName() throws {
+        let url = try temporaryDirectory().appendingPathComponent("gpt2.gguf")
+        try GGUFWriter.write(metadata: [("general.architecture", .string("gpt2")),
+                                        ("tokenizer.ggml.tokens", .array(.string, [.string("a")]))],
+                             tensors: [("token_embd.weight", Tensor(shape: [1, 4], scalars: [1, 2, 3, 4]))], to: url)
+        XCTAssertThrowsError(try LanguageModel.open(url)) {
+            XCTAssertTrue("\($0)".contains("general.architecture is 'gpt2'"), "\($0)")
         }
     }
 
