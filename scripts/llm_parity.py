@@ -7,7 +7,8 @@ Prints, for the model in --gguf:
   (c) perplexity on --text with the same window/stride (HF's sliding-window recipe), and the relative difference;
   (d) speed at batch 1 with 2 threads each: a 128-token prompt (tokens/s) and generation (tokens/s), cofi and
       PyTorch eager interleaved (cofi, torch, cofi, torch, ...), with the load average.
-Run from the repository root after `swift build -c release --product cofi`:
+transformers loads GGUF files only with `accelerate` installed (e.g. `pip install --target DIR accelerate psutil
+pyyaml`, then PYTHONPATH=DIR). Run from the repository root after `swift build -c release --product cofi`:
   /work/main/.venv-peer/bin/python scripts/llm_parity.py --gguf .assets/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf --text FILE
 """
 import argparse
