@@ -6,7 +6,8 @@
 // BERT → Tasks → Runtime (inference, model directories, benchmarks) → Serving (HTTP), BERT → ONNXExport (ONNX
 // graphs, with SwiftProtobuf), and Tasks → Training → CoFi; Formats → Charts (SVG figures) → Runtime, CoFi;
 // Tensor → GGUF (llama.cpp's model files) → Tasks, cofi; Tensor → Llama (decoder LMs, beside BERT) → cofi-bench;
-// all → cofi (CLI), cofi-bench. TestSupport (tests only) → Tensor. With the MPI trait only: CMPI (Open MPI's C API)
+// Llama, GGUF, Tasks → Generation (decoder LMs opened from GGUF or HF, converted, perplexity, text generation) → cofi;
+// all → cofi (CLI), cofi-bench. TestSupport (tests only) → Tensor, Generation. With the MPI trait only: CMPI (Open MPI's C API)
 // → Cluster (the MPI process group) → cofi.
 import PackageDescription
 
@@ -53,6 +54,7 @@ let package = Package(
         .library(name: "BERT", targets: ["BERT"]),
         .library(name: "GGUF", targets: ["GGUF"]),
         .library(name: "Llama", targets: ["Llama"]),
+        .library(name: "Generation", targets: ["Generation"]),
         .library(name: "Tasks", targets: ["Tasks"]),
         .library(name: "Runtime", targets: ["Runtime"]),
         .library(name: "Training", targets: ["Training"]),
@@ -104,6 +106,9 @@ let package = Package(
         .target(name: "Tasks", dependencies: ["BERT", "GGUF", "Tensor", "Formats", .product(name: "Crypto", package: "swift-crypto"),
                                              .product(name: "ZIPFoundation", package: "ZIPFoundation")],
                 exclude: ["README.md"]),
+        // Decoder language models as a whole: a GGUF file or a HF directory opened into model + tokenizer, conversion
+        // between the two, perplexity over sliding windows, streaming generation, the ChatML chat template.
+        .target(name: "Generation", dependencies: ["Llama", "GGUF", "Tasks", "Tensor", "Formats"], exclude: ["README.md"]),
         .target(name: "Runtime", dependencies: ["Tasks", "BERT", "Tensor", "PackedGEMM", "Platform", "Formats", "Charts"], exclude: ["README.md"],
                 swiftSettings: simdFlags),
         .target(name: "Serving", dependencies: ["Runtime", "Formats", .product(name: "Hummingbird", package: "hummingbird"),
@@ -128,7 +133,7 @@ let package = Package(
                 swiftSettings: simdFlags),
         .executableTarget(
             name: "cofi",
-            dependencies: ["Formats", "Charts", "Platform", "Tensor", "GGUF", "BERT", "Tasks", "Runtime", "Serving", "Training", "CoFi", "ONNXExport",
+            dependencies: ["Formats", "Charts", "Platform", "Tensor", "GGUF", "Llama", "Generation", "BERT", "Tasks", "Runtime", "Serving", "Training", "CoFi", "ONNXExport",
                            .target(name: "Cluster", condition: .when(traits: ["MPI"])),
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")],
@@ -136,7 +141,7 @@ let package = Package(
         .executableTarget(name: "cofi-bench", dependencies: ["BERT", "Llama", "Tensor", "Runtime", "PackedGEMM", "Platform", "Formats"],
                           exclude: ["README.md"], swiftSettings: simdFlags),
         // Helpers only tests use (the finite-difference gradient check); a plain target, not a product.
-        .target(name: "TestSupport", dependencies: ["Tensor"], path: "Tests/TestSupport", exclude: ["README.md"]),
+        .target(name: "TestSupport", dependencies: ["Tensor", "Llama", "Tasks", "Generation"], path: "Tests/TestSupport", exclude: ["README.md"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
         .testTarget(name: "ChartsTests", dependencies: ["Charts"]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "PackedGEMM", "Platform", "Formats", "TestSupport"]),
@@ -144,6 +149,7 @@ let package = Package(
         .testTarget(name: "BERTTests", dependencies: ["BERT", "Tensor", "Formats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LlamaTests", dependencies: ["Llama", "Tensor", "Formats", "TestSupport"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "GenerationTests", dependencies: ["Generation", "Llama", "GGUF", "Tasks", "Tensor", "Formats", "TestSupport"]),
         .testTarget(name: "TasksTests", dependencies: ["Tasks", "GGUF", "BERT", "Tensor", "Formats", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Tasks", "BERT", "Tensor", "PackedGEMM", "Platform", "Formats", "Charts"]),
@@ -155,7 +161,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "ONNXExportTests", dependencies: ["ONNXExport", "Runtime", "BERT", "Tensor",
                                                            .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
-        .testTarget(name: "CLITests", dependencies: ["cofi", "Runtime", "Training", "Tasks", "BERT", "Tensor"]),
+        .testTarget(name: "CLITests", dependencies: ["cofi", "Generation", "Llama", "TestSupport", "Runtime", "Training", "Tasks", "BERT", "Tensor"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -50,6 +50,22 @@ public enum LlamaKeys {
         return "model.layers.\(l)." + rest
     }
 
+    /// The GGUF name of a Hugging Face tensor name (the inverse of `huggingFaceName(gguf:)`), or nil for a name
+    /// LLaMA does not use.
+    public static func ggufName(huggingFace name: String) -> String? {
+        if let global = ggufGlobal.first(where: { $0.value == name }) { return global.key }
+        let prefix = "model.layers."
+        guard name.hasPrefix(prefix) else { return nil }
+        let parts = name.dropFirst(prefix.count).split(separator: ".", maxSplits: 1)
+        guard parts.count == 2, let l = Int(parts[0]), l >= 0,
+              let rest = ggufLayer.first(where: { $0.value == String(parts[1]) }) else { return nil }
+        return "blk.\(l).\(rest.key)"
+    }
+
+    /// llama.cpp's permutation of a Q or K weight [H·Dh, in] (the inverse of `unpermuteRotary`): GGUF row 2i + s
+    /// of a head = Hugging Face row s·Dh/2 + i.
+    public static func permuteRotary(_ w: Tensor, heads: Int) -> Tensor { moveRotaryRows(w, heads: heads, toGGUF: true) }
+
     /// Hugging Face's rows of a Q or K projection weight [H·Dh, in] that llama.cpp's converter permuted.
     ///
     /// The facts (convert_hf_to_gguf.py, `LlamaModel.permute`, applied to `q_proj` with H = the query heads and to
@@ -57,15 +73,19 @@ public enum LlamaKeys {
     /// so GGUF row 2i + s of a head is Hugging Face row s·Dh/2 + i (s ∈ {0, 1}, i < Dh/2). That turns HF's
     /// "rotate half" pairs (i, i + Dh/2) into the adjacent pairs (2i, 2i + 1) llama.cpp's rotary kernel rotates.
     /// This function undoes it: Hugging Face row s·Dh/2 + i = GGUF row 2i + s. The other tensors are not permuted.
-    public static func unpermuteRotary(_ w: Tensor, heads: Int) -> Tensor {
+    public static func unpermuteRotary(_ w: Tensor, heads: Int) -> Tensor { moveRotaryRows(w, heads: heads, toGGUF: false) }
+
+    /// Moves each head's rows between the two layouts: Hugging Face row s·Dh/2 + i ⇄ GGUF row 2i + s.
+    private static func moveRotaryRows(_ w: Tensor, heads: Int, toGGUF: Bool) -> Tensor {
         precondition(w.rank == 2 && heads > 0 && w.shape[0] % (2 * heads) == 0,
-                     "unpermuteRotary: \(w.shape) is not \(heads) heads of an even width")
+                     "\(toGGUF ? "permuteRotary" : "unpermuteRotary"): \(w.shape) is not \(heads) heads of an even width")
         let rows = w.shape[0], cols = w.shape[1], Dh = rows / heads, half = Dh / 2
         return Tensor(shape: w.shape) { out in
             w.withPointer { src in
                 for h in 0..<heads { for s in 0..<2 { for i in 0..<half {
                     let hf = h * Dh + s * half + i, gguf = h * Dh + 2 * i + s
-                    (out.baseAddress! + hf * cols).update(from: src + gguf * cols, count: cols)
+                    let (to, from) = toGGUF ? (gguf, hf) : (hf, gguf)
+                    (out.baseAddress! + to * cols).update(from: src + from * cols, count: cols)
                 } } }
             }
         }

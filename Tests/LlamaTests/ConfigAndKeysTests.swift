@@ -102,6 +102,10 @@ final class LlamaKeysTests: XCTestCase {
         XCTAssertNil(LlamaKeys.huggingFaceName(gguf: "rope_freqs.weight"))
         XCTAssertNil(LlamaKeys.huggingFaceName(gguf: "blk.x.attn_q.weight"))
         XCTAssertNil(LlamaKeys.huggingFaceName(gguf: "blk.1.attn_qkv.weight"))
+        for name in ["token_embd.weight", "output_norm.weight", "output.weight", "blk.12.attn_q.weight", "blk.3.ffn_down.weight"] {
+            XCTAssertEqual(LlamaKeys.ggufName(huggingFace: LlamaKeys.huggingFaceName(gguf: name)!), name)
+        }
+        XCTAssertNil(LlamaKeys.ggufName(huggingFace: "model.layers.1.self_attn.rotary_emb.inv_freq"))
     }
 
     /// llama.cpp's permutation, written here from its definition (reshape(H, 2, Dh/2, in).swapaxes(1, 2)), then
@@ -116,6 +120,7 @@ final class LlamaKeysTests: XCTestCase {
             gguf.scalars[((h * Dh) + i * 2 + s) * cols + c] = hf.scalars[((h * Dh) + s * Dh / 2 + i) * cols + c]
         } } } }
         XCTAssertEqual(LlamaKeys.unpermuteRotary(gguf, heads: heads), hf)
+        XCTAssertEqual(LlamaKeys.permuteRotary(hf, heads: heads), gguf)
         // The permuted rows pair adjacent dims: GGUF rows 0 and 1 are HF rows 0 and Dh/2 (a rotary pair).
         XCTAssertEqual(Array(gguf.scalars[cols..<(2 * cols)]), Array(hf.scalars[(Dh / 2 * cols)..<(Dh / 2 * cols + cols)]))
     }

@@ -118,6 +118,14 @@ public struct ByteLevelBPETokenizer: Sendable {
     /// The id of a token (in the byte-level alphabet), if the vocabulary has it.
     public func id(of token: String) -> Int? { vocabulary[token] }
 
+    /// The merges in rank order, each pair once (the first rank of a repeated pair, the one that applies): what a
+    /// writer of `tokenizer.json` or GGUF metadata needs to rebuild this tokenizer.
+    public var mergeList: [(String, String)] {
+        merges.sorted { $0.value.rank < $1.value.rank }.map { (key, _) in
+            (tokens[Int(key >> 32)], tokens[Int(key & 0xFFFF_FFFF)])
+        }
+    }
+
     /// The tokens of `text` with their offsets in Unicode scalars (the BOS token first, offsets 0..<0, when
     /// `addsBOS`).
     public func encode(_ text: String) -> [Token] {
