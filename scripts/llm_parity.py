@@ -62,7 +62,7 @@ def part_logits(args, tok, model):
             theirs = model(torch.tensor([ids])).logits[0].numpy()
         same_ids = ids == info["prompt_ids"]
         diff = float(np.abs(ours - theirs).max()) if same_ids else float("nan")
-        worst = max(worst, diff)
+        worst = float(np.max([worst, diff]))  # np.max keeps a NaN; the built-in max may drop it
         g = json.loads(cofi(args, "generate", "--model", args.gguf, "--prompt", p, "--max-tokens", "64", "--json"))
         with torch.no_grad():
             out = model.generate(torch.tensor([ids]), max_new_tokens=64, do_sample=False, attention_mask=torch.ones(1, len(ids), dtype=torch.long))

@@ -67,13 +67,11 @@ public enum ONNXExporter {
         // attention layer only that row is computed (none at all: right after the embeddings).
         let pooled = model.task?.usesPooler ?? false
         let lastAttention = model.layers.lastIndex { $0.attention != nil }
-        var cut = false
         func cutToFirstRow(_ x: String) -> String {
             g.node("Slice", [x, g.int64s([0]), g.int64s([1]), g.int64s([1])])
         }
         if pooled && lastAttention == nil {
             x = cutToFirstRow(x)
-            cut = true
         }
 
         let headDim = model.shape.headDim
@@ -97,7 +95,6 @@ public enum ONNXExporter {
                 let out = g.linear(merged, att.output, prefix: p + "attention.output.dense")
                 x = g.layerNorm(g.node("Add", [out, queries]), att.layerNorm, prefix: p + "attention.output.LayerNorm",
                                 eps: config.layerNormEps)
-                if pooled && l == lastAttention { cut = true }
             }
             if let ffn = layer.feedForward {
                 let h = g.linear(x, ffn.intermediate, prefix: p + "intermediate.dense")
@@ -124,7 +121,6 @@ public enum ONNXExporter {
             guard let pooler = model.pooler, let head = model.head else {
                 throw ExportError("a \(task) head without its pooler or classifier weights")
             }
-            precondition(cut, "a sequence-level head reads the [CLS] row")
             let first = g.node("Squeeze", [x, g.int64s([1])])
             let pooledOut = g.node("Tanh", [g.linear(first, pooler, prefix: "pooler.dense")])
             g.rename(g.linear(pooledOut, head, prefix: "classifier"), to: "logits")

@@ -211,7 +211,7 @@ final class ONNXExportTests: XCTestCase {
                             if let real, !real(j / width) { continue }  // padding rows: not an output anyone reads
                             let diff = abs(Double(e) - values[j])
                             XCTAssertTrue(diff.isFinite && e.isFinite, "\(what): \(name)[\(j)] = \(values[j]), expected \(e)")
-                            worst = max(worst, diff / max(1, abs(Double(e))))
+                            worst = maxError([worst, diff / max(1, abs(Double(e)))])  // NaN-aware, unlike Swift.max
                             XCTAssertLessThanOrEqual(diff, 1e-4 * max(1, abs(Double(e))), "\(what): \(name)[\(j)] batch \(b)")
                         }
                     }
