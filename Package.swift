@@ -101,7 +101,7 @@ let package = Package(
         .target(name: "BERT", dependencies: ["Tensor", "Formats"], exclude: ["README.md"], swiftSettings: simdFlags),
         // LLaMA-family decoder LMs: config, shapes, the training-path model and the KV-cache generator. Beside BERT,
         // not on it: the two model families share only the tensor engine.
-        .target(name: "Llama", dependencies: ["Tensor", "Formats"], exclude: ["README.md"], swiftSettings: simdFlags),
+        .target(name: "Llama", dependencies: ["Tensor", "PackedGEMM", "Formats"], exclude: ["README.md"], swiftSettings: simdFlags),
         .target(name: "GGUF", dependencies: ["Tensor", "Formats"], exclude: ["README.md"]),
         .target(name: "Tasks", dependencies: ["BERT", "GGUF", "Tensor", "Formats", .product(name: "Crypto", package: "swift-crypto"),
                                              .product(name: "ZIPFoundation", package: "ZIPFoundation")],

@@ -6,12 +6,14 @@ Prints, for the model in --gguf:
   (b) greedy generation of 64 tokens of each prompt: identical or not;
   (c) perplexity on --text with the same window/stride (HF's sliding-window recipe), and the relative difference;
   (d) speed at batch 1 with 2 threads each: a 128-token prompt (tokens/s) and generation (tokens/s), cofi and
-      PyTorch eager interleaved (cofi, torch, cofi, torch, ...), with the load average.
+      PyTorch eager interleaved (cofi, torch, cofi, torch, ...), with the load average; with --llama-cpp PYTHON,
+      llama.cpp too (scripts/llamacpp_speed.py under that interpreter, on the file's own quantised weights).
 transformers loads GGUF files only with `accelerate` installed (e.g. `pip install --target DIR accelerate psutil
 pyyaml`, then PYTHONPATH=DIR). Run from the repository root after `swift build -c release --product cofi`:
   /work/main/.venv-peer/bin/python scripts/llm_parity.py --gguf .assets/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf --text FILE
 """
 import argparse
+import copy
 import glob
 import html.parser
 import json
@@ -52,7 +54,9 @@ def load(args):
 
 def part_logits(args, tok, model):
     print("(a) logits of every prompt position, max |cofi - transformers|; (b) greedy 64 tokens identical")
+    print("    and, as the yardstick of float32 rounding, each side's distance from transformers in float64")
     worst = 0.0
+    model64 = copy.deepcopy(model).double()
     for p in PROMPTS:
         with tempfile.NamedTemporaryFile(suffix=".bin") as f:
             info = json.loads(cofi(args, "generate", "--model", args.gguf, "--prompt", p, "--dump-logits", f.name))
@@ -60,8 +64,11 @@ def part_logits(args, tok, model):
         ids = tok(p, add_special_tokens=False)["input_ids"]
         with torch.no_grad():
             theirs = model(torch.tensor([ids])).logits[0].numpy()
+            exact = model64(torch.tensor([ids])).logits[0].numpy()
         same_ids = ids == info["prompt_ids"]
         diff = float(np.abs(ours - theirs).max()) if same_ids else float("nan")
+        ours64 = float(np.abs(ours - exact).max()) if same_ids else float("nan")
+        theirs64 = float(np.abs(theirs - exact).max())
         worst = float(np.max([worst, diff]))  # np.max keeps a NaN; the built-in max may drop it
         g = json.loads(cofi(args, "generate", "--model", args.gguf, "--prompt", p, "--max-tokens", "64", "--json"))
         with torch.no_grad():
@@ -71,7 +78,7 @@ def part_logits(args, tok, model):
         eos = set(eos if isinstance(eos, list) else [eos])
         hf_new = [t for t in hf_new if t not in eos]
         print(f"  {json.dumps(p)[:48]:50s} tokens {len(ids):3d} ids equal {same_ids}  max|diff| {diff:.3e}  "
-              f"(logit scale {np.abs(theirs).max():.1f})  greedy {len(g['generated_ids'])}/{len(hf_new)} tokens identical: {g['generated_ids'] == hf_new}")
+              f"(logit scale {np.abs(theirs).max():.1f})  vs float64: cofi {ours64:.2e}, transformers {theirs64:.2e}  greedy {len(g['generated_ids'])}/{len(hf_new)} tokens identical: {g['generated_ids'] == hf_new}")
     print(f"  worst max|diff| {worst:.3e}")
 
 
@@ -131,14 +138,25 @@ def part_speed(args, tok, model):
                 past, nxt = out.past_key_values, out.logits[0, -1].argmax().view(1, 1)
             t_decode = time.perf_counter() - t0
         rows.append(("torch", len(ids), len(ids) / t_prefill, 63 / t_decode))
+        if args.llama_cpp:
+            out = subprocess.run([args.llama_cpp, os.path.join(os.path.dirname(__file__), "llamacpp_speed.py"),
+                                  "--gguf", args.gguf, "--ids", ",".join(map(str, ids)), "--threads",
+                                  str(args.threads), "--new-tokens", "63"], check=True, capture_output=True, text=True)
+            lc = json.loads(out.stdout.strip().splitlines()[-1])
+            rows.append(("llama.cpp", lc["prompt_tokens"], lc["prompt_tokens_per_s"], lc["generation_tokens_per_s"]))
     print(f"(d) speed, batch 1, {args.threads} threads each, load average {os.getloadavg()}")
-    for name in ("cofi", "torch"):
+    for name in ("cofi", "torch", "llama.cpp"):
         mine = [r for r in rows if r[0] == name]
+        if not mine:
+            continue
         pp, gen = [r[2] for r in mine], [r[3] for r in mine]
-        print(f"  {name:5s} prompt {mine[0][1]} tokens: {' '.join(f'{v:.0f}' for v in pp)} tokens/s (best {max(pp):.0f}); "
+        print(f"  {name:9s} prompt {mine[0][1]} tokens: {' '.join(f'{v:.0f}' for v in pp)} tokens/s (best {max(pp):.0f}); "
               f"generation: {' '.join(f'{v:.1f}' for v in gen)} tokens/s (best {max(gen):.1f})")
     best = lambda name, i: max(r[i] for r in rows if r[0] == name)
     print(f"  cofi / torch (best of each): prompt {best('cofi', 2) / best('torch', 2):.2f}x, generation {best('cofi', 3) / best('torch', 3):.2f}x")
+    if args.llama_cpp:
+        print(f"  cofi / llama.cpp (best of each; llama.cpp on the file's quantised weights): prompt "
+              f"{best('cofi', 2) / best('llama.cpp', 2):.2f}x, generation {best('cofi', 3) / best('llama.cpp', 3):.2f}x")
 
 
 class _BodyText(html.parser.HTMLParser):
@@ -194,6 +212,7 @@ def main():
     ap.add_argument("--ppl-tokens", type=int, default=20000)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--parts", default="logits,perplexity,speed")
+    ap.add_argument("--llama-cpp", help="a Python interpreter with llama-cpp-python: adds llama.cpp to the speed part")
     args = ap.parse_args()
     if args.html:
         html_to_text(sorted(args.html), args.text)

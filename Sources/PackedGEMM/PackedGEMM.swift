@@ -98,10 +98,11 @@ public enum PackedGEMM {
     }
 
     /// C[r, panelColumn[p] + j] = Σ_kk A[r, kk] · W[panelColumn[p] + j, kk] (+ bias[panelColumn[p] + j]) for rows
-    /// r < m and the outputs j of every panel p in `panels`. A is [m, k] with leading dimension `lda`; C has
-    /// leading dimension `ldc`; `bias` is indexed by output column.
+    /// r < m and the outputs j of every panel p in `panels` (added to C when `accumulate`). A is [m, k] with
+    /// leading dimension `lda`; C has leading dimension `ldc`; `bias` is indexed by output column.
     public static func multiply(_ a: UnsafePointer<Float>, lda: Int, m: Int, by w: PackedMatrix, panels: Range<Int>,
-                                bias: UnsafePointer<Float>?, into c: UnsafeMutablePointer<Float>, ldc: Int) {
+                                bias: UnsafePointer<Float>?, accumulate: Bool = false,
+                                into c: UnsafeMutablePointer<Float>, ldc: Int) {
         let P = PackedMatrix.panelWidth
         // Runs of panels whose outputs are contiguous (a segment's panels), each as one product.
         var p = panels.lowerBound
@@ -113,7 +114,7 @@ public enum PackedGEMM {
             let column = w.panelColumn[p]
             let n = w.panelColumn[end - 1] + w.panelOutputs[end - 1] - column
             multiply(a, lda: lda, m: m, panels: w.data + p * w.k * P, k: w.k, n: n, bias: bias.map { $0 + column },
-                     into: c + column, ldc: ldc)
+                     accumulate: accumulate, into: c + column, ldc: ldc)
             p = end
         }
     }

@@ -357,7 +357,7 @@ public final class InferenceEngine {
 
     /// One row-local op on `rows`.
     func apply(_ op: RowOp, rows: Range<Int>, threads t: Int) {
-        let D = shape.hiddenSize, Dh = shape.headDim, w = weights, ws = workspace
+        let D = shape.hiddenSize, w = weights, ws = workspace
         let m = rows.count, first = rows.lowerBound
         let x = ws.x + first * D
         switch op {

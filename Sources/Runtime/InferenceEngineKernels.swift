@@ -86,47 +86,6 @@ public enum EngineKernels {
         }
     }
 
-    /// Softmax of one row of `n` values in place, 8 lanes at a time throughout (max, exp, sum, scale); the
-    /// training path's `Kernels.softmaxRow` does the max, sum and scale one value at a time.
-    @inline(__always)
-    public static func softmaxRow(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
-        typealias V = FastMath.V
-        var i = 0
-        var vmax = V(repeating: -.infinity)
-        while i + 8 <= n {
-            // (The stdlib's generic pointwiseMax is not inlined here; a compare and blend is one instruction each.)
-            let v = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
-            vmax.replace(with: v, where: v .> vmax)
-            i += 8
-        }
-        var mx = vmax.max()
-        while i < n { mx = max(mx, x[i]); i += 1 }
-        let m = V(repeating: mx)
-        var vsum = V()
-        i = 0
-        while i + 8 <= n {
-            let e = FastMath.exp(UnsafeRawPointer(x + i).loadUnaligned(as: V.self) - m)
-            UnsafeMutableRawPointer(x + i).storeBytes(of: e, as: V.self)
-            vsum += e
-            i += 8
-        }
-        if i < n {
-            var v = V(repeating: -.infinity)
-            for j in 0..<(n - i) { v[j] = x[i + j] }
-            let e = FastMath.exp(v - m)  // exp(−∞) lanes are exactly 0
-            for j in 0..<(n - i) { x[i + j] = e[j] }
-            vsum += e
-        }
-        let inv = V(repeating: 1 / vsum.sum())
-        i = 0
-        while i + 8 <= n {
-            UnsafeMutableRawPointer(x + i).storeBytes(of: UnsafeRawPointer(x + i).loadUnaligned(as: V.self) * inv,
-                                                      as: V.self)
-            i += 8
-        }
-        while i < n { x[i] *= inv[0]; i += 1 }
-    }
-
     /// Scaled dot-product attention of one sequence and one head:
     /// ctx[nq, Dh] = softmax(scale · q[nq, Dh] · k[T, Dh]ᵀ) · v[T, Dh], with q, k, v, ctx strided by their leading
     /// dimensions (heads side by side). `scores` holds nq·T floats of scratch. With `packed` scratch
@@ -141,14 +100,14 @@ public enum EngineKernels {
             let keys = packed, values = packed + PackedGEMM.packedCount(n: T, k: Dh)
             PackedGEMM.packRows(k, ld: ldkv, n: T, k: Dh, scale: scale, into: keys)
             PackedGEMM.multiply(q, lda: ldq, m: nq, panels: keys, k: Dh, n: T, bias: nil, into: scores, ldc: T)
-            for i in 0..<nq { softmaxRow(scores + i * T, T) }
+            for i in 0..<nq { FastMath.softmax(scores + i * T, T) }
             PackedGEMM.packColumns(v, ld: ldkv, k: T, n: Dh, into: values)
             PackedGEMM.multiply(scores, lda: T, m: nq, panels: values, k: T, n: Dh, bias: nil, into: ctx, ldc: ldctx)
             return
         }
         BLAS.gemmSerial(transA: false, transB: true, m: nq, n: T, k: Dh, alpha: scale, a: q, lda: ldq,
                         b: k, ldb: ldkv, c: scores, ldc: T)
-        for i in 0..<nq { softmaxRow(scores + i * T, T) }
+        for i in 0..<nq { FastMath.softmax(scores + i * T, T) }
         BLAS.gemmSerial(transA: false, transB: false, m: nq, n: Dh, k: T, a: scores, lda: T, b: v, ldb: ldkv,
                         c: ctx, ldc: ldctx)
     }

@@ -55,6 +55,46 @@ public enum FastMath {
         return p / q
     }
 
+    /// Softmax of one row of `n` values in place, 8 lanes at a time throughout (max, exp, sum, scale); the
+    /// training path's `Kernels.softmaxRow` does the max, sum and scale one value at a time.
+    @inline(__always)
+    public static func softmax(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
+        var i = 0
+        var vmax = V(repeating: -.infinity)
+        while i + 8 <= n {
+            // (The stdlib's generic pointwiseMax is not inlined here; a compare and blend is one instruction each.)
+            let v = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
+            vmax.replace(with: v, where: v .> vmax)
+            i += 8
+        }
+        var mx = vmax.max()
+        while i < n { mx = max(mx, x[i]); i += 1 }
+        let m = V(repeating: mx)
+        var vsum = V()
+        i = 0
+        while i + 8 <= n {
+            let e = exp(UnsafeRawPointer(x + i).loadUnaligned(as: V.self) - m)
+            UnsafeMutableRawPointer(x + i).storeBytes(of: e, as: V.self)
+            vsum += e
+            i += 8
+        }
+        if i < n {
+            var v = V(repeating: -.infinity)
+            for j in 0..<(n - i) { v[j] = x[i + j] }
+            let e = exp(v - m)  // exp(−∞) lanes are exactly 0
+            for j in 0..<(n - i) { x[i + j] = e[j] }
+            vsum += e
+        }
+        let inv = V(repeating: 1 / vsum.sum())
+        i = 0
+        while i + 8 <= n {
+            UnsafeMutableRawPointer(x + i).storeBytes(of: UnsafeRawPointer(x + i).loadUnaligned(as: V.self) * inv,
+                                                      as: V.self)
+            i += 8
+        }
+        while i < n { x[i] *= inv[0]; i += 1 }
+    }
+
     /// Applies `f` to `count` floats from `src` into `dst` (which may alias `src`), 8 lanes at a time; the tail
     /// goes through a zero-padded vector so every element takes the same code path.
     @inline(__always)

@@ -50,11 +50,29 @@ final class LlamaDecoderTests: XCTestCase {
         }
     }
 
+    /// Passes longer than one attention block (32 rows): a 48-row pass (blocks of 32 and 16 rows, each reading the
+    /// keys up to its own last row), then a 40-row pass at position 48 (keys of both passes), then decode steps;
+    /// every logit against the full forward.
+    func testLongPassesAcrossAttentionBlocks() {
+        var config = Self.config
+        config.maxPositionEmbeddings = 128
+        let model = LlamaModel.random(config: config, shape: Self.shape, seed: 11, std: 0.3)
+        let tokens = (0..<92).map { ($0 * 13 + 5) % 50 }
+        let full = oracle(model, tokens)
+        let decoder = LlamaDecoder(model: model, chunkRows: 48)
+        var got = decoder.append(Array(tokens[0..<88]), allLogits: true)
+        for t in tokens[88...] { got += decoder.decode(t) }
+        let d = maxAbsDifference(got, full)
+        print("decoder (passes of 48 and 40 rows): max abs difference to the full forward \(d)")
+        XCTAssertTrue(d <= 1e-4, "logits differ by \(d)")
+        XCTAssertEqual(got.count, full.count)
+    }
+
     func testUntiedDenseModelAndReuseAfterReset() {
         var config = Self.config
         config.tieWordEmbeddings = false
         let model = LlamaModel.random(config: config, seed: 9, std: 0.3)
-        // 24 tokens in one pass: the products take the many-row path (`BLAS.gemm`), decode steps the few-row one.
+        // 24 tokens in one pass, then decode steps (one row each).
         let long = (0..<24).map { ($0 * 7 + 3) % 50 }
         let decoder = LlamaDecoder(model: model, maxContext: 30)
         let first = decoder.append(long, allLogits: true)

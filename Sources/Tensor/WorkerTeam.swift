@@ -2,7 +2,8 @@ import Dispatch
 import Foundation
 import Synchronization
 
-/// The engine's fork-join threads: `threads − 1` helper threads that live as long as the engine, and the calling
+/// Fork-join threads for inference engines (the encoder's `InferenceEngine`, the decoder's `LlamaDecoder`):
+/// `threads − 1` helper threads that live as long as their owner, and the calling
 /// thread, which works too. `run(chunks:)` publishes a job; every thread claims chunk indices one at a time until
 /// none is left, and `run` returns when all chunks are done.
 ///
@@ -15,9 +16,9 @@ import Synchronization
 /// The job word packs (generation, chunk count, next chunk), so a helper that wakes late can only claim chunks of
 /// the job that is running — its claim is a compare-and-swap on that word, and `run` cannot return while a claimed
 /// chunk is unfinished, so the job closure it then calls is still alive.
-final class WorkerTeam: @unchecked Sendable {
+public final class WorkerTeam: @unchecked Sendable {
     /// Threads in all, the caller included.
-    let threads: Int
+    public let threads: Int
     /// How long a helper spins for the next job before it sleeps.
     static let spinSeconds = 0.0002
 
@@ -31,7 +32,7 @@ final class WorkerTeam: @unchecked Sendable {
     private var job: ((Int) -> Void)?
     private var generation: UInt64 = 0
 
-    init(threads: Int) {
+    public init(threads: Int) {
         self.threads = max(1, threads)
         self.spins = threads <= ProcessInfo.processInfo.activeProcessorCount
         for _ in 1..<self.threads {
@@ -41,8 +42,8 @@ final class WorkerTeam: @unchecked Sendable {
         }
     }
 
-    /// Stops and joins the helpers (the engine calls it before it goes away).
-    func shutdown() {
+    /// Stops and joins the helpers (the owner calls it before it goes away).
+    public func shutdown() {
         guard threads > 1, !stopping.value.exchange(true, ordering: .sequentiallyConsistent) else { return }
         for _ in 1..<threads { wake.signal() }
         for _ in 1..<threads { exited.wait() }
@@ -53,8 +54,8 @@ final class WorkerTeam: @unchecked Sendable {
     }
 
     /// Runs `body(c)` for c in 0..<chunks across the team (chunks ≤ 65,535); returns when every call has returned.
-    /// Not re-entrant: one job at a time (the engine's lock serialises calls).
-    func run(chunks: Int, _ body: (Int) -> Void) {
+    /// Not re-entrant: one job at a time (the owner serialises calls).
+    public func run(chunks: Int, _ body: (Int) -> Void) {
         precondition(chunks <= 0xFFFF, "WorkerTeam: at most 65,535 chunks per job")
         if chunks <= 0 { return }
         if threads == 1 || chunks == 1 {

@@ -1,7 +1,6 @@
 import Foundation
-import Tensor
 import XCTest
-@testable import Runtime
+@testable import Tensor
 
 /// The engine's fork-join team: every chunk runs exactly once per job, jobs follow each other with and without
 /// the helpers asleep in between, more threads than cores (no spinning) work too, and shutdown joins the helpers.
