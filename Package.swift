@@ -109,6 +109,10 @@ let package = Package(
         // Decoder language models as a whole: a GGUF file or a HF directory opened into model + tokenizer, conversion
         // between the two, perplexity over sliding windows, streaming generation, the ChatML chat template.
         .target(name: "Generation", dependencies: ["Llama", "GGUF", "Tasks", "Tensor", "Formats"], exclude: ["README.md"]),
+        // Sheared-LLaMA: decoder masks to a target shape, the Lagrangian per family, dynamic batch loading,
+        // continued training; `cofi shear`.
+        .target(name: "Shearing", dependencies: ["Llama", "Generation", "CoFi", "Training", "Tasks", "Tensor", "Formats"],
+                exclude: ["README.md"]),
         .target(name: "Runtime", dependencies: ["Tasks", "BERT", "Tensor", "PackedGEMM", "Platform", "Formats", "Charts"], exclude: ["README.md"],
                 swiftSettings: simdFlags),
         .target(name: "Serving", dependencies: ["Runtime", "Formats", .product(name: "Hummingbird", package: "hummingbird"),
@@ -133,7 +137,7 @@ let package = Package(
                 swiftSettings: simdFlags),
         .executableTarget(
             name: "cofi",
-            dependencies: ["Formats", "Charts", "Platform", "Tensor", "GGUF", "Llama", "Generation", "BERT", "Tasks", "Runtime", "Serving", "Training", "CoFi", "ONNXExport",
+            dependencies: ["Formats", "Charts", "Platform", "Tensor", "GGUF", "Llama", "Generation", "BERT", "Tasks", "Runtime", "Serving", "Training", "CoFi", "ONNXExport", "Shearing",
                            .target(name: "Cluster", condition: .when(traits: ["MPI"])),
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")],
@@ -149,6 +153,7 @@ let package = Package(
         .testTarget(name: "BERTTests", dependencies: ["BERT", "Tensor", "Formats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LlamaTests", dependencies: ["Llama", "Tensor", "Formats", "TestSupport"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "ShearingTests", dependencies: ["Shearing", "Generation", "Llama", "CoFi", "Tasks", "Tensor", "TestSupport"]),
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "Llama", "GGUF", "Tasks", "Tensor", "Formats", "TestSupport"]),
         .testTarget(name: "TasksTests", dependencies: ["Tasks", "GGUF", "BERT", "Tensor", "Formats", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
                     resources: [.copy("Fixtures")]),

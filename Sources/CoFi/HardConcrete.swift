@@ -104,8 +104,15 @@ public enum HardConcrete {
     /// `torch.topk` leaves ties unspecified). For a single gate (the MHA and FFN layer gates) this is: 0 iff
     /// P(z = 0) > 0.5 (round(0.5) = 0 keeps the gate), else its soft value.
     public static func deterministicMask(logAlpha: Tensor, binary: Bool = false) -> Tensor {
+        deterministicMask(logAlpha: logAlpha, zeros: deterministicZeroCount(logAlpha: logAlpha.scalars), binary: binary)
+    }
+
+    /// The deterministic mask with exactly `zeros` gates at 0 (the smallest soft values, ties by index) and the others
+    /// at their soft value (or 1 when `binary`): Sheared-LLaMA's evaluation of the target model, which keeps the
+    /// target's count of each structure rather than the expected one.
+    public static func deterministicMask(logAlpha: Tensor, zeros: Int, binary: Bool = false) -> Tensor {
         let la = logAlpha.scalars
-        let zeros = deterministicZeroCount(logAlpha: la)
+        precondition(zeros >= 0 && zeros <= la.count, "deterministicMask: \(zeros) zeros for \(la.count) gates")
         var out = la.map { binary ? 1 : softValue($0) }
         guard zeros > 0 else { return Tensor(shape: logAlpha.shape, scalars: out) }
         let soft = la.map(softValue)

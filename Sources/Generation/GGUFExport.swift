@@ -23,6 +23,8 @@ extension LanguageModel {
             ("llama.rope.freq_base", .float32(Float(c.ropeTheta))),
             ("llama.attention.layer_norm_rms_epsilon", .float32(Float(c.rmsNormEps))),
             ("llama.rope.dimension_count", .uint32(UInt32(c.headDim))), ("llama.vocab_size", .uint32(UInt32(c.vocabSize))),
+            // The head width explicitly: a pruned model's hidden width need not be heads × head width.
+            ("llama.attention.key_length", .uint32(UInt32(c.headDim))), ("llama.attention.value_length", .uint32(UInt32(c.headDim))),
             ("tokenizer.ggml.model", .string("gpt2")), ("tokenizer.ggml.pre", .string("gpt2")),
             ("tokenizer.ggml.tokens", .array(.string, t.tokens.map { .string($0) })),
         ]

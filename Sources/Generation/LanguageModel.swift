@@ -98,7 +98,7 @@ public struct LanguageModel {
             vocabSize: tokens.count, hiddenSize: hidden, intermediateSize: try int("feed_forward_length"),
             numHiddenLayers: try int("block_count"), numAttentionHeads: heads,
             numKeyValueHeads: try int("attention.head_count_kv", default: heads),
-            headDim: try int("rope.dimension_count", default: heads > 0 ? hidden / heads : 0),
+            headDim: try int("attention.key_length", default: try int("rope.dimension_count", default: heads > 0 ? hidden / heads : 0)),
             rmsNormEps: try number("attention.layer_norm_rms_epsilon", default: nil),
             ropeTheta: try number("rope.freq_base", default: 10_000),
             maxPositionEmbeddings: try int("context_length", default: 2048),

@@ -112,34 +112,42 @@ public final class LlamaModel {
         return out
     }
 
-    /// Logits [B·T, V] of every position (row b·T + t scores the token after position t).
-    public func forward(_ batch: LlamaBatch) -> Variable {
+    /// Logits [B·T, V] of every position (row b·T + t scores the token after position t); with `masks`, the
+    /// masked model of Sheared-LLaMA (`LlamaMasks` says where each family acts).
+    public func forward(_ batch: LlamaBatch, masks: LlamaMasks? = nil) -> Variable {
         let B = batch.batch, T = batch.seqLen
         let eps = Float(config.rmsNormEps)
         let positions = batch.rotaryPositions, keyMask = batch.isReal
-        var x = embedding(embedTokens, ids: batch.tokenIds)
-        for layer in layers {
+        precondition(masks.map { $0.layers.count == layers.count && $0.heads.count == layers.count
+            && $0.intermediate.count == layers.count } ?? true, "LlamaModel.forward: masks for another number of layers")
+        let zHidden = masks?.hidden, kept = masks?.keptHidden
+        var x = embedding(embedTokens, ids: batch.tokenIds).masked(by: zHidden)
+        for (l, layer) in layers.enumerated() {
+            if masks?.layerIsOff(l) == true { continue }
+            let zLayer = masks?.layers[l]
             if let a = layer.attention {
-                let h = rmsNorm(x, weight: a.norm, eps: eps)
+                let h = rmsNorm(x, weight: a.norm, eps: eps, keptWidth: kept)
                 let q = rotary(linear(h, weight: a.q, bias: nil), positions: positions, table: rotaryTable)
                 let k = rotary(linear(h, weight: a.k, bias: nil), positions: positions, table: rotaryTable)
                 let v = linear(h, weight: a.v, bias: nil)
                 let ctx = causalAttention(q: q, k: k, v: v, batch: B, seqLen: T, kvHeads: a.kvWidth / config.headDim,
                                           headDim: config.headDim, keyMask: keyMask)
-                x = x + linear(ctx, weight: a.o, bias: nil)
+                x = x + linear(ctx.masked(by: masks?.heads[l]), weight: a.o, bias: nil).masked(by: zLayer).masked(by: zHidden)
             }
             if let f = layer.ffn {
-                let h = rmsNorm(x, weight: f.norm, eps: eps)
-                let inner = silu(linear(h, weight: f.gate, bias: nil)) * linear(h, weight: f.up, bias: nil)
-                x = x + linear(inner, weight: f.down, bias: nil)
+                let h = rmsNorm(x, weight: f.norm, eps: eps, keptWidth: kept)
+                let inner = (silu(linear(h, weight: f.gate, bias: nil)) * linear(h, weight: f.up, bias: nil))
+                    .masked(by: masks?.intermediate[l])
+                x = x + linear(inner, weight: f.down, bias: nil).masked(by: zLayer).masked(by: zHidden)
             }
         }
-        return linear(rmsNorm(x, weight: norm, eps: eps), weight: outputWeight, bias: nil)
+        let h = rmsNorm(x, weight: norm, eps: eps, keptWidth: kept).masked(by: zHidden)
+        return linear(h, weight: outputWeight, bias: nil)
     }
 
     /// The causal LM loss of `batch` (each real token predicted from the ones before it; `languageModelLoss`).
-    public func loss(_ batch: LlamaBatch) -> Variable {
-        languageModelLoss(forward(batch), tokens: batch.tokenIds, counted: batch.isReal, batch: batch.batch,
+    public func loss(_ batch: LlamaBatch, masks: LlamaMasks? = nil) -> Variable {
+        languageModelLoss(forward(batch, masks: masks), tokens: batch.tokenIds, counted: batch.isReal, batch: batch.batch,
                           seqLen: batch.seqLen)
     }
 }

@@ -6,16 +6,21 @@ import Foundation
 
 /// RMSNorm over the last dimension of x [N, D] with gain w [D]: y = w ⊙ x / √(mean(x²) + ε) (no mean
 /// subtraction, no bias; LLaMA's `LlamaRMSNorm`).
-public func rmsNorm(_ x: Variable, weight: Variable, eps: Float) -> Variable {
+/// `keptWidth` (a hidden-dimension mask, Sheared-LLaMA's masked RMSNorm): the mean of x² is taken over that many
+/// dims — the kept ones, where x is zero in every other dim — so the result equals the RMSNorm of the model with
+/// those dims cut away. A discrete count: no gradient flows into it.
+public func rmsNorm(_ x: Variable, weight: Variable, eps: Float, keptWidth: Int? = nil) -> Variable {
     let xv = x.value, w = weight.value
     let D = w.count
     precondition(xv.shape.last == D, "rmsNorm: width \(xv.shape.last ?? 0) but the weight has \(D)")
+    let divisor = keptWidth ?? D
+    precondition(divisor > 0 && divisor <= D, "rmsNorm: kept width \(divisor) outside 1...\(D)")
     let N = xv.count / max(D, 1)
     var rstd = [Float](repeating: 0, count: N)
     let y = Tensor(shape: xv.shape) { out in
         xv.withPointer { xp in w.withPointer { wp in rstd.withUnsafeMutableBufferPointer { rp in
             Kernels.rmsNormForward(x: xp, weight: wp, rows: N, width: D, eps: eps, y: out.baseAddress!,
-                                   rstd: rp.baseAddress!)
+                                   rstd: rp.baseAddress!, meanOver: divisor)
         } } }
     }
     let savedRstd = rstd
@@ -24,7 +29,7 @@ public func rmsNorm(_ x: Variable, weight: Variable, eps: Float) -> Variable {
         g.withPointer { gp in xv.withPointer { xp in w.withPointer { wp in savedRstd.withUnsafeBufferPointer { rp in
             dx.withMutablePointer { dxp in dw.withMutablePointer { dwp in
                 Kernels.rmsNormBackward(dy: gp, x: xp, weight: wp, rstd: rp.baseAddress!, rows: N, width: D,
-                                        dx: dxp, dweight: dwp)
+                                        dx: dxp, dweight: dwp, meanOver: divisor)
             } }
         } } } }
         x.accumulate(dx)
@@ -116,24 +121,29 @@ public struct RotaryTable: Sendable {
 }
 
 extension Kernels {
-    /// y = w ⊙ x · rstd per row, rstd = 1/√(mean(x²) + ε) (saved for the backward pass). Sums in Double.
+    /// y = w ⊙ x · rstd per row, rstd = 1/√(Σx²/M + ε) with M = `meanOver` (nil: the width D; the kept width
+    /// under a hidden-dimension mask), saved for the backward pass. Sums in Double.
     public static func rmsNormForward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, rows: Int, width D: Int,
-                                      eps: Float, y: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>) {
+                                      eps: Float, y: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>,
+                                      meanOver: Int? = nil) {
+        let M = Double(meanOver ?? D)
         for n in 0..<rows {
             let xr = x + n * D, yr = y + n * D
             var ss = 0.0
             for j in 0..<D { ss += Double(xr[j]) * Double(xr[j]) }
-            let r = Float(1 / (ss / Double(D) + Double(eps)).squareRoot())
+            let r = Float(1 / (ss / M + Double(eps)).squareRoot())
             rstd[n] = r
             for j in 0..<D { yr[j] = weight[j] * (xr[j] * r) }
         }
     }
 
-    /// Gradients of `rmsNormForward`: with x̂ = x·rstd and g = dy ⊙ w, dx = rstd · (g − x̂ · mean(g ⊙ x̂)) and
-    /// dw = Σ_rows dy ⊙ x̂ (written, not accumulated).
+    /// Gradients of `rmsNormForward`: with x̂ = x·rstd and g = dy ⊙ w, dx = rstd · (g − x̂ · Σ(g ⊙ x̂)/M) and
+    /// dw = Σ_rows dy ⊙ x̂ (written, not accumulated); M = `meanOver` as in the forward.
     public static func rmsNormBackward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                        rstd: UnsafePointer<Float>, rows: Int, width D: Int,
-                                       dx: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>) {
+                                       dx: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>,
+                                       meanOver: Int? = nil) {
+        let M = Double(meanOver ?? D)
         var dw = [Double](repeating: 0, count: D)
         for n in 0..<rows {
             let xr = x + n * D, gr = dy + n * D, dr = dx + n * D, r = rstd[n]
@@ -143,7 +153,7 @@ extension Kernels {
                 dot += Double(gr[j] * weight[j]) * Double(xhat)
                 dw[j] += Double(gr[j]) * Double(xhat)
             }
-            let m = Float(dot / Double(D))
+            let m = Float(dot / M)
             for j in 0..<D { dr[j] = r * (gr[j] * weight[j] - xr[j] * r * m) }
         }
         for j in 0..<D { dweight[j] = Float(dw[j]) }

@@ -23,7 +23,7 @@ struct Cofi: ParsableCommand {
         abstract: "CoFi structured pruning for BERT-family models, and a native runtime for the compact models.",
         version: version,
         subcommands: [Demo.self, Fetch.self, Inspect.self, Tokenize.self, Finetune.self, Eval.self, Prune.self, Report.self, Predict.self, Bench.self, Profile.self, Serve.self, Export.self,
-                      Generate.self, PerplexityCommand.self, Convert.self])
+                      Generate.self, PerplexityCommand.self, Convert.self, Shear.self])
 }
 
 /// Errors for the user: printed as-is (they already name the file, the field and what was expected).

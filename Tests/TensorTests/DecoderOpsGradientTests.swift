@@ -18,6 +18,28 @@ final class DecoderOpsGradientTests: XCTestCase {
         }
     }
 
+    /// The masked RMSNorm (a hidden-dimension mask): with x zero outside 5 of 8 dims and the mean over 5, it
+    /// equals the plain RMSNorm of the 5 kept columns; and its gradients (x and w) by finite differences.
+    func testRMSNormOverKeptWidth() {
+        let kept = [0, 2, 3, 5, 7]
+        let full = param([4, 8], seed: 41), w = param([8], seed: 42)
+        var masked = [Float](repeating: 0, count: 32)
+        for n in 0..<4 { for j in kept { masked[n * 8 + j] = full.value.scalars[n * 8 + j] } }
+        let x = Variable(Tensor(shape: [4, 8], scalars: masked), requiresGrad: true)
+        checkGradients("rmsNorm kept", inputs: [x, w], eps: 1e-3) { rmsNorm(x, weight: w, eps: 1e-5, keptWidth: 5) }
+        let y = rmsNorm(x, weight: w, eps: 1e-5, keptWidth: 5).value.scalars
+        let cut = Variable(Tensor(shape: [4, 5], scalars: (0..<4).flatMap { n in kept.map { masked[n * 8 + $0] } }))
+        let wCut = Variable(Tensor(shape: [5], scalars: kept.map { w.value.scalars[$0] }))
+        let yCut = rmsNorm(cut, weight: wCut, eps: 1e-5).value.scalars
+        for n in 0..<4 {
+            for (i, j) in kept.enumerated() { XCTAssertEqual(y[n * 8 + j], yCut[n * 5 + i], accuracy: 1e-6) }
+            for j in 0..<8 where !kept.contains(j) { XCTAssertEqual(y[n * 8 + j], 0) }
+        }
+        // Dividing by the full width instead gives another result: the comparison can fail.
+        let plain = rmsNorm(x, weight: w, eps: 1e-5).value.scalars
+        XCTAssertGreaterThan(abs(plain[0] - y[0]), 1e-3)
+    }
+
     func testSiLU() {
         let x = param([4, 9], seed: 33, std: 2)
         checkGradients("silu", inputs: [x], eps: 1e-3) { silu(x) }
