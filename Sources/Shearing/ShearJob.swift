@@ -32,7 +32,7 @@ public struct ShearSettings: Codable, Sendable {
     /// The Lagrangian targets rise from 0 over this fraction of the pruning steps (LLM-Shearing: 0.2).
     public var targetWarmup = 0.2
     public var pruneLearningRate: Float = 1e-4
-    public var maskLearningRate: Float = 0.1
+    public var maskLearningRate: Float = 1.0
     public var trainLearningRate: Float = 2e-4
     public var evalEvery = 25
     public var evalSequences = 8
@@ -41,6 +41,15 @@ public struct ShearSettings: Codable, Sendable {
     /// trains on exactly the sheared model's tokens.
     public var sameTokensAs: String?
     public var force = false
+    /// Steps between checkpoints (`ShearCheckpoint`); one is also written at the end of each stage.
+    public var checkpointEvery = 50
+    /// Continue the run in `out` from its checkpoint.
+    public var resume = false
+    /// Tests: stop (as a kill would, after that step's checkpoint) once this many steps are done in all.
+    public var stopAfterSteps: Int?
+
+    /// Pruning steps this run takes (0 for the baselines): the offset of continued training's global steps.
+    public var pruneStepsRun: Int { initialization == .sheared ? pruneSteps : 0 }
 
     public init(model: String, target: TargetShape, texts: [String], out: String) {
         self.model = model
@@ -66,6 +75,8 @@ public struct ShearReport: Codable, Sendable {
     public var stages: [Stage] = []
     public var sourceWeights: [[String: Double]] = []
     public var maskedVsCompact: Double?
+    /// The largest |logit| of that check (for the relative size of the difference).
+    public var logitScaleAtCut: Double?
     public var expectedCountsAtCut: [String: Double]?
     public var trainTokens = 0
 }
@@ -85,8 +96,9 @@ public final class ShearJob {
 
     public func run() throws -> ShearReport {
         let s = settings
-        guard s.seqLen >= 8, s.batch >= 1, s.pruneSteps >= 0, s.trainSteps >= 0, s.evalEvery >= 1, s.evalSequences >= 1 else {
-            throw ShearError("--seq-len must be ≥ 8, --batch, --eval-every and --eval-sequences ≥ 1, the step counts ≥ 0")
+        guard s.seqLen >= 8, s.batch >= 1, s.pruneSteps >= 0, s.trainSteps >= 0, s.evalEvery >= 1, s.evalSequences >= 1,
+              s.checkpointEvery >= 1 else {
+            throw ShearError("--seq-len must be ≥ 8, --batch, --eval-every, --eval-sequences and --checkpoint-every ≥ 1, the step counts ≥ 0")
         }
         guard (0...1).contains(s.targetWarmup) else { throw ShearError("--target-warmup must be in [0, 1] (found \(s.targetWarmup))") }
         guard !s.texts.isEmpty else { throw ShearError("--text: give at least one text file (one data source each)") }
@@ -103,60 +115,104 @@ public final class ShearJob {
         var replay: [[(Int, Int)]]? = nil
         if let dir = s.sameTokensAs { replay = try Self.readOrder(URL(fileURLWithPath: dir).appendingPathComponent("train-order.jsonl"), sources: sources) }
         let out = URL(fileURLWithPath: s.out)
-        try prepare(out)
-        let metrics = try MetricsLog(url: out.appendingPathComponent("metrics.jsonl"), keepingStepsUpTo: nil)
-        metrics.append([("event", "start"), ("target", s.target.text), ("init", s.initialization.rawValue)])
+        let saved = s.resume ? try ShearCheckpoint.load(out, settings: s) : nil
+        if saved == nil { try prepare(out) }
+        let resumeGlobal = saved.map { $0.state.stage == "prune" ? $0.state.step : s.pruneStepsRun + $0.state.step }
+        let metrics = try MetricsLog(url: out.appendingPathComponent("metrics.jsonl"), keepingStepsUpTo: resumeGlobal)
+        if let resumeGlobal {
+            metrics.append([("event", "resume"), ("step", resumeGlobal)])
+        } else {
+            metrics.append([("event", "start"), ("target", s.target.text), ("init", s.initialization.rawValue)])
+        }
 
-        var report = ShearReport(settings: s, sources: Dictionary(uniqueKeysWithValues: sources.map { ($0.name, $0.tokens) }),
-                                 referenceLoss: [:])
-        var rng = Xoshiro256(seed: s.seed)
+        var report: ShearReport
+        var sampler: DomainSampler
         let t0 = Date()
-        let references = heldOutLosses(source.model, masks: nil, sources: sources)
-        report.referenceLoss = Dictionary(uniqueKeysWithValues: zip(names, references))
-        report.stages.append(stage("source", source.model, sources, evalText, tokenizer: source.tokenizer, since: t0))
-        log("source: \(describe(report.stages.last!)); reference losses \(format(references, names))")
-        var sampler = DomainSampler(sizes: sources.map(\.train.count), references: references)
-
-        // The compact model of the target shape.
-        let start = Date()
-        var compact: LlamaModel
-        switch s.initialization {
-        case .sheared:
-            compact = try prune(source.model, sources: sources, sampler: &sampler, rng: &rng, metrics: metrics, report: &report)
-            report.stages.append(stage("pruned", compact, sources, evalText, tokenizer: source.tokenizer, since: start))
-        case .truncated:
-            compact = source.model.compacted(masks: Self.truncation(source.config, s.target))
-            report.stages.append(stage("truncated", compact, sources, evalText, tokenizer: source.tokenizer, since: start))
-        case .random:
-            compact = LlamaModel.random(config: s.target.config(source: source.config), seed: s.seed, std: 0.02)
-            report.stages.append(stage("random", compact, sources, evalText, tokenizer: source.tokenizer, since: start))
-        }
-        log("\(report.stages.last!.name): \(describe(report.stages.last!))")
-        guard compact.shape == s.target.llamaShape(source: source.config) else {
-            throw ShearError("internal: the compact model's shape \(compact.shape) is not the target \(s.target.text)")
+        if let saved {
+            report = saved.state.report
+            sampler = saved.state.sampler
+            log("resuming \(out.path) at \(saved.state.stage) step \(saved.state.step)")
+        } else {
+            report = ShearReport(settings: s, sources: Dictionary(uniqueKeysWithValues: sources.map { ($0.name, $0.tokens) }),
+                                 referenceLoss: [:])
+            let references = heldOutLosses(source.model, masks: nil, sources: sources)
+            report.referenceLoss = Dictionary(uniqueKeysWithValues: zip(names, references))
+            report.stages.append(stage("source", source.model, sources, evalText, tokenizer: source.tokenizer, since: t0))
+            log("source: \(describe(report.stages.last!)); reference losses \(format(references, names))")
+            sampler = DomainSampler(sizes: sources.map(\.train.count), references: references)
         }
 
-        // Continued training.
-        let trainStart = Date()
-        try train(compact, sources: sources, sampler: &sampler, rng: &rng, replay: replay, out: out, metrics: metrics, report: &report)
-        report.stages.append(stage("trained", compact, sources, evalText, tokenizer: source.tokenizer, since: trainStart))
-        log("trained: \(describe(report.stages.last!))")
+        do {
+            // The compact model of the target shape.
+            var compact: LlamaModel
+            var trainFrom = 0
+            if let saved, saved.state.stage == "train" {
+                compact = try LlamaModel.load(directory: saved.directory)
+                trainFrom = saved.state.step
+            } else {
+                let start = Date()
+                switch s.initialization {
+                case .sheared:
+                    let model = try saved.map { try LlamaModel.load(directory: $0.directory) } ?? source.model
+                    compact = try prune(model, sources: sources, sampler: &sampler, from: saved, out: out, metrics: metrics, report: &report)
+                    report.stages.append(stage("pruned", compact, sources, evalText, tokenizer: source.tokenizer, since: start))
+                case .truncated:
+                    compact = source.model.compacted(masks: Self.truncation(source.config, s.target))
+                    report.stages.append(stage("truncated", compact, sources, evalText, tokenizer: source.tokenizer, since: start))
+                case .random:
+                    compact = LlamaModel.random(config: s.target.config(source: source.config), seed: s.seed, std: 0.02)
+                    report.stages.append(stage("random", compact, sources, evalText, tokenizer: source.tokenizer, since: start))
+                }
+                log("\(report.stages.last!.name): \(describe(report.stages.last!))")
+                try ShearCheckpoint.save(out, state: .init(stage: "train", step: 0, sampler: sampler, report: report),
+                                         model: compact, optimizer: nil, gates: nil)
+            }
+            guard compact.shape == s.target.llamaShape(source: source.config) else {
+                throw ShearError("internal: the compact model's shape \(compact.shape) is not the target \(s.target.text)")
+            }
 
-        let lm = LanguageModel(model: compact, tokenizer: source.tokenizer, source: URL(fileURLWithPath: s.model))
-        try lm.saveHuggingFace(to: out.appendingPathComponent("model"))
-        try lm.saveGGUF(to: out.appendingPathComponent("model.gguf"), name: "sheared-\(s.target.text)")
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(report).write(to: out.appendingPathComponent("report.json"), options: .atomic)
-        try ShearReportWriter.markdown(report).write(to: out.appendingPathComponent("report.md"), atomically: true, encoding: .utf8)
-        metrics.append([("event", "end"), ("seconds", Date().timeIntervalSince(t0))])
-        return report
+            // Continued training.
+            let trainStart = Date()
+            try train(compact, sources: sources, sampler: &sampler, from: trainFrom,
+                      optimizerState: trainFrom > 0 ? try saved?.optimizer() : nil, replay: replay, out: out,
+                      metrics: metrics, report: &report)
+            report.stages.append(stage("trained", compact, sources, evalText, tokenizer: source.tokenizer, since: trainStart))
+            log("trained: \(describe(report.stages.last!))")
+
+            let lm = LanguageModel(model: compact, tokenizer: source.tokenizer, source: URL(fileURLWithPath: s.model))
+            try lm.saveHuggingFace(to: out.appendingPathComponent("model"))
+            try lm.saveGGUF(to: out.appendingPathComponent("model.gguf"), name: "sheared-\(s.target.text)")
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(report).write(to: out.appendingPathComponent("report.json"), options: .atomic)
+            try ShearReportWriter.markdown(report).write(to: out.appendingPathComponent("report.md"), atomically: true, encoding: .utf8)
+            metrics.append([("event", "end"), ("seconds", Date().timeIntervalSince(t0))])
+            return report
+        } catch is Stopped {
+            return report
+        }
+    }
+
+    /// Thrown at `stopAfterSteps` (tests), after that step's checkpoint.
+    struct Stopped: Error {}
+
+    /// The generator of step `step` of `stage` (mask noise, data picks): a function of the seed, the stage and the
+    /// step only, so a resumed run draws what the uninterrupted run drew.
+    static func generator(seed: UInt64, stage: UInt64, step: Int) -> Xoshiro256 {
+        Xoshiro256(seed: seed &* 0x9E37_79B9_7F4A_7C15 &+ stage &* 0xBF58_476D_1CE4_E5B9 &+ UInt64(step))
+    }
+
+    /// Checkpoints every `checkpointEvery` steps and at `last`; stops at `stopAfterSteps` (global count).
+    func checkpoint(global: Int, step: Int, last: Int, _ save: () throws -> Void) throws {
+        let stop = settings.stopAfterSteps == global
+        if step % settings.checkpointEvery == 0 || step == last || stop { try save() }
+        if stop { throw Stopped() }
     }
 
     // MARK: Stages
 
-    func prune(_ model: LlamaModel, sources: [TextSource], sampler: inout DomainSampler, rng: inout Xoshiro256,
-               metrics: MetricsLog, report: inout ShearReport) throws -> LlamaModel {
+    func prune(_ model: LlamaModel, sources: [TextSource], sampler: inout DomainSampler, from saved: ShearCheckpoint?,
+               out: URL, metrics: MetricsLog, report: inout ShearReport) throws -> LlamaModel {
         let s = settings
         let gates = ShearGates(source: model.config, target: s.target)
         let warmup = Int((Double(s.pruneSteps) * s.targetWarmup).rounded())
@@ -165,10 +221,17 @@ public final class ShearJob {
             ParameterGroup(name: "model", parameters: model.namedParameters, learningRate: s.pruneLearningRate),
             ParameterGroup(name: "log_alpha", parameters: gates.logAlphas, learningRate: s.maskLearningRate, followsSchedule: false),
             ParameterGroup(name: "lambda", parameters: gates.lambdas, learningRate: -s.maskLearningRate, followsSchedule: false)])
+        var first = 0
+        if let saved {
+            try saved.restore(gates)
+            if let state = try saved.optimizer() { try optimizer.load(state: state) }
+            first = saved.state.step
+        }
         let schedule = LearningRateSchedule.linear(warmupSteps: max(1, s.pruneSteps / 10), totalSteps: s.pruneSteps * 10)
         let names = sources.map(\.name)
         let clock = Date()
-        for step in 0..<s.pruneSteps {
+        for step in first..<s.pruneSteps {
+            var rng = Self.generator(seed: s.seed, stage: 1, step: step)
             let picks = sampler.next(s.batch, rng: &rng)
             let batch = Self.batch(picks, sources: sources, seqLen: s.seqLen)
             let masks = gates.sample(rng: &rng)
@@ -191,9 +254,14 @@ public final class ShearJob {
                                + zip(names, losses).map { ("loss_\($0)", $1) as (String, Any?) }
                                + zip(names, sampler.weights).map { ("weight_\($0)", $1) as (String, Any?) })
             }
-            progress("prune", done, s.pruneSteps, loss: Double(lm.value.scalar), clock: clock, sampler: sampler, names: names,
+            progress("prune", done - first, done, s.pruneSteps, loss: Double(lm.value.scalar), clock: clock, sampler: sampler, names: names,
                      extra: String(format: "  layers %.1f heads %.2f ffn %.0f hidden %.0f", counts["layers"]!, counts["heads"]!,
                                    counts["ffn"]!, counts["hidden"]!))
+            let snapshot = report, sampled = sampler
+            try checkpoint(global: done, step: done, last: s.pruneSteps) {
+                try ShearCheckpoint.save(out, state: .init(stage: "prune", step: done, sampler: sampled, report: snapshot),
+                                         model: model, optimizer: optimizer.state, gates: gates)
+            }
         }
         report.expectedCountsAtCut = gates.expectedCounts()
         let masks = gates.deterministic()
@@ -203,26 +271,34 @@ public final class ShearJob {
         let a = withoutGradients { model.forward(check, masks: masks).value.scalars }
         let b = withoutGradients { compact.forward(check).value.scalars }
         report.maskedVsCompact = Double(maxAbsDifference(a, b))
-        log(String(format: "cut to %@: masked vs compact logits max abs difference %.2e", s.target.text, report.maskedVsCompact!))
+        report.logitScaleAtCut = Double(maxError(a.map { abs($0) }))
+        log(String(format: "cut to %@: masked vs compact logits max abs difference %.2e (logits up to %.1f)", s.target.text,
+                   report.maskedVsCompact!, report.logitScaleAtCut!))
         return compact
     }
 
-    func train(_ model: LlamaModel, sources: [TextSource], sampler: inout DomainSampler, rng: inout Xoshiro256,
-               replay: [[(Int, Int)]]?, out: URL, metrics: MetricsLog, report: inout ShearReport) throws {
+    func train(_ model: LlamaModel, sources: [TextSource], sampler: inout DomainSampler, from first: Int,
+               optimizerState: [String: Tensor]?, replay: [[(Int, Int)]]?, out: URL, metrics: MetricsLog,
+               report: inout ShearReport) throws {
         let s = settings
         if let replay, replay.count < s.trainSteps {
             throw ShearError("--same-tokens-as \(s.sameTokensAs!): its data order has \(replay.count) steps, this run asks for \(s.trainSteps)")
         }
         let optimizer = AdamW(groups: [ParameterGroup(name: "model", parameters: model.namedParameters,
                                                       learningRate: s.trainLearningRate, weightDecay: 0.01)])
+        if let optimizerState { try optimizer.load(state: optimizerState) }
         let schedule = LearningRateSchedule.linear(warmupSteps: max(1, s.trainSteps / 20), totalSteps: s.trainSteps)
         let names = sources.map(\.name)
+        // The data order so far (a resumed run keeps the lines of the steps it does not redo).
         let orderURL = out.appendingPathComponent("train-order.jsonl")
-        FileManager.default.createFile(atPath: orderURL.path, contents: nil)
+        let kept = ((try? String(contentsOf: orderURL, encoding: .utf8)) ?? "").split(separator: "\n").prefix(first)
+        try Data(kept.map { $0 + "\n" }.joined().utf8).write(to: orderURL, options: .atomic)
         let order = try FileHandle(forWritingTo: orderURL)
+        order.seekToEndOfFile()
         defer { try? order.close() }
         let clock = Date()
-        for step in 0..<s.trainSteps {
+        for step in first..<s.trainSteps {
+            var rng = Self.generator(seed: s.seed, stage: 2, step: step)
             let picks = replay.map { $0[step].map { (source: $0.0, index: $0.1) } } ?? sampler.next(s.batch, rng: &rng)
             order.write(Data((JSON.object([("step", step), ("picks", picks.map { [names[$0.source], $0.index] as [Any] })]) + "\n").utf8))
             let loss = model.loss(Self.batch(picks, sources: sources, seqLen: s.seqLen))
@@ -232,17 +308,22 @@ public final class ShearJob {
             optimizer.zeroGradients()
             report.trainTokens += picks.count * s.seqLen
             let done = step + 1
-            metrics.append([("event", "train"), ("stage", "train"), ("step", done), ("loss", Double(loss.value.scalar)),
-                            ("lr", Double(s.trainLearningRate * schedule.multiplier(atStep: step)))])
+            metrics.append([("event", "train"), ("stage", "train"), ("step", s.pruneStepsRun + done), ("stage_step", done),
+                            ("loss", Double(loss.value.scalar)), ("lr", Double(s.trainLearningRate * schedule.multiplier(atStep: step)))])
             if replay == nil, done % s.evalEvery == 0 || done == s.trainSteps {
                 let losses = heldOutLosses(model, masks: nil, sources: sources)
                 sampler.update(losses: losses)
                 record(sampler, names, &report)
-                metrics.append([("event", "eval"), ("stage", "train"), ("step", done)]
+                metrics.append([("event", "eval"), ("stage", "train"), ("step", s.pruneStepsRun + done)]
                                + zip(names, losses).map { ("loss_\($0)", $1) as (String, Any?) }
                                + zip(names, sampler.weights).map { ("weight_\($0)", $1) as (String, Any?) })
             }
-            progress("train", done, s.trainSteps, loss: Double(loss.value.scalar), clock: clock, sampler: sampler, names: names, extra: "")
+            progress("train", done - first, done, s.trainSteps, loss: Double(loss.value.scalar), clock: clock, sampler: sampler, names: names, extra: "")
+            let snapshot = report, sampled = sampler
+            try checkpoint(global: s.pruneStepsRun + done, step: done, last: s.trainSteps) {
+                try ShearCheckpoint.save(out, state: .init(stage: "train", step: done, sampler: sampled, report: snapshot),
+                                         model: model, optimizer: optimizer.state, gates: nil)
+            }
         }
     }
 
@@ -297,12 +378,12 @@ public final class ShearJob {
         report.sourceWeights.append(Dictionary(uniqueKeysWithValues: zip(names, sampler.weights)))
     }
 
-    func progress(_ stage: String, _ step: Int, _ total: Int, loss: Double, clock: Date, sampler: DomainSampler,
+    func progress(_ stage: String, _ ran: Int, _ step: Int, _ total: Int, loss: Double, clock: Date, sampler: DomainSampler,
                   names: [String], extra: String) {
-        guard step % 5 == 0 || step == total || step == 1 else { return }
+        guard step % 5 == 0 || step == total || ran == 1 else { return }
         let elapsed = Date().timeIntervalSince(clock)
-        let tokensPerSecond = Double(step * settings.batch * settings.seqLen) / max(elapsed, 1e-9)
-        let eta = elapsed / Double(step) * Double(total - step)
+        let tokensPerSecond = Double(ran * settings.batch * settings.seqLen) / max(elapsed, 1e-9)
+        let eta = elapsed / Double(max(ran, 1)) * Double(total - step)
         log(String(format: "%@ step %d/%d  loss %.4f  %.0f tok/s  ETA %@", stage, step, total, loss, tokensPerSecond,
                    ProgressReporter.duration(eta)) + extra + "  weights " + format(sampler.weights, names))
     }

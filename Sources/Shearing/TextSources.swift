@@ -36,7 +36,7 @@ public struct TextSource: Sendable {
 /// where ℓ_i is the model's held-out loss on source i and ℓ_ref,i its reference. A source whose loss lags its
 /// reference the most gets more of the next batches. Within a source, sequences are taken in a shuffled order
 /// (reshuffled after each pass) from `rng`, so a seed fixes the data order.
-public struct DomainSampler: Sendable {
+public struct DomainSampler: Codable, Sendable {
     public private(set) var weights: [Double]
     public let references: [Double]
     private var orders: [[Int]]

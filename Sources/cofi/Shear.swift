@@ -13,7 +13,8 @@ struct Shear: ParsableCommand {
             ordinary uniform LLaMA. Both stages draw their batches from the --text sources with dynamic batch \
             loading (each source reweighted by how far its held-out loss is from the source model's). Writes \
             DIR/model/ (Hugging Face LlamaForCausalLM), DIR/model.gguf (float32), DIR/report.md, report.json, \
-            metrics.jsonl and train-order.jsonl (the continued-training data order, which --same-tokens-as replays). \
+            metrics.jsonl and train-order.jsonl (the continued-training data order, which --same-tokens-as replays); \
+            a checkpoint every --checkpoint-every steps, from which --resume continues exactly. \
             Baselines: --init truncated (the first layers and dims, no learned masks) or --init random.
             """)
 
@@ -41,12 +42,14 @@ struct Shear: ParsableCommand {
     @Option(help: "Continued-training steps.") var trainSteps = 200
     @Option(help: "Fraction of the pruning steps over which the targets rise from 0.") var targetWarmup = 0.2
     @Option(help: "Model learning rate while pruning.") var pruneLr: Float = 1e-4
-    @Option(help: "Learning rate of the masks' log α (and, negated, of the Lagrange multipliers).") var maskLr: Float = 0.1
+    @Option(help: "Learning rate of the masks' log α (and, negated, of the Lagrange multipliers); LLM-Shearing uses 1.0.") var maskLr: Float = 1.0
     @Option(help: "Learning rate of continued training (linear warm-up over 5 %, then linear decay).") var trainLr: Float = 2e-4
     @Option(help: "Steps between evaluations (which update the source weights).") var evalEvery = 25
     @Option(help: "Held-out sequences per source per evaluation.") var evalSequences = 8
     @Option(help: "Random seed (data order, mask noise, random init).") var seed: UInt64 = 1
     @Option(help: "A run directory whose continued-training data order to replay (same tokens as that run).") var sameTokensAs: String?
+    @Option(help: "Steps between checkpoints (OUT/checkpoint/; also at the end of each stage).") var checkpointEvery = 50
+    @Flag(help: "Continue the run in --out from its checkpoint (repeat the run's arguments).") var resume = false
     @Flag(help: "Overwrite a non-empty --out.") var force = false
 
     func run() throws {
@@ -68,6 +71,8 @@ struct Shear: ParsableCommand {
             s.seed = seed
             s.sameTokensAs = sameTokensAs
             s.force = force
+            s.checkpointEvery = checkpointEvery
+            s.resume = resume
             let report = try ShearJob(settings: s) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }.run()
             for st in report.stages {
                 print("\(st.name): \(st.shape), \(st.parameters) parameters" + (st.evalPerplexity.map { String(format: ", eval perplexity %.3f", $0) } ?? ""))

@@ -208,3 +208,45 @@ final class ShearingTests: XCTestCase {
         XCTAssertEqual(firstPass, Array(0..<7))
     }
 }
+
+/// Checkpoints: a run stopped mid-pruning and again mid-training, then resumed, ends with the same weights, report
+/// numbers and data order as the run that was never stopped.
+extension ShearingTests {
+    func testResumedRunEqualsTheUninterruptedOne() throws {
+        let base = self
+        let f = try base.fixture()
+        var whole = try base.settings(f, out: "whole")
+        whole.pruneSteps = 12
+        whole.trainSteps = 8
+        whole.checkpointEvery = 4
+        let a = try ShearJob(settings: whole) { _ in }.run()
+
+        var cut = whole
+        cut.out = base.dir.appendingPathComponent("cut").path
+        for stop in [7, 15] {   // inside pruning (after step 7), inside training (global 15 = train step 3)
+            var s = cut
+            s.stopAfterSteps = stop
+            s.resume = stop != 7
+            _ = try ShearJob(settings: s) { _ in }.run()
+            XCTAssertFalse(FileManager.default.fileExists(atPath: s.out + "/model.gguf"), "stopped run \(stop) finished")
+        }
+        cut.resume = true
+        let b = try ShearJob(settings: cut) { _ in }.run()
+
+        let ma = try LanguageModel.open(URL(fileURLWithPath: whole.out + "/model")).model
+        let mb = try LanguageModel.open(URL(fileURLWithPath: cut.out + "/model")).model
+        for ((name, va), (_, vb)) in zip(ma.namedParameters, mb.namedParameters) {
+            XCTAssertEqual(va.value.scalars, vb.value.scalars, "\(name) differs after resuming")
+        }
+        XCTAssertEqual(a.maskedVsCompact, b.maskedVsCompact)
+        XCTAssertEqual(a.stages.map { $0.heldOutLoss }, b.stages.map { $0.heldOutLoss })
+        XCTAssertEqual(a.sourceWeights, b.sourceWeights)
+        XCTAssertEqual(a.trainTokens, b.trainTokens)
+        let order = { (dir: String) in try String(contentsOf: URL(fileURLWithPath: dir + "/train-order.jsonl"), encoding: .utf8) }
+        XCTAssertEqual(try order(whole.out), try order(cut.out))
+        // Resuming with other arguments is refused.
+        var other = cut
+        other.batch = 3
+        XCTAssertThrowsError(try ShearJob(settings: other) { _ in }.run()) { XCTAssertTrue("\($0)".contains("--batch differs"), "\($0)") }
+    }
+}
