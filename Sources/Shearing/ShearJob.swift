@@ -384,8 +384,9 @@ public final class ShearJob {
         let elapsed = Date().timeIntervalSince(clock)
         let tokensPerSecond = Double(ran * settings.batch * settings.seqLen) / max(elapsed, 1e-9)
         let eta = elapsed / Double(max(ran, 1)) * Double(total - step)
+        let data = settings.sameTokensAs.map { _ in stage == "train" ? "  data order replayed" : nil } ?? nil
         log(String(format: "%@ step %d/%d  loss %.4f  %.0f tok/s  ETA %@", stage, step, total, loss, tokensPerSecond,
-                   ProgressReporter.duration(eta)) + extra + "  weights " + format(sampler.weights, names))
+                   ProgressReporter.duration(eta)) + extra + (data ?? "  weights " + format(sampler.weights, names)))
     }
 
     func describe(_ st: ShearReport.Stage) -> String {
