@@ -183,11 +183,29 @@ public final class LlamaDecoder {
     private func product(_ a: UnsafePointer<Float>, lda: Int, rows: Int, _ w: PackedMatrix,
                          into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool = false) {
         let cs = SharedPointer(c)
+        let P = PackedMatrix.panelWidth, K = w.k
+        let blocks = (K + Self.depthBlock - 1) / Self.depthBlock
         split(w.panelCount, pieces: 4 * team.threads) { panels in
-            PackedGEMM.multiply(a, lda: lda, m: rows, by: w, panels: panels, bias: nil, accumulate: accumulate,
-                                into: cs.base, ldc: ldc)
+            guard blocks > 1 else {
+                PackedGEMM.multiply(a, lda: lda, m: rows, by: w, panels: panels, bias: nil, accumulate: accumulate,
+                                    into: cs.base, ldc: ldc)
+                return
+            }
+            // Blocked summation over k: each block's sum is a chain of its own, added to C in turn.
+            for p in panels {
+                let panel = w.data + p * K * P, column = cs.base + w.panelColumn[p], n = w.panelOutputs[p]
+                for b in 0..<blocks {
+                    let k0 = K * b / blocks, k1 = K * (b + 1) / blocks
+                    PackedGEMM.multiply(a + k0, lda: lda, m: rows, panels: panel + k0 * P, k: k1 - k0, n: n, bias: nil,
+                                        accumulate: accumulate || b > 0, into: column, ldc: ldc)
+                }
+            }
         }
     }
+
+    /// Products over more than this many inputs sum in blocks (each block one chain, the block sums added in
+    /// turn), which keeps float32 rounding closer to PyTorch's blocked kernels than one chain over all of k.
+    static let depthBlock = 256
 
     /// x += o(attention(rotary(q(h)), cache keys, cache values)) for rows at positions start…, after appending
     /// this chunk's rotated keys and values to layer l's cache.

@@ -68,6 +68,24 @@ final class LlamaDecoderTests: XCTestCase {
         XCTAssertEqual(got.count, full.count)
     }
 
+    /// Products over more than `depthBlock` inputs sum in blocks (width 320: 2 blocks; FFN 600: 3 blocks), against
+    /// the full forward.
+    func testBlockedSummationOfWideProducts() {
+        let config = LlamaConfig(vocabSize: 50, hiddenSize: 320, intermediateSize: 600, numHiddenLayers: 2,
+                                 numAttentionHeads: 4, numKeyValueHeads: 2, headDim: 16, rmsNormEps: 1e-5,
+                                 ropeTheta: 10_000, maxPositionEmbeddings: 32, tieWordEmbeddings: false)
+        XCTAssertGreaterThan(config.intermediateSize, 2 * LlamaDecoder.depthBlock)
+        let model = LlamaModel.random(config: config, seed: 13, std: 0.05)
+        let tokens = (0..<20).map { ($0 * 7 + 1) % 50 }
+        let full = oracle(model, tokens)
+        let decoder = LlamaDecoder(model: model)
+        var got = decoder.append(Array(tokens[0..<17]), allLogits: true)
+        for t in tokens[17...] { got += decoder.decode(t) }
+        let d = maxAbsDifference(got, full)
+        print("decoder (blocked sums over k = 320 and 600): max abs difference to the full forward \(d)")
+        XCTAssertTrue(d <= 1e-4, "logits differ by \(d)")
+    }
+
     func testUntiedDenseModelAndReuseAfterReset() {
         var config = Self.config
         config.tieWordEmbeddings = false
