@@ -296,6 +296,7 @@ public final class ShearJob {
         let order = try FileHandle(forWritingTo: orderURL)
         order.seekToEndOfFile()
         defer { try? order.close() }
+        let parameters = model.namedParameters.map(\.1)   // clipped every step: listed once
         let clock = Date()
         for step in first..<s.trainSteps {
             var rng = Self.generator(seed: s.seed, stage: 2, step: step)
@@ -303,7 +304,7 @@ public final class ShearJob {
             order.write(Data((JSON.object([("step", step), ("picks", picks.map { [names[$0.source], $0.index] as [Any] })]) + "\n").utf8))
             let loss = model.loss(Self.batch(picks, sources: sources, seqLen: s.seqLen))
             loss.backward()
-            clipGradientNorm(model.namedParameters.map(\.1), maxNorm: 1)
+            clipGradientNorm(parameters, maxNorm: 1)
             optimizer.step(scheduleMultiplier: schedule.multiplier(atStep: step))
             optimizer.zeroGradients()
             report.trainTokens += picks.count * s.seqLen
